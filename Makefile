@@ -1,0 +1,117 @@
+# Tessera: the one build entry. Generated files go under $(BUILD).
+#   make            library, CLI, pkg-config file
+#   make test       install missing packages, build, run every test (then `make test SAN=1`)
+#   make demo       install missing packages, build, run graphs/demo.yaml
+#   make bench      speed table against libvips
+#   make install PREFIX=/usr/local
+
+PREFIX ?= /usr/local
+SAN ?= 0
+ifeq ($(SAN),1)
+BUILD ?= build-san
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+OPT ?= -O1 -g
+else
+BUILD ?= build
+SANFLAGS :=
+OPT ?= -O2 -g
+endif
+
+CC ?= cc
+WERROR ?= -Werror
+CFLAGS_ALL = -std=c11 -D_GNU_SOURCE $(OPT) -fPIC -Wall -Wextra $(WERROR) -Wno-unused-parameter \
+             -Iengine -I$(BUILD)/gen $(SANFLAGS) $(CFLAGS)
+LDLIBS_ALL = -lOpenCL -lpng -ljpeg -lyaml -lm -lpthread
+TEST_LDLIBS = -lcmocka
+
+ENGINE_SRC := $(sort $(wildcard engine/*.c))
+NODE_SRC := $(sort $(wildcard nodes/*.c))
+KERNELS := $(sort $(wildcard kernels/*.cl))
+LIB_OBJ := $(ENGINE_SRC:%.c=$(BUILD)/obj/%.o) $(NODE_SRC:%.c=$(BUILD)/obj/%.o) \
+           $(BUILD)/obj/gen/kernels.o
+TEST_SRC := $(sort $(wildcard tests/unit/test_*.c tests/nodes/test_*.c tests/graphs/test_*.c))
+TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
+TEST_COMMON := $(sort $(wildcard tests/common/*.c))
+TEST_COMMON_OBJ := $(TEST_COMMON:%.c=$(BUILD)/obj/%.o)
+
+.PHONY: all deps test check demo bench install clean format format-check tests-build
+all: $(BUILD)/libtessera.a $(BUILD)/libtessera.so $(BUILD)/tessera $(BUILD)/tessera.pc
+
+deps:
+	@bash tools/install-deps.sh
+
+$(BUILD)/embed-kernels: tools/embed-kernels.c
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -O2 -o $@ $<
+
+$(BUILD)/gen/kernels.c: $(BUILD)/embed-kernels $(KERNELS)
+	@mkdir -p $(@D)
+	$(BUILD)/embed-kernels $@ $(KERNELS)
+
+$(BUILD)/obj/gen/kernels.o: $(BUILD)/gen/kernels.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) -c -o $@ $<
+
+$(BUILD)/obj/%.o: %.c engine/tessera.h engine/internal.h nodes/nodes.def
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) -MMD -MP -c -o $@ $<
+
+$(BUILD)/libtessera.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/libtessera.so: $(LIB_OBJ)
+	$(CC) -shared $(SANFLAGS) -Wl,-soname,libtessera.so.0 -o $@ $^ $(LDLIBS_ALL)
+
+$(BUILD)/tessera: $(BUILD)/obj/tools/tessera.o $(BUILD)/libtessera.a
+	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS_ALL)
+
+$(BUILD)/tessera.pc: tools/tessera.pc.in Makefile
+	@mkdir -p $(@D)
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|0.1.0|g' $< > $@
+
+$(BUILD)/tests/%: tests/%.c $(TEST_COMMON_OBJ) $(BUILD)/libtessera.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) -Itests/common -o $@ $< $(TEST_COMMON_OBJ) $(BUILD)/libtessera.a \
+	    $(TEST_LDLIBS) $(LDLIBS_ALL)
+
+tests-build: all $(TEST_BIN)
+
+# The README's test command: packages, build, every test; then the same under ASan+UBSan.
+test: deps
+	$(MAKE) tests-build
+	bash tests/run.sh $(BUILD)
+	$(MAKE) SAN=1 tests-build
+	bash tests/run.sh build-san
+
+check: tests-build
+	bash tests/run.sh $(BUILD)
+
+demo: deps all
+	@mkdir -p out
+	$(BUILD)/tessera run graphs/demo.yaml
+	@echo "demo: wrote out/demo.png (input graphs/images/lighthouse.png, resized x2 with lanczos3)"
+
+bench: deps all
+	bash tools/bench.sh $(BUILD)/tessera
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin \
+	    $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 644 $(BUILD)/libtessera.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(BUILD)/libtessera.so $(DESTDIR)$(PREFIX)/lib/libtessera.so.0
+	ln -sf libtessera.so.0 $(DESTDIR)$(PREFIX)/lib/libtessera.so
+	install -m 644 engine/tessera.h $(DESTDIR)$(PREFIX)/include/
+	install -m 755 $(BUILD)/tessera $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 $(BUILD)/tessera.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+
+format:
+	clang-format -i engine/*.[ch] nodes/*.c tools/*.c tests/*/*.c
+
+format-check:
+	clang-format --dry-run --Werror engine/*.[ch] nodes/*.c tools/*.c tests/*/*.c
+
+clean:
+	rm -rf build build-san
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,351 @@
+/* Internal interfaces shared by engine/, nodes/ and tests. Not installed. */
+#ifndef TSR_INTERNAL_H
+#define TSR_INTERNAL_H
+
+#ifndef CL_TARGET_OPENCL_VERSION
+#define CL_TARGET_OPENCL_VERSION 120
+#endif
+#include <CL/cl.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stddef.h>
+
+#include "tessera.h"
+
+#define TSR_MAX_PORTS 4
+#define TSR_MAX_PARAMS 16
+#define TSR_DEFAULT_MAX_PIXELS (1ull << 28)
+
+/* ---------------------------------------------------------------------------------------------
+ * Errors: one message buffer per engine (or per call for engine-less functions). Messages are
+ * set once, where the error is found; callers pass the status up unchanged. Validation appends
+ * one line per error so that every error of a graph is reported. */
+typedef struct tsr__err {
+    char msg[8192];
+    size_t len;
+    int count; /* number of appended errors */
+} tsr__err;
+
+void tsr__err_clear(tsr__err *err);
+/* Replace the message; returns rc. */
+tsr_status tsr__seterr(tsr__err *err, tsr_status rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Append one line to the message (for collecting several errors); returns rc. */
+tsr_status tsr__adderr(tsr__err *err, tsr_status rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+const char *tsr__cl_status_name(cl_int st);
+
+/* Overflow-checked size arithmetic: return 0 on overflow. */
+int tsr__mul_size(size_t a, size_t b, size_t *out);
+size_t tsr__image_bytes(int w, int h, int channels); /* 0 on overflow or empty */
+
+/* ---------------------------------------------------------------------------------------------
+ * Geometry */
+typedef struct tsr_rect {
+    int x, y, w, h;
+} tsr_rect;
+
+typedef struct tsr_image_info {
+    int width, height, channels;
+    int bit_depth; /* source bit depth (8/16) if known, else 0 */
+} tsr_image_info;
+
+/* A buffer holding `rect` of an image of img_w x img_h pixels, planar float32: plane c starts at
+ * element c * rect.w * rect.h. Exactly one of mem (OpenCL path) and host (reference path) is
+ * set. Kernels clamp their reads to the image (0..img_w-1, 0..img_h-1); the executor guarantees
+ * that `rect` covers every clamped coordinate the node's plan() asked for. */
+typedef struct tsr_region {
+    tsr_rect rect;
+    int channels;
+    int img_w, img_h;
+    cl_mem mem;
+    float *host;
+} tsr_region;
+
+static inline float *tsr__plane(const tsr_region *r, int c)
+{
+    return r->host + (size_t)c * (size_t)r->rect.w * (size_t)r->rect.h;
+}
+
+/* Reference-path read with clamp-to-edge: (x, y) in full-image coordinates. */
+static inline float tsr__ref_at(const tsr_region *r, int c, int x, int y)
+{
+    x = x < 0 ? 0 : (x >= r->img_w ? r->img_w - 1 : x);
+    y = y < 0 ? 0 : (y >= r->img_h ? r->img_h - 1 : y);
+    return tsr__plane(r, c)[(size_t)(y - r->rect.y) * r->rect.w + (x - r->rect.x)];
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Node schema */
+typedef enum tsr_port_type {
+    TSR_PORT_IMAGE = 0,
+    TSR_PORT_MODEL,
+    TSR_PORT_NUMBER,
+    TSR_PORT_STRING
+} tsr_port_type;
+
+typedef struct tsr_port_def {
+    const char *name;
+    tsr_port_type type;
+    const char *doc;
+} tsr_port_def;
+
+typedef enum tsr_param_type {
+    TSR_PARAM_NUMBER = 0, /* double */
+    TSR_PARAM_INT,        /* integer-valued double */
+    TSR_PARAM_BOOL,
+    TSR_PARAM_STRING,
+    TSR_PARAM_ENUM /* one of the '|'-separated words in `choices` */
+} tsr_param_type;
+
+/* Param flags */
+#define TSR_PARAM_REQUIRED 1u /* must be given */
+#define TSR_PARAM_OPTIONAL 2u /* may be absent with no default (value.set == 0) */
+
+typedef struct tsr_param_def {
+    const char *name;
+    tsr_param_type type;
+    const char *def; /* default as YAML text, NULL if none */
+    double min, max; /* inclusive range for NUMBER/INT (ignored if min > max) */
+    const char *choices; /* ENUM: "a|b|c" */
+    unsigned flags;
+    const char *doc;
+} tsr_param_def;
+
+/* X-macro helpers: a node declares its params once,
+ *   #define BLUR_PARAMS(X) X(SIGMA, "sigma", TSR_PARAM_NUMBER, "1", 0.0, 200.0, NULL, 0, "...")
+ *   TSR_PARAM_ENUM_DECL(BLUR_PARAMS)   -> enum { P_SIGMA, ..., P_COUNT_ }
+ *   TSR_PARAM_TABLE_DECL(blur, BLUR_PARAMS) -> static const tsr_param_def blur_params[]
+ * and reads them as n->params[P_SIGMA].num. */
+#define TSR__PENUM(id, name, type, def, lo, hi, choices, flags, doc) P_##id,
+#define TSR__PDEF(id, name, type, def, lo, hi, choices, flags, doc)                              \
+    {name, type, def, lo, hi, choices, flags, doc},
+#define TSR_PARAM_ENUM_DECL(LIST) enum { LIST(TSR__PENUM) P_COUNT_ };
+#define TSR_PARAM_TABLE_DECL(stem, LIST)                                                          \
+    static const tsr_param_def stem##_params[] = {LIST(TSR__PDEF)};
+
+typedef struct tsr_value {
+    int set;         /* 0: absent (only for OPTIONAL params) */
+    double num;      /* NUMBER, INT, BOOL (0/1) */
+    int ival;        /* ENUM: index in choices; INT/BOOL: (int)num */
+    char *str;       /* STRING and ENUM: owned text */
+} tsr_value;
+
+/* Position in a graph file (1-based; 0 when not from a file). */
+typedef struct tsr_pos {
+    int line, col;
+} tsr_pos;
+
+typedef struct tsr_node tsr_node;
+typedef struct tsr_exec tsr_exec;
+
+/* What a node needs to produce one output rectangle. */
+typedef struct tsr_plan {
+    tsr_rect in[TSR_MAX_PORTS]; /* input rectangle per image input (may extend past the image;
+                                   reads are clamped to the image) */
+    size_t fixed_bytes;         /* device bytes held for the whole run (weights, tables) */
+    size_t tile_bytes;          /* device scratch bytes per tile, beyond inputs and output */
+} tsr_plan;
+
+#define TSR_NODE_SOURCE 1u  /* produces an image from outside (file, memory) */
+#define TSR_NODE_SINK 2u    /* consumes an image to outside; no output ports */
+#define TSR_NODE_BARRIER 4u /* needs its whole input at once (ends a tiled stage) */
+
+typedef struct tsr_node_class {
+    const char *name; /* YAML type, e.g. "blur.gaussian" */
+    const char *doc;  /* one line */
+    const tsr_port_def *inputs;
+    int n_inputs;
+    const tsr_port_def *outputs;
+    int n_outputs;
+    const tsr_param_def *params;
+    int n_params;
+    const char *kernel; /* kernels/<kernel>.cl, NULL if none */
+    unsigned flags;
+
+    /* Optional cross-parameter checks after each param passed its own range check. Report with
+     * tsr__node_error() so the message carries the position. */
+    tsr_status (*check)(const tsr_node *n, tsr__err *err);
+    /* Output image info from the input infos (in[i] for input port i). Sources read headers. */
+    tsr_status (*infer)(const tsr_node *n, const tsr_image_info *in, tsr_image_info *out,
+                        tsr__err *err);
+    /* Pure and cheap: input rectangles and device bytes for output rectangle `out`. */
+    void (*plan)(const tsr_node *n, const tsr_image_info *in, const tsr_rect *out, tsr_plan *p);
+    /* Enqueue kernels computing out->rect from in[]; scratch comes from tsr__exec_alloc. */
+    tsr_status (*run_cl)(tsr_exec *ex, const tsr_node *n, const tsr_region *in,
+                         const tsr_region *out);
+    /* Plain-C definition of the correct output. */
+    tsr_status (*run_ref)(const tsr_node *n, const tsr_region *in, const tsr_region *out,
+                          tsr__err *err);
+
+    /* SOURCE nodes: produce the whole image on the host. */
+    tsr_status (*produce)(tsr_exec *ex, const tsr_node *n, tsr_image **out);
+    /* SINK nodes: consume the whole image from the host. */
+    tsr_status (*consume)(tsr_exec *ex, const tsr_node *n, const tsr_image *img);
+} tsr_node_class;
+
+/* Registry (nodes/nodes.def). */
+extern const tsr_node_class *const tsr__node_classes[];
+extern const int tsr__node_class_count;
+const tsr_node_class *tsr__node_class_find(const char *name);
+
+/* ---------------------------------------------------------------------------------------------
+ * Graph model */
+typedef struct tsr_input_ref {
+    int connected;
+    int node;   /* index of the source node in graph->nodes */
+    int port;   /* output port index of the source node */
+    tsr_pos pos;
+} tsr_input_ref;
+
+struct tsr_node {
+    char *id;
+    const tsr_node_class *cls;
+    tsr_pos pos;                   /* of the node's key */
+    tsr_value params[TSR_MAX_PARAMS];
+    tsr_pos param_pos[TSR_MAX_PARAMS]; /* where each param was set */
+    tsr_input_ref inputs[TSR_MAX_PORTS];
+    tsr_image_info out_info[TSR_MAX_PORTS]; /* filled by inference */
+    const char *file;              /* graph file name for messages (borrowed from graph) */
+    tsr_image *bound;              /* in-memory image bound to a SOURCE node, or NULL */
+};
+
+struct tsr_graph {
+    char *file;
+    tsr_node *nodes;
+    int n_nodes;
+    int *order; /* execution order (topological), n_nodes entries */
+    int inferred;
+};
+
+/* Error at a node's position: "file:line:col: error: node 'id': <text>". */
+tsr_status tsr__node_error(tsr__err *err, const tsr_node *n, int param, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Parse and validate `value` (YAML scalar text) for param `i` of node n, storing it.
+ * Used by the YAML reader, --set and tests. */
+tsr_status tsr__param_set(tsr_node *n, int i, const char *value, tsr_pos pos, tsr__err *err);
+/* Fill a node's params with defaults. */
+tsr_status tsr__node_init(tsr_node *n, const tsr_node_class *cls, const char *id, tsr__err *err);
+void tsr__node_clear(tsr_node *n);
+int tsr__param_index(const tsr_node_class *cls, const char *name);
+
+/* Make a free-standing node from "key=value" strings (tests and the C API). */
+tsr_status tsr__node_make(const char *type, const char *const *kv, int n_kv, tsr_node **out,
+                          tsr__err *err);
+void tsr__node_free(tsr_node *n);
+
+tsr_status tsr__graph_parse(const char *text, size_t len, const char *file, tsr_graph **out,
+                            tsr__err *err);
+tsr_status tsr__graph_validate(tsr_graph *g, tsr__err *err); /* structure: refs, types, cycles */
+void tsr__graph_free(tsr_graph *g);
+
+/* ---------------------------------------------------------------------------------------------
+ * Images and file I/O */
+struct tsr_image {
+    int width, height, channels;
+    int bit_depth;
+    int refcount;
+    float *data;
+};
+
+/* Read only the header: size, channels, bit depth. Checks the pixel limit. */
+tsr_status tsr__image_probe(const char *path, uint64_t max_pixels, tsr_image_info *info,
+                            tsr__err *err);
+tsr_status tsr__image_load(const char *path, uint64_t max_pixels, tsr_image **out,
+                           tsr__err *err);
+/* Decode from memory (fuzzing, in-memory use). */
+tsr_status tsr__image_decode(const unsigned char *buf, size_t len, const char *name,
+                             uint64_t max_pixels, tsr_image **out, tsr__err *err);
+tsr_status tsr__image_save(const tsr_image *img, const char *path, const tsr_save_options *opt,
+                           tsr__err *err);
+tsr_status tsr__image_compare(const tsr_image *a, const tsr_image *b, tsr_compare_result *res,
+                              tsr__err *err);
+
+/* ---------------------------------------------------------------------------------------------
+ * OpenCL runtime */
+typedef struct tsr__program tsr__program;
+
+typedef struct tsr__cl {
+    cl_platform_id platform;
+    cl_device_id device;
+    cl_context ctx;
+    cl_command_queue queue;
+    tsr_device_info info;
+    size_t max_wg; /* CL_DEVICE_MAX_WORK_GROUP_SIZE */
+    char *cache_dir;    /* NULL: no disk cache */
+    tsr__program *programs; /* linked list, one per kernel file built */
+    /* counters */
+    int builds_compiled;   /* programs built from source */
+    int builds_cached;     /* programs loaded from the disk cache */
+} tsr__cl;
+
+tsr_status tsr__cl_open(const char *device, const char *cache_dir, tsr__cl **out, tsr__err *err);
+void tsr__cl_close(tsr__cl *cl);
+/* Kernel `name` from kernels/<file>.cl, building (or loading from cache) on first use. The
+ * kernel object belongs to the runtime. */
+tsr_status tsr__cl_kernel(tsr__cl *cl, const char *file, const char *name, cl_kernel *out,
+                          tsr__err *err);
+
+/* Embedded kernel sources (generated from kernels/*.cl). */
+typedef struct tsr__kernel_source {
+    const char *name; /* file stem */
+    const char *source;
+    size_t length;
+    uint64_t hash; /* FNV-1a 64 of the source */
+} tsr__kernel_source;
+extern const tsr__kernel_source tsr__kernel_sources[];
+extern const int tsr__kernel_source_count;
+
+/* Device buffer pool. */
+typedef struct tsr__pool tsr__pool;
+tsr_status tsr__pool_new(tsr__cl *cl, tsr__pool **out);
+void tsr__pool_free(tsr__pool *p);
+tsr_status tsr__pool_alloc(tsr__pool *p, size_t bytes, cl_mem *out, tsr__err *err);
+void tsr__pool_release(tsr__pool *p, cl_mem m);
+
+/* Execution context handed to run_cl. */
+struct tsr_exec {
+    tsr_engine *engine;
+    tsr__cl *cl;         /* NULL on the reference path */
+    tsr__pool *pool;     /* NULL on the reference path */
+    tsr__err *err;
+    const tsr_node *node; /* node being run, for messages */
+    const char *kernel;   /* kernel being launched, for messages */
+    uint64_t max_pixels;
+};
+
+/* Device scratch for a node (counts against the budget). */
+tsr_status tsr__exec_alloc(tsr_exec *ex, size_t bytes, cl_mem *out);
+void tsr__exec_release(tsr_exec *ex, cl_mem m);
+/* Kernel lookup for the running node's kernel file; sets ex->kernel for messages. */
+tsr_status tsr__exec_kernel(tsr_exec *ex, const char *name, cl_kernel *out);
+/* Map a failed OpenCL status to a tsr_status with "node 'id' (type), kernel 'k': what: CL_X". */
+tsr_status tsr__exec_cl_error(tsr_exec *ex, cl_int st, const char *what);
+/* Set kernel args: pairs of (size_t size, const void *ptr), `n` pairs. */
+tsr_status tsr__exec_args(tsr_exec *ex, cl_kernel k, int n, ...);
+/* Enqueue a 2-D (gz planes: 3-D) launch of gx*gy*gz items; the global size is rounded up to the
+ * work-group size, so kernels must return early when get_global_id is past gx/gy. */
+tsr_status tsr__exec_launch(tsr_exec *ex, cl_kernel k, size_t gx, size_t gy, size_t gz);
+
+/* Convenience for kernel arguments. */
+#define TSR_ARG(v) sizeof(v), (const void *)&(v)
+
+/* Run one node on whole host images (tests; the reference or CL path by engine). inputs[i] for
+ * input port i; *out receives a new image. If tile_w/tile_h > 0, the output is produced in
+ * tiles of that size (each planned and run independently). */
+tsr_status tsr__run_node(tsr_engine *e, const tsr_node *n, tsr_image *const *inputs,
+                         int tile_w, int tile_h, tsr_image **out);
+
+/* Engine internals */
+struct tsr_engine {
+    tsr__err err;
+    tsr__cl *cl; /* NULL for the ref engine */
+    tsr__pool *pool;
+    tsr_device_info ref_info;
+    uint64_t max_pixels;
+    volatile int interrupt;
+    char *stats;
+};
+
+#endif

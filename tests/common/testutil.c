@@ -1,0 +1,120 @@
+#include "testutil.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static tsr_engine *cl_engine, *ref_engine;
+
+static void free_engines(void)
+{
+    tsr_engine_free(cl_engine);
+    tsr_engine_free(ref_engine);
+}
+
+static tsr_engine *make_engine(const char *device)
+{
+    static int registered;
+    if (!registered) {
+        atexit(free_engines);
+        registered = 1;
+    }
+    tsr_engine_options o;
+    tsr_engine_options_init(&o);
+    o.device = device;
+    char msg[1024] = "";
+    tsr_engine *e = NULL;
+    tsr_status rc = tsr_engine_new(&o, &e, msg, sizeof msg);
+    if (rc)
+        fail_msg("cannot create engine (device %s): %s", device ? device : "default", msg);
+    return e;
+}
+
+tsr_engine *tu_engine_cl(void)
+{
+    if (!cl_engine) {
+        const char *d = getenv("TSR_TEST_DEVICE"); /* NULL: default device */
+        cl_engine = make_engine(d);
+        if (tsr_engine_is_ref(cl_engine))
+            fail_msg("TSR_DEVICE=ref is set: the OpenCL tests need a device");
+    }
+    return cl_engine;
+}
+
+tsr_engine *tu_engine_ref(void)
+{
+    if (!ref_engine)
+        ref_engine = make_engine("ref");
+    return ref_engine;
+}
+
+tsr_image *tu_random_image(int w, int h, int channels, uint32_t seed)
+{
+    tsr_image *img = NULL;
+    assert_int_equal(tsr_image_new(w, h, channels, &img), TSR_OK);
+    uint32_t s = seed ? seed : 1;
+    size_t n = (size_t)w * h * channels;
+    for (size_t i = 0; i < n; i++) {
+        s ^= s << 13;
+        s ^= s >> 17;
+        s ^= s << 5;
+        img->data[i] = (float)(s >> 8) / 16777216.0f;
+    }
+    return img;
+}
+
+double tu_max_diff(const tsr_image *a, const tsr_image *b)
+{
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_int_equal(a->width, b->width);
+    assert_int_equal(a->height, b->height);
+    assert_int_equal(a->channels, b->channels);
+    double m = 0;
+    size_t n = (size_t)a->width * a->height * a->channels;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a->data[i] - (double)b->data[i]);
+        if (d > m || isnan(d))
+            m = isnan(d) ? INFINITY : d;
+    }
+    return m;
+}
+
+tsr_node *tu_node(const char *type, const char *const *kv, int n_kv)
+{
+    tsr__err err;
+    tsr__err_clear(&err);
+    tsr_node *n = NULL;
+    if (tsr__node_make(type, kv, n_kv, &n, &err))
+        fail_msg("tsr__node_make(%s): %s", type, err.msg);
+    return n;
+}
+
+tsr_image *tu_run(tsr_engine *e, const tsr_node *n, tsr_image *in, int tile_w, int tile_h)
+{
+    tsr_image *out = NULL;
+    tsr_image *ins[1] = {in};
+    tsr_status rc = tsr__run_node(e, n, ins, tile_w, tile_h, &out);
+    if (rc)
+        fail_msg("run %s on %s: %s: %s", n->cls->name, tsr_engine_is_ref(e) ? "ref" : "cl",
+                 tsr_status_str(rc), tsr_errmsg(e));
+    return out;
+}
+
+const char *tu_shared(const char *rel)
+{
+    static char buf[4096];
+    const char *root = getenv("TSR_SHARED");
+    snprintf(buf, sizeof buf, "%s/%s", root && *root ? root : "../shared", rel);
+    return buf;
+}
+
+tsr_image *tu_load(const char *path)
+{
+    tsr__err err;
+    tsr__err_clear(&err);
+    tsr_image *img = NULL;
+    if (tsr__image_load(path, 0, &img, &err))
+        fail_msg("load %s: %s", path, err.msg);
+    return img;
+}

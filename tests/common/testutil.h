@@ -1,0 +1,31 @@
+/* Shared helpers for the cmocka tests. Tests run from the repository root. */
+#ifndef TSR_TESTUTIL_H
+#define TSR_TESTUTIL_H
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "internal.h"
+
+/* Engines are created once per process and freed at exit. tu_engine_cl() fails the test when
+ * no OpenCL device can be opened (CI installs PoCL): a silent skip would hide a broken path. */
+tsr_engine *tu_engine_cl(void);
+tsr_engine *tu_engine_ref(void);
+
+/* Seeded uniform random image in [0,1) (xorshift32, so the same on every machine). */
+tsr_image *tu_random_image(int w, int h, int channels, uint32_t seed);
+/* Largest absolute difference of two same-shaped images (fails the test on shape mismatch). */
+double tu_max_diff(const tsr_image *a, const tsr_image *b);
+/* Make a node from "k=v" strings; fails the test on error. Free with tsr__node_free. */
+tsr_node *tu_node(const char *type, const char *const *kv, int n_kv);
+/* Run a node on one input with the given engine (tile 0,0 = whole image); fails the test on
+ * error. */
+tsr_image *tu_run(tsr_engine *e, const tsr_node *n, tsr_image *in, int tile_w, int tile_h);
+/* Path under the shared data folder: $TSR_SHARED or ../shared. Returns a static buffer. */
+const char *tu_shared(const char *rel);
+/* Load a PNG/JPEG or fail the test. */
+tsr_image *tu_load(const char *path);
+
+#endif
