@@ -1,0 +1,128 @@
+/* Status text, per-engine messages and overflow-checked size helpers. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+const char *tsr_status_str(tsr_status rc)
+{
+    switch (rc) {
+    case TSR_OK: return "ok";
+    case TSR_ERR_NOMEM: return "out of host memory";
+    case TSR_ERR_INVALID: return "invalid argument";
+    case TSR_ERR_IO: return "file input/output error";
+    case TSR_ERR_DECODE: return "image decode error";
+    case TSR_ERR_LIMIT: return "image exceeds the pixel limit";
+    case TSR_ERR_GRAPH: return "graph error";
+    case TSR_ERR_DEVICE: return "OpenCL device error";
+    case TSR_ERR_DEVICE_NOMEM: return "out of device memory";
+    case TSR_ERR_BUILD: return "kernel build failed";
+    case TSR_ERR_CANCELLED: return "cancelled";
+    case TSR_ERR_UNSUPPORTED: return "unsupported";
+    case TSR_ERR_NO_DEVICE: return "no OpenCL device";
+    case TSR_ERR_INTERNAL: return "internal error";
+    }
+    return "unknown status";
+}
+
+void tsr__err_clear(tsr__err *err)
+{
+    if (!err)
+        return;
+    err->msg[0] = 0;
+    err->len = 0;
+    err->count = 0;
+}
+
+static void vappend(tsr__err *err, const char *fmt, va_list ap)
+{
+    if (err->len >= sizeof err->msg - 1)
+        return;
+    int n = vsnprintf(err->msg + err->len, sizeof err->msg - err->len, fmt, ap);
+    if (n < 0)
+        return;
+    err->len += (size_t)n;
+    if (err->len >= sizeof err->msg)
+        err->len = sizeof err->msg - 1;
+}
+
+tsr_status tsr__seterr(tsr__err *err, tsr_status rc, const char *fmt, ...)
+{
+    if (!err)
+        return rc;
+    tsr__err_clear(err);
+    va_list ap;
+    va_start(ap, fmt);
+    vappend(err, fmt, ap);
+    va_end(ap);
+    err->count = 1;
+    return rc;
+}
+
+tsr_status tsr__adderr(tsr__err *err, tsr_status rc, const char *fmt, ...)
+{
+    if (!err)
+        return rc;
+    if (err->len > 0 && err->len < sizeof err->msg - 1) {
+        err->msg[err->len++] = '\n';
+        err->msg[err->len] = 0;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vappend(err, fmt, ap);
+    va_end(ap);
+    err->count++;
+    return rc;
+}
+
+int tsr__mul_size(size_t a, size_t b, size_t *out)
+{
+    if (a && b > SIZE_MAX / a)
+        return 0;
+    *out = a * b;
+    return 1;
+}
+
+size_t tsr__image_bytes(int w, int h, int channels)
+{
+    size_t n;
+    if (w <= 0 || h <= 0 || channels <= 0)
+        return 0;
+    if (!tsr__mul_size((size_t)w, (size_t)h, &n) || !tsr__mul_size(n, (size_t)channels, &n) ||
+        !tsr__mul_size(n, sizeof(float), &n))
+        return 0;
+    return n;
+}
+
+void tsr_free(void *p) { free(p); }
+
+const char *tsr_version(void) { return TSR_VERSION; }
+
+const char *tsr__cl_status_name(cl_int st)
+{
+    switch (st) {
+#define C(x) case x: return #x;
+    C(CL_SUCCESS) C(CL_DEVICE_NOT_FOUND) C(CL_DEVICE_NOT_AVAILABLE) C(CL_COMPILER_NOT_AVAILABLE)
+    C(CL_MEM_OBJECT_ALLOCATION_FAILURE) C(CL_OUT_OF_RESOURCES) C(CL_OUT_OF_HOST_MEMORY)
+    C(CL_PROFILING_INFO_NOT_AVAILABLE) C(CL_MEM_COPY_OVERLAP) C(CL_IMAGE_FORMAT_MISMATCH)
+    C(CL_IMAGE_FORMAT_NOT_SUPPORTED) C(CL_BUILD_PROGRAM_FAILURE) C(CL_MAP_FAILURE)
+    C(CL_MISALIGNED_SUB_BUFFER_OFFSET) C(CL_EXEC_STATUS_ERROR_FOR_EVENTS_IN_WAIT_LIST)
+    C(CL_COMPILE_PROGRAM_FAILURE) C(CL_LINKER_NOT_AVAILABLE) C(CL_LINK_PROGRAM_FAILURE)
+    C(CL_DEVICE_PARTITION_FAILED) C(CL_KERNEL_ARG_INFO_NOT_AVAILABLE) C(CL_INVALID_VALUE)
+    C(CL_INVALID_DEVICE_TYPE) C(CL_INVALID_PLATFORM) C(CL_INVALID_DEVICE) C(CL_INVALID_CONTEXT)
+    C(CL_INVALID_QUEUE_PROPERTIES) C(CL_INVALID_COMMAND_QUEUE) C(CL_INVALID_HOST_PTR)
+    C(CL_INVALID_MEM_OBJECT) C(CL_INVALID_IMAGE_FORMAT_DESCRIPTOR) C(CL_INVALID_IMAGE_SIZE)
+    C(CL_INVALID_SAMPLER) C(CL_INVALID_BINARY) C(CL_INVALID_BUILD_OPTIONS) C(CL_INVALID_PROGRAM)
+    C(CL_INVALID_PROGRAM_EXECUTABLE) C(CL_INVALID_KERNEL_NAME) C(CL_INVALID_KERNEL_DEFINITION)
+    C(CL_INVALID_KERNEL) C(CL_INVALID_ARG_INDEX) C(CL_INVALID_ARG_VALUE) C(CL_INVALID_ARG_SIZE)
+    C(CL_INVALID_KERNEL_ARGS) C(CL_INVALID_WORK_DIMENSION) C(CL_INVALID_WORK_GROUP_SIZE)
+    C(CL_INVALID_WORK_ITEM_SIZE) C(CL_INVALID_GLOBAL_OFFSET) C(CL_INVALID_EVENT_WAIT_LIST)
+    C(CL_INVALID_EVENT) C(CL_INVALID_OPERATION) C(CL_INVALID_GL_OBJECT) C(CL_INVALID_BUFFER_SIZE)
+    C(CL_INVALID_MIP_LEVEL) C(CL_INVALID_GLOBAL_WORK_SIZE) C(CL_INVALID_PROPERTY)
+    C(CL_INVALID_IMAGE_DESCRIPTOR) C(CL_INVALID_COMPILER_OPTIONS) C(CL_INVALID_LINKER_OPTIONS)
+    C(CL_INVALID_DEVICE_PARTITION_COUNT) C(CL_PLATFORM_NOT_FOUND_KHR)
+#undef C
+    }
+    return "CL_UNKNOWN_ERROR";
+}
