@@ -26,7 +26,7 @@ TEST_LDLIBS = -lcmocka
 
 ENGINE_SRC := $(sort $(wildcard engine/*.c))
 NODE_SRC := $(sort $(wildcard nodes/*.c))
-KERNELS := $(sort $(wildcard kernels/*.cl))
+KERNELS := $(sort $(wildcard kernels/*.cl kernels/*.clh))
 LIB_OBJ := $(ENGINE_SRC:%.c=$(BUILD)/obj/%.o) $(NODE_SRC:%.c=$(BUILD)/obj/%.o) \
            $(BUILD)/obj/gen/kernels.o
 TEST_SRC := $(sort $(wildcard tests/unit/test_*.c tests/nodes/test_*.c tests/graphs/test_*.c))

@@ -76,6 +76,24 @@ tsr_status tsr__adderr(tsr__err *err, tsr_status rc, const char *fmt, ...)
     return rc;
 }
 
+void tsr__err_prefix(tsr__err *err, const char *fmt, ...)
+{
+    if (!err)
+        return;
+    char old[sizeof err->msg];
+    memcpy(old, err->msg, sizeof old);
+    int count = err->count;
+    tsr__err_clear(err);
+    va_list ap;
+    va_start(ap, fmt);
+    vappend(err, fmt, ap);
+    va_end(ap);
+    size_t room = sizeof err->msg - err->len;
+    int n = snprintf(err->msg + err->len, room, "%s", old);
+    err->len = n < 0 ? err->len : (size_t)n >= room ? sizeof err->msg - 1 : err->len + (size_t)n;
+    err->count = count;
+}
+
 int tsr__mul_size(size_t a, size_t b, size_t *out)
 {
     if (a && b > SIZE_MAX / a)

@@ -33,6 +33,8 @@ tsr_status tsr__seterr(tsr__err *err, tsr_status rc, const char *fmt, ...)
 /* Append one line to the message (for collecting several errors); returns rc. */
 tsr_status tsr__adderr(tsr__err *err, tsr_status rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Put text in front of the current message (adds context while passing an error up). */
+void tsr__err_prefix(tsr__err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 const char *tsr__cl_status_name(cl_int st);
 
 /* Overflow-checked size arithmetic: return 0 on overflow. */
@@ -287,7 +289,7 @@ void tsr__cl_close(tsr__cl *cl);
 tsr_status tsr__cl_kernel(tsr__cl *cl, const char *file, const char *name, cl_kernel *out,
                           tsr__err *err);
 
-/* Embedded kernel sources (generated from kernels/*.cl). */
+/* Embedded kernel sources (generated from the files in kernels/). */
 typedef struct tsr__kernel_source {
     const char *name; /* file stem */
     const char *source;
@@ -303,6 +305,9 @@ tsr_status tsr__pool_new(tsr__cl *cl, tsr__pool **out);
 void tsr__pool_free(tsr__pool *p);
 tsr_status tsr__pool_alloc(tsr__pool *p, size_t bytes, cl_mem *out, tsr__err *err);
 void tsr__pool_release(tsr__pool *p, cl_mem m);
+void tsr__pool_trim(tsr__pool *p);            /* give every cached block back */
+void tsr__pool_set_cap(tsr__pool *p, size_t cap); /* 0: no cap */
+int tsr__pool_stats(const tsr__pool *p, char *buf, size_t len); /* "key: value" lines */
 
 /* Execution context handed to run_cl. */
 struct tsr_exec {
@@ -344,7 +349,7 @@ struct tsr_engine {
     tsr__pool *pool;
     tsr_device_info ref_info;
     uint64_t max_pixels;
-    volatile int interrupt;
+    int interrupt; /* set from any thread with __atomic builtins */
     char *stats;
 };
 

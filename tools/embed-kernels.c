@@ -66,7 +66,8 @@ int main(int argc, char **argv)
         free(src);
         const char *base = strrchr(argv[i], '/');
         base = base ? base + 1 : argv[i];
-        int stem = (int)(strlen(base) - 3); /* drop ".cl" */
+        const char *dot = strrchr(base, '.'); /* drop ".cl" / ".clh" */
+        int stem = (int)(dot ? dot - base : (long)strlen(base));
         fprintf(out, "    {\"%.*s\", src_%d, %zu, 0x%016llxull},\n", stem, base, i - 2, len,
                 (unsigned long long)h);
     }

@@ -1,0 +1,110 @@
+/* image.save: encode an image to PNG (8/16-bit) or JPEG, atomically (temporary file, rename).
+ * Pixels: float32 planar 0..1 (clamped, rounded), 1-4 channels; JPEG drops alpha.
+ * Device: none; the executor downloads the image. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "nodeutil.h"
+
+#define SAVE_PARAMS(X)                                                                            \
+    X(PATH, "path", TSR_PARAM_STRING, NULL, 0, -1, NULL, TSR_PARAM_REQUIRED,                      \
+      "file to write, relative to the current directory; replaced only on success")              \
+    X(FORMAT, "format", TSR_PARAM_ENUM, NULL, 0, -1, "png|jpeg", TSR_PARAM_OPTIONAL,              \
+      "file format; default from the extension (.png, .jpg, .jpeg)")                             \
+    X(BIT_DEPTH, "bit_depth", TSR_PARAM_INT, NULL, 8, 16, NULL, TSR_PARAM_OPTIONAL,               \
+      "PNG bits per sample, 8 or 16; default: 16 if the source was 16-bit, else 8")              \
+    X(QUALITY, "quality", TSR_PARAM_INT, "92", 1, 100, NULL, 0, "JPEG quality")                   \
+    X(COMPRESSION, "compression", TSR_PARAM_INT, "6", 0, 9, NULL, 0, "PNG zlib level")            \
+    X(SUBSAMPLING, "subsampling", TSR_PARAM_ENUM, "420", 0, -1, "444|422|420", 0,                 \
+      "JPEG chroma subsampling")
+TSR_PARAM_ENUM_DECL(SAVE_PARAMS)
+TSR_PARAM_TABLE_DECL(save, SAVE_PARAMS)
+
+static const tsr_port_def inputs[] = {{"image", TSR_PORT_IMAGE, "image to write"}};
+
+static tsr_format format_of(const tsr_node *n)
+{
+    if (n->params[P_FORMAT].set)
+        return n->params[P_FORMAT].ival == 0 ? TSR_FORMAT_PNG : TSR_FORMAT_JPEG;
+    const char *dot = strrchr(n->params[P_PATH].str, '.');
+    if (dot && strcasecmp(dot, ".png") == 0)
+        return TSR_FORMAT_PNG;
+    if (dot && (strcasecmp(dot, ".jpg") == 0 || strcasecmp(dot, ".jpeg") == 0))
+        return TSR_FORMAT_JPEG;
+    return TSR_FORMAT_AUTO;
+}
+
+static tsr_status save_check(const tsr_node *n, tsr__err *err)
+{
+    tsr_status rc = TSR_OK;
+    if (format_of(n) == TSR_FORMAT_AUTO)
+        rc = tsr__node_error(err, n, P_PATH,
+                             "cannot tell the format of '%s' from its extension: use .png, .jpg "
+                             "or .jpeg, or set param 'format'",
+                             n->params[P_PATH].str);
+    if (n->params[P_BIT_DEPTH].set && n->params[P_BIT_DEPTH].ival != 8 &&
+        n->params[P_BIT_DEPTH].ival != 16)
+        rc = tsr__node_error(err, n, P_BIT_DEPTH, "bit_depth must be 8 or 16, got %d",
+                             n->params[P_BIT_DEPTH].ival);
+    if (format_of(n) == TSR_FORMAT_JPEG && n->params[P_BIT_DEPTH].set &&
+        n->params[P_BIT_DEPTH].ival != 8)
+        rc = tsr__node_error(err, n, P_BIT_DEPTH, "JPEG is written with 8 bits per sample");
+    return rc;
+}
+
+/* Fail before any pixel is computed when the output cannot be written. */
+static tsr_status save_infer(const tsr_node *n, const tsr_image_info *in, tsr_image_info *out,
+                             tsr__err *err)
+{
+    const char *path = n->params[P_PATH].str;
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == path)
+        snprintf(dir, sizeof dir, "/");
+    else
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    if (access(dir, W_OK) != 0) {
+        int e = errno;
+        tsr__node_error(err, n, P_PATH, "cannot write '%s': directory '%s': %s", path, dir,
+                        strerror(e));
+        return TSR_ERR_IO;
+    }
+    return TSR_OK;
+}
+
+static tsr_status save_consume(tsr_exec *ex, const tsr_node *n, const tsr_image *img)
+{
+    tsr_save_options o;
+    tsr_save_options_init(&o);
+    o.format = format_of(n);
+    o.bit_depth = n->params[P_BIT_DEPTH].set ? n->params[P_BIT_DEPTH].ival : 0;
+    o.quality = n->params[P_QUALITY].ival;
+    o.compression = n->params[P_COMPRESSION].ival;
+    static const int sub[] = {444, 422, 420};
+    o.subsampling = sub[n->params[P_SUBSAMPLING].ival];
+    tsr_status rc = tsr__image_save(img, n->params[P_PATH].str, &o, ex->err);
+    if (rc) {
+        char inner[sizeof ex->err->msg];
+        snprintf(inner, sizeof inner, "%s", ex->err->msg);
+        tsr__node_error(ex->err, n, P_PATH, "%s", inner);
+    }
+    return rc;
+}
+
+const tsr_node_class tsr_node_image_save = {
+    .name = "image.save",
+    .doc = "Write an image as PNG or JPEG (atomically: nothing is left behind on failure)",
+    .inputs = inputs,
+    .n_inputs = 1,
+    .params = save_params,
+    .n_params = P_COUNT_,
+    .flags = TSR_NODE_SINK,
+    .check = save_check,
+    .infer = save_infer,
+    .consume = save_consume,
+};
