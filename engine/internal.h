@@ -36,6 +36,9 @@ tsr_status tsr__adderr(tsr__err *err, tsr_status rc, const char *fmt, ...)
 /* Put text in front of the current message (adds context while passing an error up). */
 void tsr__err_prefix(tsr__err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 const char *tsr__cl_status_name(cl_int st);
+/* A number as "%.15g" (or more digits when needed to read back exactly), spelt with '.' whatever
+ * LC_NUMERIC says: messages and JSON must not depend on the caller's locale. */
+void tsr__format_number(char *buf, size_t len, double v);
 
 /* Overflow-checked size arithmetic: return 0 on overflow. */
 int tsr__mul_size(size_t a, size_t b, size_t *out);
@@ -190,6 +193,9 @@ typedef struct tsr_node_class {
 extern const tsr_node_class *const tsr__node_classes[];
 extern const int tsr__node_class_count;
 const tsr_node_class *tsr__node_class_find(const char *name);
+/* Schema of the given classes as JSON (tsr_nodes_json() passes the registry); NULL when out of
+ * memory. Free with free(). */
+char *tsr__nodes_json_of(const tsr_node_class *const *classes, int n);
 
 /* ---------------------------------------------------------------------------------------------
  * Graph model */
