@@ -1,0 +1,1135 @@
+/* Graph files: YAML read with libyaml's document API into a tsr_graph, then checked as a whole
+ * (connections, port types, cycles, an output node) and put in execution order. Every error is
+ * collected, one line each, "file:line:col: error: text", so that one run shows them all. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+#include "internal.h"
+
+/* A graph is written by hand or by a GUI; far more nodes than this means a broken or hostile
+ * file, and the per-node records would cost gigabytes before anything else is checked. */
+#define MAX_NODES 65536
+
+/* ---- small helpers -------------------------------------------------------------------------- */
+
+static tsr_pos pos_of(const yaml_node_t *nd) {
+    return (tsr_pos){(int)nd->start_mark.line + 1, (int)nd->start_mark.column + 1};
+}
+
+static const char *kind_name(const yaml_node_t *nd) {
+    switch (nd->type) {
+    case YAML_SCALAR_NODE:
+        return "a scalar";
+    case YAML_SEQUENCE_NODE:
+        return "a sequence";
+    case YAML_MAPPING_NODE:
+        return "a mapping";
+    default:
+        return "nothing";
+    }
+}
+
+static const char *scalar(const yaml_node_t *nd) {
+    return nd && nd->type == YAML_SCALAR_NODE ? (const char *)nd->data.scalar.value : NULL;
+}
+
+/* A plain (unquoted) empty, "~" or "null" scalar is YAML's null: `path:` with nothing after. */
+static int is_null(const yaml_node_t *nd) {
+    if (!nd || nd->type != YAML_SCALAR_NODE || nd->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+        return 0;
+    const char *s = scalar(nd);
+    return !*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") || !strcmp(s, "NULL");
+}
+
+/* Text of a scalar as shown in messages: long values are cut so that one bad value cannot push
+ * the other errors out of the message buffer. */
+static const char *shown(const char *s, char *buf, size_t len) {
+    if (strlen(s) + 1 <= len)
+        return s;
+    snprintf(buf, len, "%.*s...", (int)(len > 4 ? len - 4 : 0), s);
+    return buf;
+}
+
+static int edit_distance(const char *a, const char *b) {
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 64 || lb > 64)
+        return 1000;
+    int row[65];
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = (int)j;
+    for (size_t i = 1; i <= la; i++) {
+        int diag = row[0];
+        row[0] = (int)i;
+        for (size_t j = 1; j <= lb; j++) {
+            int up = row[j];
+            int best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+/* Suggestion state: feed candidates, then read `best` (NULL when nothing is close). */
+typedef struct suggest {
+    const char *typed;
+    const char *best;
+    int dist;
+} suggest;
+
+static void suggest_init(suggest *s, const char *typed) {
+    s->typed = typed;
+    s->best = NULL;
+    size_t n = strlen(typed);
+    /* Close enough to be a typo, not so loose that unrelated words are offered. */
+    s->dist = (n <= 3 ? 1 : n <= 8 ? 2 : 3) + 1;
+}
+
+static void suggest_add(suggest *s, const char *cand) {
+    int d = edit_distance(s->typed, cand);
+    if (d > 0 && d < s->dist) {
+        s->dist = d;
+        s->best = cand;
+    }
+}
+
+/* " (did you mean 'x'?)" or "". */
+static const char *suggest_text(const suggest *s, char *buf, size_t len) {
+    if (!s->best)
+        return "";
+    snprintf(buf, len, " (did you mean '%s'?)", s->best);
+    return buf;
+}
+
+static int valid_id(const char *s) {
+    if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || *s == '_'))
+        return 0;
+    for (s++; *s; s++)
+        if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') ||
+              *s == '_' || *s == '-'))
+            return 0;
+    return 1;
+}
+
+static const char *port_type_name(tsr_port_type t) {
+    switch (t) {
+    case TSR_PORT_IMAGE:
+        return "image";
+    case TSR_PORT_MODEL:
+        return "model";
+    case TSR_PORT_NUMBER:
+        return "number";
+    case TSR_PORT_STRING:
+        return "string";
+    }
+    return "unknown";
+}
+
+static const char *param_type_name(tsr_param_type t) {
+    switch (t) {
+    case TSR_PARAM_NUMBER:
+        return "a number";
+    case TSR_PARAM_INT:
+        return "an integer";
+    case TSR_PARAM_BOOL:
+        return "a boolean";
+    case TSR_PARAM_STRING:
+        return "a string";
+    case TSR_PARAM_ENUM:
+        return "one of its choices";
+    }
+    return "a value";
+}
+
+/* "a, b, c" from names picked out of a table; "" when there are none. */
+static void name_list(char *buf, size_t len, const void *table, size_t stride, int n) {
+    size_t k = 0;
+    buf[0] = 0;
+    for (int i = 0; i < n && k < len; i++) {
+        const char *name = *(const char *const *)((const char *)table + (size_t)i * stride);
+        int w = snprintf(buf + k, len - k, "%s%s", i ? ", " : "", name);
+        if (w < 0)
+            break;
+        k += (size_t)w;
+    }
+}
+
+/* ---- node id lookup --------------------------------------------------------------------------
+ * Open addressing over node indices; linear in the number of nodes so that a large generated
+ * graph does not turn duplicate detection and reference resolution quadratic. */
+typedef struct id_table {
+    int *slot; /* node index + 1; 0 = empty */
+    size_t mask;
+} id_table;
+
+static uint64_t fnv1a(const char *s) {
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+static int ids_init(id_table *t, int n) {
+    size_t cap = 16;
+    while (cap < (size_t)n * 2)
+        cap *= 2;
+    t->slot = calloc(cap, sizeof *t->slot);
+    t->mask = cap - 1;
+    return t->slot != NULL;
+}
+
+/* Index of the node named `id`, or -1. */
+static int ids_find(const id_table *t, const tsr_node *nodes, const char *id) {
+    for (size_t h = fnv1a(id) & t->mask;; h = (h + 1) & t->mask) {
+        if (!t->slot[h])
+            return -1;
+        if (strcmp(nodes[t->slot[h] - 1].id, id) == 0)
+            return t->slot[h] - 1;
+    }
+}
+
+static void ids_add(id_table *t, const tsr_node *nodes, int idx) {
+    size_t h = fnv1a(nodes[idx].id) & t->mask;
+    while (t->slot[h])
+        h = (h + 1) & t->mask;
+    t->slot[h] = idx + 1;
+}
+
+/* ---- parsing --------------------------------------------------------------------------------- */
+
+/* What the reader knows about a node beyond tsr_node, so that validation does not pile a second
+ * error on a part that already has one. */
+typedef struct node_extra {
+    int skip_inputs;                       /* the inputs section itself was broken */
+    const yaml_node_t *ref[TSR_MAX_PORTS]; /* reference text per input port, as written */
+} node_extra;
+
+typedef struct parse_ctx {
+    const char *file;
+    yaml_document_t *doc;
+    tsr__err *err;
+    tsr_status fatal; /* NOMEM or INTERNAL: stop, the message says why */
+    tsr_graph *g;
+    node_extra *extra;
+    id_table ids;
+    tsr_pos nodes_pos;
+    int unknown_types; /* nodes without a class: "no output node" could be a consequence */
+} parse_ctx;
+
+static void at(parse_ctx *c, tsr_pos p, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void at(parse_ctx *c, tsr_pos p, const char *fmt, ...) {
+    char text[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    tsr__adderr(c->err, TSR_ERR_GRAPH, "%s:%d:%d: error: %s", c->file, p.line, p.col, text);
+}
+
+static void node_at(tsr__err *err, const tsr_node *n, tsr_pos p, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void node_at(tsr__err *err, const tsr_node *n, tsr_pos p, const char *fmt, ...) {
+    char text[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    tsr__adderr(err, TSR_ERR_GRAPH, "%s:%d:%d: error: node '%s': %s", n->file ? n->file : "<graph>",
+                p.line, p.col, n->id, text);
+}
+
+static yaml_node_t *get(parse_ctx *c, int index) {
+    return yaml_document_get_node(c->doc, index);
+}
+
+static void report_yaml_error(parse_ctx *c, const yaml_parser_t *p, const char *text, size_t len) {
+    if (p->error == YAML_MEMORY_ERROR) {
+        c->fatal = tsr__seterr(c->err, TSR_ERR_NOMEM, "%s: out of memory reading YAML", c->file);
+        return;
+    }
+    tsr_pos pos = {(int)p->problem_mark.line + 1, (int)p->problem_mark.column + 1};
+    if (p->error == YAML_READER_ERROR) {
+        /* The reader (encoding) stage reports a byte offset, not a mark. */
+        pos = (tsr_pos){1, 1};
+        for (size_t i = 0; i < p->problem_offset && i < len; i++) {
+            if (text[i] == '\n')
+                pos.line++, pos.col = 1;
+            else if (((unsigned char)text[i] & 0xC0) != 0x80)
+                pos.col++;
+        }
+        if (p->problem_value >= 0)
+            at(c, pos, "invalid YAML: %s (byte 0x%02X)", p->problem ? p->problem : "bad input",
+               (unsigned)p->problem_value & 0xFFu);
+        else
+            at(c, pos, "invalid YAML: %s", p->problem ? p->problem : "bad input");
+        return;
+    }
+    if (p->context)
+        at(c, pos, "invalid YAML: %s %s (started at line %d, column %d)",
+           p->problem ? p->problem : "syntax error", p->context, (int)p->context_mark.line + 1,
+           (int)p->context_mark.column + 1);
+    else
+        at(c, pos, "invalid YAML: %s", p->problem ? p->problem : "syntax error");
+}
+
+/* The value of a key, the key name and its node, for each pair of a mapping. */
+#define FOR_PAIRS(c, map, pair)                                                                    \
+    for (yaml_node_pair_t *pair = (map)->data.mapping.pairs.start;                                 \
+         pair < (map)->data.mapping.pairs.top; pair++)
+
+/* Key of a pair as text, or NULL after reporting a non-scalar key. */
+static const char *key_text(parse_ctx *c, const yaml_node_pair_t *pair, const char *where) {
+    const yaml_node_t *k = get(c, pair->key);
+    if (!k)
+        return NULL;
+    if (k->type != YAML_SCALAR_NODE) {
+        at(c, pos_of(k), "%s: keys must be plain words, found %s", where, kind_name(k));
+        return NULL;
+    }
+    return scalar(k);
+}
+
+static void parse_params(parse_ctx *c, tsr_node *n, const yaml_node_t *map) {
+    const tsr_node_class *cls = n->cls;
+    unsigned given = 0;
+    tsr_pos first[TSR_MAX_PARAMS];
+    char buf[80], sbuf[80];
+    if (map && !is_null(map) && map->type != YAML_MAPPING_NODE) {
+        node_at(c->err, n, pos_of(map), "'params' must be a mapping of name: value, found %s",
+                kind_name(map));
+        map = NULL;
+    }
+    if (map && map->type == YAML_MAPPING_NODE) {
+        FOR_PAIRS(c, map, pair) {
+            const char *name = key_text(c, pair, "params");
+            const yaml_node_t *k = get(c, pair->key), *v = get(c, pair->value);
+            if (!name || !v)
+                continue;
+            int i = tsr__param_index(cls, name);
+            if (i < 0) {
+                char list[512];
+                suggest s;
+                suggest_init(&s, name);
+                for (int j = 0; j < cls->n_params; j++)
+                    suggest_add(&s, cls->params[j].name);
+                name_list(list, sizeof list, cls->params, sizeof *cls->params, cls->n_params);
+                if (s.best)
+                    node_at(c->err, n, pos_of(k), "unknown param '%s'%s", shown(name, buf, 64),
+                            suggest_text(&s, sbuf, sizeof sbuf));
+                else if (cls->n_params)
+                    node_at(c->err, n, pos_of(k), "unknown param '%s' (%s takes: %s)",
+                            shown(name, buf, 64), cls->name, list);
+                else
+                    node_at(c->err, n, pos_of(k), "unknown param '%s' (%s takes no params)",
+                            shown(name, buf, 64), cls->name);
+                continue;
+            }
+            if (given & (1u << i)) {
+                node_at(c->err, n, pos_of(k),
+                        "param '%s' is given twice (first at line %d, "
+                        "column %d)",
+                        name, first[i].line, first[i].col);
+                continue;
+            }
+            given |= 1u << i;
+            first[i] = pos_of(k);
+            if (v->type != YAML_SCALAR_NODE) {
+                node_at(c->err, n, pos_of(v), "param '%s' must be a single value (%s), found %s",
+                        name, param_type_name(cls->params[i].type), kind_name(v));
+                continue;
+            }
+            if (is_null(v)) {
+                node_at(c->err, n, pos_of(v), "param '%s' has no value (expected %s)", name,
+                        param_type_name(cls->params[i].type));
+                continue;
+            }
+            tsr_status rc = tsr__param_set(n, i, scalar(v), pos_of(v), c->err);
+            if (rc && rc != TSR_ERR_GRAPH) {
+                c->fatal = rc;
+                return;
+            }
+        }
+    }
+    for (int i = 0; i < cls->n_params; i++)
+        if ((cls->params[i].flags & TSR_PARAM_REQUIRED) && !(given & (1u << i)))
+            tsr__node_error(c->err, n, -1, "missing required param '%s' (%s)", cls->params[i].name,
+                            cls->params[i].doc ? cls->params[i].doc
+                                               : param_type_name(cls->params[i].type));
+}
+
+static void parse_inputs(parse_ctx *c, int idx, const yaml_node_t *map) {
+    tsr_node *n = &c->g->nodes[idx];
+    node_extra *x = &c->extra[idx];
+    const tsr_node_class *cls = n->cls;
+    char buf[80], sbuf[80];
+    if (!map || is_null(map))
+        return;
+    if (map->type != YAML_MAPPING_NODE) {
+        node_at(c->err, n, pos_of(map), "'inputs' must be a mapping of port: node.port, found %s",
+                kind_name(map));
+        x->skip_inputs = 1;
+        return;
+    }
+    FOR_PAIRS(c, map, pair) {
+        const char *name = key_text(c, pair, "inputs");
+        const yaml_node_t *k = get(c, pair->key), *v = get(c, pair->value);
+        if (!name || !v) {
+            x->skip_inputs = 1;
+            continue;
+        }
+        int p = -1;
+        for (int j = 0; j < cls->n_inputs; j++)
+            if (strcmp(cls->inputs[j].name, name) == 0)
+                p = j;
+        if (p < 0) {
+            char list[256];
+            suggest s;
+            suggest_init(&s, name);
+            for (int j = 0; j < cls->n_inputs; j++)
+                suggest_add(&s, cls->inputs[j].name);
+            name_list(list, sizeof list, cls->inputs, sizeof *cls->inputs, cls->n_inputs);
+            if (s.best)
+                node_at(c->err, n, pos_of(k), "unknown input '%s'%s", shown(name, buf, 64),
+                        suggest_text(&s, sbuf, sizeof sbuf));
+            else if (cls->n_inputs)
+                node_at(c->err, n, pos_of(k), "unknown input '%s' (%s has inputs: %s)",
+                        shown(name, buf, 64), cls->name, list);
+            else
+                node_at(c->err, n, pos_of(k), "unknown input '%s' (%s has no inputs)",
+                        shown(name, buf, 64), cls->name);
+            x->skip_inputs = 1; /* probably a misspelt port: "missing input" would repeat it */
+            continue;
+        }
+        if (x->ref[p]) {
+            tsr_pos f = pos_of(x->ref[p]);
+            node_at(c->err, n, pos_of(k), "input '%s' is connected twice (first at line %d)", name,
+                    f.line);
+            continue;
+        }
+        n->inputs[p].pos = pos_of(v);
+        if (v->type != YAML_SCALAR_NODE || is_null(v)) {
+            node_at(c->err, n, pos_of(v), "input '%s' must be a reference 'node.port', found %s",
+                    name, is_null(v) ? "nothing" : kind_name(v));
+            x->skip_inputs = 1;
+            continue;
+        }
+        x->ref[p] = v;
+    }
+}
+
+/* Turn the "node.port" texts into indices, now that every id is known. */
+static void resolve_inputs(parse_ctx *c, int idx) {
+    tsr_node *n = &c->g->nodes[idx];
+    node_extra *x = &c->extra[idx];
+    char buf[80], sbuf[120];
+    for (int p = 0; n->cls && p < n->cls->n_inputs; p++) {
+        if (!x->ref[p])
+            continue;
+        const char *port_name = n->cls->inputs[p].name;
+        const char *text = scalar(x->ref[p]);
+        tsr_pos pos = n->inputs[p].pos;
+        const char *dot = strchr(text, '.');
+        if (!dot || dot == text || !dot[1]) {
+            int src = dot ? -1 : ids_find(&c->ids, c->g->nodes, text);
+            const tsr_node *s = src >= 0 ? &c->g->nodes[src] : NULL;
+            if (s && s->cls && s->cls->n_outputs == 1)
+                snprintf(sbuf, sizeof sbuf, " (did you mean '%s.%s'?)", s->id,
+                         s->cls->outputs[0].name);
+            else
+                sbuf[0] = 0;
+            node_at(c->err, n, pos, "input '%s' = '%s' is not a reference: expected 'node.port'%s",
+                    port_name, shown(text, buf, 64), sbuf);
+            continue;
+        }
+        char id[256];
+        if ((size_t)(dot - text) >= sizeof id) {
+            node_at(c->err, n, pos, "input '%s' references unknown node '%.60s...'", port_name,
+                    text);
+            continue;
+        }
+        snprintf(id, sizeof id, "%.*s", (int)(dot - text), text);
+        int src = ids_find(&c->ids, c->g->nodes, id);
+        if (src < 0) {
+            suggest s;
+            suggest_init(&s, id);
+            for (int j = 0; j < c->g->n_nodes && j < 4096; j++)
+                suggest_add(&s, c->g->nodes[j].id);
+            node_at(c->err, n, pos, "input '%s' references unknown node '%s'%s", port_name,
+                    shown(id, buf, 64), suggest_text(&s, sbuf, sizeof sbuf));
+            continue;
+        }
+        const tsr_node *s = &c->g->nodes[src];
+        if (!s->cls)
+            continue; /* its type is already reported as unknown */
+        const char *port = dot + 1;
+        int op = -1;
+        for (int j = 0; j < s->cls->n_outputs; j++)
+            if (strcmp(s->cls->outputs[j].name, port) == 0)
+                op = j;
+        if (op < 0) {
+            char list[256];
+            name_list(list, sizeof list, s->cls->outputs, sizeof *s->cls->outputs,
+                      s->cls->n_outputs);
+            if (s->cls->n_outputs)
+                node_at(c->err, n, pos,
+                        "input '%s' references unknown port '%s' of node '%s' (%s outputs: %s)",
+                        port_name, shown(port, buf, 64), s->id, s->cls->name, list);
+            else
+                node_at(c->err, n, pos,
+                        "input '%s' references port '%s' of node '%s', but %s has no outputs",
+                        port_name, shown(port, buf, 64), s->id, s->cls->name);
+            continue;
+        }
+        n->inputs[p].connected = 1;
+        n->inputs[p].node = src;
+        n->inputs[p].port = op;
+    }
+}
+
+/* One entry of `nodes:`; adds a node to c->g for every scalar key so that references to a node
+ * whose body is broken do not also come out as "unknown node". */
+static void parse_node(parse_ctx *c, const yaml_node_pair_t *pair) {
+    char buf[80], sbuf[80];
+    const char *id = key_text(c, pair, "nodes");
+    const yaml_node_t *k = get(c, pair->key), *body = get(c, pair->value);
+    if (!id || !body)
+        return;
+    tsr_graph *g = c->g;
+    int idx = g->n_nodes;
+    tsr_node *n = &g->nodes[idx];
+    const yaml_node_t *type = NULL, *inputs = NULL, *params = NULL;
+    tsr_pos kpos = pos_of(k);
+
+    if (!valid_id(id))
+        at(c, kpos,
+           "invalid node id '%s': use letters, digits, '_' and '-', starting with a "
+           "letter or '_'",
+           shown(id, buf, 64));
+    int dup = ids_find(&c->ids, g->nodes, id);
+    if (dup >= 0)
+        at(c, kpos, "duplicate node id '%s' (first defined at line %d, column %d)",
+           shown(id, buf, 64), g->nodes[dup].pos.line, g->nodes[dup].pos.col);
+
+    if (body->type == YAML_MAPPING_NODE) {
+        FOR_PAIRS(c, body, np) {
+            const char *key = key_text(c, np, "node");
+            const yaml_node_t *nk = get(c, np->key), *nv = get(c, np->value);
+            if (!key || !nv)
+                continue;
+            const yaml_node_t **slot = !strcmp(key, "type")     ? &type
+                                       : !strcmp(key, "inputs") ? &inputs
+                                       : !strcmp(key, "params") ? &params
+                                                                : NULL;
+            if (!slot) {
+                suggest s;
+                suggest_init(&s, key);
+                suggest_add(&s, "type");
+                suggest_add(&s, "inputs");
+                suggest_add(&s, "params");
+                at(c, pos_of(nk),
+                   "node '%s': unknown key '%s'%s (a node has type, inputs and "
+                   "params)",
+                   id, shown(key, buf, 64), suggest_text(&s, sbuf, sizeof sbuf));
+            } else if (*slot) {
+                at(c, pos_of(nk), "node '%s': key '%s' is given twice", id, key);
+            } else {
+                *slot = nv;
+            }
+        }
+    } else {
+        at(c, pos_of(body), "node '%s' must be a mapping with a 'type', found %s", id,
+           is_null(body) ? "nothing" : kind_name(body));
+    }
+
+    const tsr_node_class *cls = NULL;
+    if (type && (type->type != YAML_SCALAR_NODE || is_null(type))) {
+        at(c, pos_of(type), "node '%s': 'type' must be a node type name, found %s", id,
+           is_null(type) ? "nothing" : kind_name(type));
+    } else if (type) {
+        cls = tsr__node_class_find(scalar(type));
+        if (!cls) {
+            suggest s;
+            suggest_init(&s, scalar(type));
+            for (int i = 0; i < tsr__node_class_count; i++)
+                suggest_add(&s, tsr__node_classes[i]->name);
+            at(c, pos_of(type), "node '%s': unknown node type '%s'%s", id,
+               shown(scalar(type), buf, 64), suggest_text(&s, sbuf, sizeof sbuf));
+        }
+    } else if (body->type == YAML_MAPPING_NODE) {
+        at(c, kpos, "node '%s': missing 'type'", id);
+    }
+
+    if (cls) {
+        tsr_status rc = tsr__node_init(n, cls, id, c->err);
+        if (rc) {
+            c->fatal = rc;
+            return;
+        }
+    } else {
+        memset(n, 0, sizeof *n);
+        n->id = strdup(id);
+        if (!n->id) {
+            c->fatal = tsr__seterr(c->err, TSR_ERR_NOMEM, "out of memory reading the graph");
+            return;
+        }
+        c->unknown_types++;
+    }
+    g->n_nodes++;
+    n->pos = kpos;
+    n->file = g->file;
+    /* Defaults are reported at the node, since they were never written in the file. */
+    for (int i = 0; i < TSR_MAX_PARAMS; i++)
+        n->param_pos[i] = kpos;
+    if (dup < 0)
+        ids_add(&c->ids, g->nodes, idx);
+    if (!cls)
+        return;
+
+    int errors0 = c->err->count;
+    parse_params(c, n, params);
+    if (c->fatal)
+        return;
+    /* Cross-parameter checks only make sense once every param is individually right. */
+    if (c->err->count == errors0 && cls->check) {
+        tsr_status rc = cls->check(n, c->err);
+        if (rc && rc != TSR_ERR_GRAPH) {
+            c->fatal = rc;
+            return;
+        }
+    }
+    parse_inputs(c, idx, inputs);
+}
+
+static void parse_root(parse_ctx *c, const yaml_node_t *root) {
+    const yaml_node_t *version = NULL, *nodes = NULL;
+    tsr_pos vpos = {0, 0}, npos = {0, 0};
+    char buf[80], sbuf[80];
+    if (root->type != YAML_MAPPING_NODE) {
+        at(c, pos_of(root), "a graph is a mapping with 'version: 1' and 'nodes:', found %s",
+           kind_name(root));
+        return;
+    }
+    FOR_PAIRS(c, root, pair) {
+        const char *key = key_text(c, pair, "graph");
+        const yaml_node_t *k = get(c, pair->key), *v = get(c, pair->value);
+        if (!key || !v)
+            continue;
+        if (!strcmp(key, "version") || !strcmp(key, "nodes")) {
+            int is_version = key[0] == 'v';
+            const yaml_node_t **slot = is_version ? &version : &nodes;
+            tsr_pos *first = is_version ? &vpos : &npos;
+            if (*slot) {
+                at(c, pos_of(k), "key '%s' is given twice (first at line %d)", key, first->line);
+                continue;
+            }
+            *slot = v;
+            *first = pos_of(k);
+        } else {
+            suggest s;
+            suggest_init(&s, key);
+            suggest_add(&s, "version");
+            suggest_add(&s, "nodes");
+            at(c, pos_of(k), "unknown top-level key '%s'%s (a graph has version and nodes)",
+               shown(key, buf, 64), suggest_text(&s, sbuf, sizeof sbuf));
+        }
+    }
+    if (!version)
+        at(c, pos_of(root), "missing 'version: 1'");
+    else if (version->type != YAML_SCALAR_NODE || strcmp(scalar(version), "1") != 0)
+        at(c, pos_of(version), "unsupported version '%s': this Tessera reads version 1",
+           version->type == YAML_SCALAR_NODE ? shown(scalar(version), buf, 64)
+                                             : kind_name(version));
+    c->nodes_pos = nodes ? npos : pos_of(root);
+    if (!nodes) {
+        at(c, pos_of(root), "missing 'nodes:' (a mapping of node id to node)");
+        return;
+    }
+    if (nodes->type != YAML_MAPPING_NODE) {
+        at(c, pos_of(nodes), "'nodes' must be a mapping of node id to node, found %s",
+           is_null(nodes) ? "nothing" : kind_name(nodes));
+        return;
+    }
+    size_t count = (size_t)(nodes->data.mapping.pairs.top - nodes->data.mapping.pairs.start);
+    if (count == 0) {
+        at(c, npos, "'nodes' is empty: a graph needs at least a source and an output node");
+        return;
+    }
+    if (count > MAX_NODES) {
+        at(c, npos, "%zu nodes is more than the limit of %d", count, MAX_NODES);
+        return;
+    }
+    c->g->nodes = calloc(count, sizeof *c->g->nodes);
+    c->extra = calloc(count, sizeof *c->extra);
+    if (!c->g->nodes || !c->extra || !ids_init(&c->ids, (int)count)) {
+        c->fatal = tsr__seterr(c->err, TSR_ERR_NOMEM, "out of memory reading the graph");
+        return;
+    }
+    FOR_PAIRS(c, nodes, pair) {
+        parse_node(c, pair);
+        if (c->fatal)
+            return;
+    }
+    for (int i = 0; i < c->g->n_nodes; i++)
+        resolve_inputs(c, i);
+}
+
+/* ---- validation ------------------------------------------------------------------------------ */
+
+/* Min-heap of node indices: among the nodes ready to run, the earliest in the file goes first,
+ * which makes the order deterministic and as close to the file's as the edges allow. */
+static void heap_push(int *h, int *n, int v) {
+    int i = (*n)++;
+    while (i > 0 && h[(i - 1) / 2] > v) {
+        h[i] = h[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    h[i] = v;
+}
+
+static int heap_pop(int *h, int *n) {
+    int top = h[0], v = h[--*n], i = 0;
+    for (;;) {
+        int m = 2 * i + 1;
+        if (m >= *n)
+            break;
+        if (m + 1 < *n && h[m + 1] < h[m])
+            m++;
+        if (h[m] >= v)
+            break;
+        h[i] = h[m];
+        i = m;
+    }
+    if (*n > 0)
+        h[i] = v;
+    return top;
+}
+
+/* An edge that orders two nodes: a valid connection from another node with a class. */
+static int edge_src(const tsr_graph *g, int i, int p) {
+    const tsr_input_ref *r = &g->nodes[i].inputs[p];
+    if (!r->connected || r->node < 0 || r->node >= g->n_nodes || r->node == i ||
+        !g->nodes[r->node].cls)
+        return -1;
+    return r->node;
+}
+
+/* Name the cycles left after the topological sort. Each unsorted node has an unsorted
+ * predecessor, so walking predecessors from one must come back to a node of the same walk: the
+ * loop from there is a cycle. Nodes downstream of a cycle lead into one already reported. */
+static void report_cycles(const tsr_graph *g, const int *indeg, int *mark, int *path,
+                          tsr__err *err) {
+    int n = g->n_nodes;
+    for (int i = 0; i < n; i++)
+        mark[i] = -1; /* -1 unseen, else the walk (start node) that reached it */
+    for (int start = 0; start < n; start++) {
+        if (indeg[start] == 0 || mark[start] >= 0)
+            continue;
+        int len = 0, v = start;
+        while (v >= 0 && mark[v] < 0) {
+            mark[v] = start;
+            path[len++] = v;
+            int next = -1;
+            for (int p = 0; g->nodes[v].cls && p < g->nodes[v].cls->n_inputs && next < 0; p++) {
+                int s = edge_src(g, v, p);
+                if (s >= 0 && indeg[s] > 0)
+                    next = s;
+            }
+            v = next;
+        }
+        if (v < 0 || mark[v] != start)
+            continue;
+        /* path[j..len-1] is the cycle, each entry fed by the next and the last fed by path[j];
+         * print it in data-flow order, starting at its earliest node in the file. */
+        int j = 0;
+        while (path[j] != v)
+            j++;
+        int m = len - j, first = 0;
+        for (int q = 1; q < m; q++)
+            if (path[len - 1 - q] < path[len - 1 - first])
+                first = q;
+        char text[1024];
+        size_t k = 0;
+        text[0] = 0;
+        for (int q = 0; q <= m && k < sizeof text - 1; q++) {
+            int node = path[len - 1 - (first + q) % m];
+            int w = snprintf(text + k, sizeof text - k, "%s%s", q ? " -> " : "", g->nodes[node].id);
+            if (w < 0)
+                break;
+            k += (size_t)w;
+        }
+        const tsr_node *f = &g->nodes[path[len - 1 - first]];
+        tsr__adderr(err, TSR_ERR_GRAPH,
+                    "%s:%d:%d: error: node '%s' is on a cycle: %s (a node cannot depend on its "
+                    "own output)",
+                    f->file ? f->file : "<graph>", f->pos.line, f->pos.col, f->id, text);
+    }
+}
+
+static tsr_status validate(tsr_graph *g, const node_extra *extra, int unknown_types,
+                           tsr_pos nodes_pos, tsr__err *err) {
+    int errors0 = err->count;
+    int n = g->n_nodes, sinks = 0;
+    int *indeg = NULL, *heap = NULL, *order = NULL, *first_out = NULL, *fill = NULL;
+    int *consumers = NULL;
+    tsr_status rc = TSR_OK;
+    if (n <= 0) {
+        tsr__adderr(err, TSR_ERR_GRAPH, "%s:%d:%d: error: the graph has no nodes",
+                    g->file ? g->file : "<graph>", nodes_pos.line, nodes_pos.col);
+        return TSR_ERR_GRAPH;
+    }
+    indeg = calloc((size_t)n, sizeof *indeg);
+    heap = calloc((size_t)n, sizeof *heap);
+    order = calloc((size_t)n, sizeof *order);
+    first_out = calloc((size_t)n + 1, sizeof *first_out);
+    fill = calloc((size_t)n, sizeof *fill);
+    if (!indeg || !heap || !order || !first_out || !fill) {
+        rc = tsr__seterr(err, TSR_ERR_NOMEM, "out of memory validating the graph");
+        goto fail;
+    }
+    for (int i = 0; i < n; i++) {
+        tsr_node *nd = &g->nodes[i];
+        const tsr_node_class *cls = nd->cls;
+        if (!cls)
+            continue;
+        if (cls->flags & TSR_NODE_SINK)
+            sinks++;
+        for (int p = 0; p < cls->n_inputs; p++) {
+            const tsr_input_ref *r = &nd->inputs[p];
+            const tsr_port_def *want = &cls->inputs[p];
+            if (!r->connected) {
+                if (extra && (extra[i].skip_inputs || extra[i].ref[p]))
+                    continue; /* already reported where it was written */
+                node_at(err, nd, nd->pos,
+                        "missing input '%s' (expects %s %s; connect it under "
+                        "'inputs:' as %s: NODE.PORT)",
+                        want->name, want->type == TSR_PORT_IMAGE ? "an" : "a",
+                        port_type_name(want->type), want->name);
+                continue;
+            }
+            if (r->node < 0 || r->node >= n || !g->nodes[r->node].cls || r->port < 0 ||
+                r->port >= g->nodes[r->node].cls->n_outputs) {
+                if (r->node >= 0 && r->node < n && !g->nodes[r->node].cls)
+                    continue;
+                node_at(err, nd, r->pos,
+                        "input '%s' references a node or port that does not "
+                        "exist",
+                        want->name);
+                continue;
+            }
+            if (r->node == i) {
+                node_at(err, nd, r->pos,
+                        "input '%s' references its own node: a node cannot "
+                        "feed itself",
+                        want->name);
+                continue;
+            }
+            const tsr_node *src = &g->nodes[r->node];
+            const tsr_port_def *have = &src->cls->outputs[r->port];
+            if (have->type != want->type)
+                node_at(err, nd, r->pos, "input '%s' expects %s %s, but '%s.%s' is %s %s",
+                        want->name, want->type == TSR_PORT_IMAGE ? "an" : "a",
+                        port_type_name(want->type), src->id, have->name,
+                        have->type == TSR_PORT_IMAGE ? "an" : "a", port_type_name(have->type));
+        }
+    }
+    if (!sinks && !unknown_types) {
+        char list[256] = "";
+        size_t k = 0;
+        for (int i = 0; i < tsr__node_class_count && k < sizeof list; i++)
+            if (tsr__node_classes[i]->flags & TSR_NODE_SINK) {
+                int w = snprintf(list + k, sizeof list - k, "%s%s", k ? ", " : "",
+                                 tsr__node_classes[i]->name);
+                k += w > 0 ? (size_t)w : 0;
+            }
+        tsr__adderr(err, TSR_ERR_GRAPH,
+                    "%s:%d:%d: error: no output node: nothing would be written (add a node of "
+                    "type %s)",
+                    g->file ? g->file : "<graph>", nodes_pos.line, nodes_pos.col,
+                    *list ? list : "with an output");
+    }
+
+    /* Kahn's algorithm over the valid edges, consumers listed per producer (CSR). */
+    int edges = 0;
+    for (int i = 0; i < n; i++)
+        for (int p = 0; g->nodes[i].cls && p < g->nodes[i].cls->n_inputs; p++) {
+            int s = edge_src(g, i, p);
+            if (s >= 0) {
+                indeg[i]++;
+                first_out[s + 1]++;
+                edges++;
+            }
+        }
+    for (int i = 0; i < n; i++)
+        first_out[i + 1] += first_out[i];
+    consumers = malloc((size_t)(edges ? edges : 1) * sizeof *consumers);
+    if (!consumers) {
+        rc = tsr__seterr(err, TSR_ERR_NOMEM, "out of memory validating the graph");
+        goto fail;
+    }
+    for (int i = 0; i < n; i++)
+        for (int p = 0; g->nodes[i].cls && p < g->nodes[i].cls->n_inputs; p++) {
+            int s = edge_src(g, i, p);
+            if (s >= 0)
+                consumers[fill[s]++ + first_out[s]] = i;
+        }
+    int hn = 0, done = 0;
+    for (int i = 0; i < n; i++)
+        if (indeg[i] == 0)
+            heap_push(heap, &hn, i);
+    while (hn > 0) {
+        int v = heap_pop(heap, &hn);
+        order[done++] = v;
+        for (int e = first_out[v]; e < first_out[v + 1]; e++)
+            if (--indeg[consumers[e]] == 0)
+                heap_push(heap, &hn, consumers[e]);
+    }
+    if (done < n)
+        report_cycles(g, indeg, heap, fill, err);
+    if (err->count != errors0) {
+        rc = TSR_ERR_GRAPH;
+        goto fail;
+    }
+    free(g->order);
+    g->order = order;
+    order = NULL;
+fail:
+    free(indeg);
+    free(heap);
+    free(order);
+    free(first_out);
+    free(fill);
+    free(consumers);
+    return rc ? rc : (err->count != errors0 ? TSR_ERR_GRAPH : TSR_OK);
+}
+
+tsr_status tsr__graph_validate(tsr_graph *g, tsr__err *err) {
+    if (!g)
+        return tsr__seterr(err, TSR_ERR_INVALID, "no graph");
+    tsr_pos p = g->n_nodes > 0 ? g->nodes[0].pos : (tsr_pos){1, 1};
+    return validate(g, NULL, 0, p, err);
+}
+
+tsr_status tsr__graph_parse(const char *text, size_t len, const char *file, tsr_graph **out,
+                            tsr__err *err) {
+    *out = NULL;
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    int have_parser = 0, have_doc = 0;
+    parse_ctx c;
+    memset(&c, 0, sizeof c);
+    c.err = err;
+    c.doc = &doc;
+    int errors0 = err->count;
+    tsr_status rc = TSR_OK;
+
+    tsr_graph *g = calloc(1, sizeof *g);
+    if (!g || !(g->file = strdup(file ? file : "<graph>"))) {
+        rc = tsr__seterr(err, TSR_ERR_NOMEM, "out of memory reading the graph");
+        goto fail;
+    }
+    c.g = g;
+    c.file = g->file;
+    if (!yaml_parser_initialize(&parser)) {
+        rc = tsr__seterr(err, TSR_ERR_NOMEM, "out of memory starting the YAML reader");
+        goto fail;
+    }
+    have_parser = 1;
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    if (!yaml_parser_load(&parser, &doc)) {
+        report_yaml_error(&c, &parser, text, len);
+        rc = c.fatal ? c.fatal : TSR_ERR_GRAPH;
+        goto fail;
+    }
+    have_doc = 1;
+    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    if (!root) {
+        at(&c, (tsr_pos){1, 1}, "the graph is empty: expected 'version: 1' and 'nodes:'");
+        rc = TSR_ERR_GRAPH;
+        goto fail;
+    }
+    /* A second document would be silently ignored; more likely two files were concatenated. */
+    yaml_document_t extra_doc;
+    if (!yaml_parser_load(&parser, &extra_doc)) {
+        report_yaml_error(&c, &parser, text, len);
+    } else {
+        if (yaml_document_get_root_node(&extra_doc))
+            at(&c,
+               (tsr_pos){(int)extra_doc.start_mark.line + 1, (int)extra_doc.start_mark.column + 1},
+               "a graph file holds one YAML document; a second one starts here");
+        yaml_document_delete(&extra_doc);
+    }
+    if (c.fatal) {
+        rc = c.fatal;
+        goto fail;
+    }
+    parse_root(&c, root);
+    if (c.fatal) {
+        rc = c.fatal;
+        goto fail;
+    }
+    if (g->n_nodes > 0) {
+        rc = validate(g, c.extra, c.unknown_types, c.nodes_pos, err);
+        if (rc && rc != TSR_ERR_GRAPH)
+            goto fail;
+    }
+    rc = err->count != errors0 ? TSR_ERR_GRAPH : TSR_OK;
+    if (rc)
+        goto fail;
+    *out = g;
+    g = NULL;
+fail:
+    free(c.extra);
+    free(c.ids.slot);
+    if (have_doc)
+        yaml_document_delete(&doc);
+    if (have_parser)
+        yaml_parser_delete(&parser);
+    tsr__graph_free(g);
+    return rc;
+}
+
+void tsr__graph_free(tsr_graph *g) {
+    if (!g)
+        return;
+    for (int i = 0; g->nodes && i < g->n_nodes; i++)
+        tsr__node_clear(&g->nodes[i]);
+    free(g->nodes);
+    free(g->order);
+    free(g->file);
+    free(g);
+}
+
+/* ---- public API ----------------------------------------------------------------------------- */
+
+void tsr_graph_free(tsr_graph *g) {
+    tsr__graph_free(g);
+}
+
+tsr_status tsr_graph_load_string(tsr_engine *e, const char *yaml, const char *name,
+                                 tsr_graph **out) {
+    if (!e || !out)
+        return TSR_ERR_INVALID;
+    *out = NULL;
+    tsr__err_clear(&e->err);
+    if (!yaml)
+        return tsr__seterr(&e->err, TSR_ERR_INVALID, "tsr_graph_load_string: no text");
+    return tsr__graph_parse(yaml, strlen(yaml), name ? name : "<string>", out, &e->err);
+}
+
+tsr_status tsr_graph_load_file(tsr_engine *e, const char *path, tsr_graph **out) {
+    if (!e || !out)
+        return TSR_ERR_INVALID;
+    *out = NULL;
+    tsr__err_clear(&e->err);
+    if (!path)
+        return tsr__seterr(&e->err, TSR_ERR_INVALID, "tsr_graph_load_file: no path");
+    tsr_status rc = TSR_OK;
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        int en = errno;
+        return tsr__seterr(&e->err, TSR_ERR_IO, "cannot open graph '%s': %s", path, strerror(en));
+    }
+    for (;;) {
+        if (len == cap) {
+            size_t ncap = cap ? cap * 2 : 65536;
+            char *nb = ncap > cap ? realloc(buf, ncap) : NULL;
+            if (!nb) {
+                rc = tsr__seterr(&e->err, TSR_ERR_NOMEM, "out of memory reading graph '%s'", path);
+                goto fail;
+            }
+            buf = nb;
+            cap = ncap;
+        }
+        size_t got = fread(buf + len, 1, cap - len, f);
+        len += got;
+        if (got == 0)
+            break;
+    }
+    if (ferror(f)) {
+        int en = errno;
+        rc = tsr__seterr(&e->err, TSR_ERR_IO, "cannot read graph '%s': %s", path, strerror(en));
+        goto fail;
+    }
+    rc = tsr__graph_parse(buf, len, path, out, &e->err);
+fail:
+    fclose(f);
+    free(buf);
+    return rc;
+}
+
+tsr_status tsr_graph_set(tsr_engine *e, tsr_graph *g, const char *assignment) {
+    if (!e)
+        return TSR_ERR_INVALID;
+    tsr__err_clear(&e->err);
+    tsr__err *err = &e->err;
+    if (!g || !assignment)
+        return tsr__seterr(err, TSR_ERR_INVALID, "tsr_graph_set: no graph or no assignment");
+    char buf[80], sbuf[80];
+    const char *eq = strchr(assignment, '=');
+    const char *dot = eq ? memchr(assignment, '.', (size_t)(eq - assignment)) : NULL;
+    if (!eq || !dot || dot == assignment || dot + 1 == eq)
+        return tsr__seterr(err, TSR_ERR_GRAPH, "--set %s: error: expected node.param=value",
+                           shown(assignment, buf, 64));
+    char id[256], name[256];
+    if ((size_t)(dot - assignment) >= sizeof id || (size_t)(eq - dot - 1) >= sizeof name)
+        return tsr__seterr(err, TSR_ERR_GRAPH, "--set %.60s...: error: name too long", assignment);
+    snprintf(id, sizeof id, "%.*s", (int)(dot - assignment), assignment);
+    snprintf(name, sizeof name, "%.*s", (int)(eq - dot - 1), dot + 1);
+    const char *value = eq + 1;
+
+    tsr_node *n = NULL;
+    for (int i = 0; i < g->n_nodes && !n; i++)
+        if (strcmp(g->nodes[i].id, id) == 0)
+            n = &g->nodes[i];
+    if (!n) {
+        suggest s;
+        suggest_init(&s, id);
+        for (int i = 0; i < g->n_nodes; i++)
+            suggest_add(&s, g->nodes[i].id);
+        return tsr__seterr(err, TSR_ERR_GRAPH, "--set %s.%s: error: unknown node '%s'%s", id, name,
+                           id, suggest_text(&s, sbuf, sizeof sbuf));
+    }
+    int i = tsr__param_index(n->cls, name);
+    if (i < 0) {
+        suggest s;
+        suggest_init(&s, name);
+        for (int j = 0; j < n->cls->n_params; j++)
+            suggest_add(&s, n->cls->params[j].name);
+        return tsr__seterr(err, TSR_ERR_GRAPH,
+                           "--set %s.%s: error: node '%s': unknown param '%s' for %s%s", id, name,
+                           id, name, n->cls->name, suggest_text(&s, sbuf, sizeof sbuf));
+    }
+    if (!*value)
+        return tsr__seterr(err, TSR_ERR_GRAPH,
+                           "--set %s.%s: error: node '%s': param '%s' has no value (expected %s)",
+                           id, name, id, name, param_type_name(n->cls->params[i].type));
+
+    /* Keep the old value so that a rejected override leaves the graph as it was. */
+    tsr_value old = n->params[i];
+    tsr_pos old_pos = n->param_pos[i];
+    if (old.str && !(old.str = strdup(old.str)))
+        return tsr__seterr(err, TSR_ERR_NOMEM, "out of memory");
+    tsr_status rc = tsr__param_set(n, i, value, (tsr_pos){0, 0}, err);
+    if (!rc && n->cls->check) {
+        rc = n->cls->check(n, err);
+        if (rc) {
+            free(n->params[i].str);
+            n->params[i] = old;
+            n->param_pos[i] = old_pos;
+            old.str = NULL;
+        }
+    }
+    free(old.str);
+    if (!rc)
+        g->inferred = 0;
+    return rc;
+}
