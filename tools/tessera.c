@@ -168,7 +168,8 @@ static int cmd_run(int argc, char **argv, int validate_only)
 
     tsr_engine_options o;
     tsr_engine_options_init(&o);
-    o.device = device;
+    /* Validation reads headers only: it needs no device unless one is named. */
+    o.device = device ? device : validate_only ? "ref" : NULL;
     char msg[2048];
     tsr_engine *e = NULL;
     tsr_graph *g = NULL;
