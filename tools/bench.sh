@@ -43,7 +43,7 @@ tessera_time() {
         t0=$(now)
         TSR_DEVICE=$2 "$tessera" run "$1" -q --stats 2>"$dir/stats"
         t1=$(now)
-        walls+=("$(echo "$t1 - $t0" | bc -l)")
+        walls+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN {print b - a}')")
         procs+=("$(awk '/^node.op.seconds:/ {print $2}' "$dir/stats")")
     done
     echo "$(printf '%s\n' "${walls[@]}" | best) $(printf '%s\n' "${procs[@]}" | best)"
@@ -57,11 +57,11 @@ vips_time() {
         t0=$(now)
         eval "vips $(echo "$1" | sed "s|IN|$dir/in.png|; s|OUT|$dir/v.png[compression=1]|")"
         t1=$(now)
-        walls+=("$(echo "$t1 - $t0" | bc -l)")
+        walls+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN {print b - a}')")
         t0=$(now)
         eval "vips $(echo "$1" | sed "s|IN|$dir/in.v|; s|OUT|$dir/v.v|")"
         t1=$(now)
-        procs+=("$(echo "$t1 - $t0" | bc -l)")
+        procs+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN {print b - a}')")
     done
     echo "$(printf '%s\n' "${walls[@]}" | best) $(printf '%s\n' "${procs[@]}" | best)"
 }
