@@ -359,9 +359,10 @@ static void parse_params(parse_ctx *c, tsr_node *n, const yaml_node_t *map) {
     }
     for (int i = 0; i < cls->n_params; i++)
         if ((cls->params[i].flags & TSR_PARAM_REQUIRED) && !(given & (1u << i)))
-            tsr__node_error(c->err, n, -1, "missing required param '%s' (%s)", cls->params[i].name,
-                            cls->params[i].doc ? cls->params[i].doc
-                                               : param_type_name(cls->params[i].type));
+            tsr__node_error(c->err, n, -1, "missing required param '%s' (%s%s%s)",
+                            cls->params[i].name, param_type_name(cls->params[i].type),
+                            cls->params[i].doc ? ": " : "",
+                            cls->params[i].doc ? cls->params[i].doc : "");
 }
 
 static void parse_inputs(parse_ctx *c, int idx, const yaml_node_t *map) {
@@ -533,10 +534,9 @@ static void parse_node(parse_ctx *c, const yaml_node_pair_t *pair) {
                 suggest_add(&s, "type");
                 suggest_add(&s, "inputs");
                 suggest_add(&s, "params");
-                at(c, pos_of(nk),
-                   "node '%s': unknown key '%s'%s (a node has type, inputs and "
-                   "params)",
-                   id, shown(key, buf, 64), suggest_text(&s, sbuf, sizeof sbuf));
+                at(c, pos_of(nk), "node '%s': unknown key '%s'%s", id, shown(key, buf, 64),
+                   s.best ? suggest_text(&s, sbuf, sizeof sbuf)
+                          : " (a node has type, inputs and params)");
             } else if (*slot) {
                 at(c, pos_of(nk), "node '%s': key '%s' is given twice", id, key);
             } else {
@@ -636,8 +636,8 @@ static void parse_root(parse_ctx *c, const yaml_node_t *root) {
             suggest_init(&s, key);
             suggest_add(&s, "version");
             suggest_add(&s, "nodes");
-            at(c, pos_of(k), "unknown top-level key '%s'%s (a graph has version and nodes)",
-               shown(key, buf, 64), suggest_text(&s, sbuf, sizeof sbuf));
+            at(c, pos_of(k), "unknown top-level key '%s'%s", shown(key, buf, 64),
+               s.best ? suggest_text(&s, sbuf, sizeof sbuf) : " (a graph has version and nodes)");
         }
     }
     if (!version)
@@ -916,6 +916,60 @@ tsr_status tsr__graph_validate(tsr_graph *g, tsr__err *err) {
     return validate(g, NULL, 0, p, err);
 }
 
+/* Messages are found section by section (syntax, nodes, references, whole-graph checks); shown
+ * in file order they read like a compiler's. Stable, so lines at one position keep their order. */
+static void sort_lines(tsr__err *err, size_t start, const char *file) {
+    enum { MAX_LINES = 512 };
+    char *text = NULL;
+    struct line {
+        const char *s;
+        size_t len;
+        uint64_t key;
+    } *lines = NULL;
+    if (start >= err->len)
+        return;
+    size_t n = err->len - start, flen = strlen(file), count = 0;
+    text = malloc(n + 1);
+    lines = malloc(MAX_LINES * sizeof *lines);
+    if (!text || !lines)
+        goto done; /* unsorted is still correct */
+    memcpy(text, err->msg + start, n + 1);
+    for (char *p = text; *p && count < MAX_LINES;) {
+        if (*p == '\n') {
+            p++;
+            continue;
+        }
+        char *end = strchr(p, '\n');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        uint64_t key = UINT64_MAX;
+        int l, c;
+        if (len > flen && strncmp(p, file, flen) == 0 && p[flen] == ':' &&
+            sscanf(p + flen + 1, "%d:%d:", &l, &c) == 2 && l > 0 && c > 0)
+            key = (uint64_t)l << 32 | (uint64_t)c;
+        lines[count++] = (struct line){p, len, key};
+        p += len;
+    }
+    for (size_t i = 1; i < count; i++) {
+        struct line x = lines[i];
+        size_t j = i;
+        for (; j > 0 && lines[j - 1].key > x.key; j--)
+            lines[j] = lines[j - 1];
+        lines[j] = x;
+    }
+    size_t k = start;
+    for (size_t i = 0; i < count; i++) {
+        if (k > 0)
+            err->msg[k++] = '\n';
+        memcpy(err->msg + k, lines[i].s, lines[i].len);
+        k += lines[i].len;
+    }
+    err->msg[k] = 0;
+    err->len = k;
+done:
+    free(text);
+    free(lines);
+}
+
 tsr_status tsr__graph_parse(const char *text, size_t len, const char *file, tsr_graph **out,
                             tsr__err *err) {
     *out = NULL;
@@ -927,6 +981,7 @@ tsr_status tsr__graph_parse(const char *text, size_t len, const char *file, tsr_
     c.err = err;
     c.doc = &doc;
     int errors0 = err->count;
+    size_t len0 = err->len;
     tsr_status rc = TSR_OK;
 
     tsr_graph *g = calloc(1, sizeof *g);
@@ -954,6 +1009,11 @@ tsr_status tsr__graph_parse(const char *text, size_t len, const char *file, tsr_
         rc = TSR_ERR_GRAPH;
         goto fail;
     }
+    parse_root(&c, root);
+    if (c.fatal) {
+        rc = c.fatal;
+        goto fail;
+    }
     /* A second document would be silently ignored; more likely two files were concatenated. */
     yaml_document_t extra_doc;
     if (!yaml_parser_load(&parser, &extra_doc)) {
@@ -969,19 +1029,16 @@ tsr_status tsr__graph_parse(const char *text, size_t len, const char *file, tsr_
         rc = c.fatal;
         goto fail;
     }
-    parse_root(&c, root);
-    if (c.fatal) {
-        rc = c.fatal;
-        goto fail;
-    }
     if (g->n_nodes > 0) {
         rc = validate(g, c.extra, c.unknown_types, c.nodes_pos, err);
         if (rc && rc != TSR_ERR_GRAPH)
             goto fail;
     }
     rc = err->count != errors0 ? TSR_ERR_GRAPH : TSR_OK;
-    if (rc)
+    if (rc) {
+        sort_lines(err, len0, g->file);
         goto fail;
+    }
     *out = g;
     g = NULL;
 fail:
