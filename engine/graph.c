@@ -15,29 +15,29 @@
 
 /* ---- small helpers -------------------------------------------------------------------------- */
 
-static tsr_pos pos_of(const yaml_node_t *nd) {
+static tsr_pos pos_of(const yaml_node_t *nd)
+{
     return (tsr_pos){(int)nd->start_mark.line + 1, (int)nd->start_mark.column + 1};
 }
 
-static const char *kind_name(const yaml_node_t *nd) {
+static const char *kind_name(const yaml_node_t *nd)
+{
     switch (nd->type) {
-    case YAML_SCALAR_NODE:
-        return "a scalar";
-    case YAML_SEQUENCE_NODE:
-        return "a sequence";
-    case YAML_MAPPING_NODE:
-        return "a mapping";
-    default:
-        return "nothing";
+    case YAML_SCALAR_NODE: return "a scalar";
+    case YAML_SEQUENCE_NODE: return "a sequence";
+    case YAML_MAPPING_NODE: return "a mapping";
+    default: return "nothing";
     }
 }
 
-static const char *scalar(const yaml_node_t *nd) {
+static const char *scalar(const yaml_node_t *nd)
+{
     return nd && nd->type == YAML_SCALAR_NODE ? (const char *)nd->data.scalar.value : NULL;
 }
 
 /* A plain (unquoted) empty, "~" or "null" scalar is YAML's null: `path:` with nothing after. */
-static int is_null(const yaml_node_t *nd) {
+static int is_null(const yaml_node_t *nd)
+{
     if (!nd || nd->type != YAML_SCALAR_NODE || nd->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
         return 0;
     const char *s = scalar(nd);
@@ -46,14 +46,16 @@ static int is_null(const yaml_node_t *nd) {
 
 /* Text of a scalar as shown in messages: long values are cut so that one bad value cannot push
  * the other errors out of the message buffer. */
-static const char *shown(const char *s, char *buf, size_t len) {
+static const char *shown(const char *s, char *buf, size_t len)
+{
     if (strlen(s) + 1 <= len)
         return s;
     snprintf(buf, len, "%.*s...", (int)(len > 4 ? len - 4 : 0), s);
     return buf;
 }
 
-static int edit_distance(const char *a, const char *b) {
+static int edit_distance(const char *a, const char *b)
+{
     size_t la = strlen(a), lb = strlen(b);
     if (la > 64 || lb > 64)
         return 1000;
@@ -84,7 +86,8 @@ typedef struct suggest {
     int dist;
 } suggest;
 
-static void suggest_init(suggest *s, const char *typed) {
+static void suggest_init(suggest *s, const char *typed)
+{
     s->typed = typed;
     s->best = NULL;
     size_t n = strlen(typed);
@@ -92,7 +95,8 @@ static void suggest_init(suggest *s, const char *typed) {
     s->dist = (n <= 3 ? 1 : n <= 8 ? 2 : 3) + 1;
 }
 
-static void suggest_add(suggest *s, const char *cand) {
+static void suggest_add(suggest *s, const char *cand)
+{
     int d = edit_distance(s->typed, cand);
     if (d > 0 && d < s->dist) {
         s->dist = d;
@@ -101,14 +105,16 @@ static void suggest_add(suggest *s, const char *cand) {
 }
 
 /* " (did you mean 'x'?)" or "". */
-static const char *suggest_text(const suggest *s, char *buf, size_t len) {
+static const char *suggest_text(const suggest *s, char *buf, size_t len)
+{
     if (!s->best)
         return "";
     snprintf(buf, len, " (did you mean '%s'?)", s->best);
     return buf;
 }
 
-static int valid_id(const char *s) {
+static int valid_id(const char *s)
+{
     if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || *s == '_'))
         return 0;
     for (s++; *s; s++)
@@ -118,38 +124,32 @@ static int valid_id(const char *s) {
     return 1;
 }
 
-static const char *port_type_name(tsr_port_type t) {
+static const char *port_type_name(tsr_port_type t)
+{
     switch (t) {
-    case TSR_PORT_IMAGE:
-        return "image";
-    case TSR_PORT_MODEL:
-        return "model";
-    case TSR_PORT_NUMBER:
-        return "number";
-    case TSR_PORT_STRING:
-        return "string";
+    case TSR_PORT_IMAGE: return "image";
+    case TSR_PORT_MODEL: return "model";
+    case TSR_PORT_NUMBER: return "number";
+    case TSR_PORT_STRING: return "string";
     }
     return "unknown";
 }
 
-static const char *param_type_name(tsr_param_type t) {
+static const char *param_type_name(tsr_param_type t)
+{
     switch (t) {
-    case TSR_PARAM_NUMBER:
-        return "a number";
-    case TSR_PARAM_INT:
-        return "an integer";
-    case TSR_PARAM_BOOL:
-        return "a boolean";
-    case TSR_PARAM_STRING:
-        return "a string";
-    case TSR_PARAM_ENUM:
-        return "one of its choices";
+    case TSR_PARAM_NUMBER: return "a number";
+    case TSR_PARAM_INT: return "an integer";
+    case TSR_PARAM_BOOL: return "a boolean";
+    case TSR_PARAM_STRING: return "a string";
+    case TSR_PARAM_ENUM: return "one of its choices";
     }
     return "a value";
 }
 
 /* "a, b, c" from names picked out of a table; "" when there are none. */
-static void name_list(char *buf, size_t len, const void *table, size_t stride, int n) {
+static void name_list(char *buf, size_t len, const void *table, size_t stride, int n)
+{
     size_t k = 0;
     buf[0] = 0;
     for (int i = 0; i < n && k < len; i++) {
@@ -169,14 +169,16 @@ typedef struct id_table {
     size_t mask;
 } id_table;
 
-static uint64_t fnv1a(const char *s) {
+static uint64_t fnv1a(const char *s)
+{
     uint64_t h = 1469598103934665603ull;
     for (; *s; s++)
         h = (h ^ (unsigned char)*s) * 1099511628211ull;
     return h;
 }
 
-static int ids_init(id_table *t, int n) {
+static int ids_init(id_table *t, int n)
+{
     size_t cap = 16;
     while (cap < (size_t)n * 2)
         cap *= 2;
@@ -186,7 +188,8 @@ static int ids_init(id_table *t, int n) {
 }
 
 /* Index of the node named `id`, or -1. */
-static int ids_find(const id_table *t, const tsr_node *nodes, const char *id) {
+static int ids_find(const id_table *t, const tsr_node *nodes, const char *id)
+{
     for (size_t h = fnv1a(id) & t->mask;; h = (h + 1) & t->mask) {
         if (!t->slot[h])
             return -1;
@@ -195,7 +198,8 @@ static int ids_find(const id_table *t, const tsr_node *nodes, const char *id) {
     }
 }
 
-static void ids_add(id_table *t, const tsr_node *nodes, int idx) {
+static void ids_add(id_table *t, const tsr_node *nodes, int idx)
+{
     size_t h = fnv1a(nodes[idx].id) & t->mask;
     while (t->slot[h])
         h = (h + 1) & t->mask;
@@ -224,7 +228,8 @@ typedef struct parse_ctx {
 } parse_ctx;
 
 static void at(parse_ctx *c, tsr_pos p, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void at(parse_ctx *c, tsr_pos p, const char *fmt, ...) {
+static void at(parse_ctx *c, tsr_pos p, const char *fmt, ...)
+{
     char text[2048];
     va_list ap;
     va_start(ap, fmt);
@@ -235,7 +240,8 @@ static void at(parse_ctx *c, tsr_pos p, const char *fmt, ...) {
 
 static void node_at(tsr__err *err, const tsr_node *n, tsr_pos p, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-static void node_at(tsr__err *err, const tsr_node *n, tsr_pos p, const char *fmt, ...) {
+static void node_at(tsr__err *err, const tsr_node *n, tsr_pos p, const char *fmt, ...)
+{
     char text[2048];
     va_list ap;
     va_start(ap, fmt);
@@ -245,11 +251,13 @@ static void node_at(tsr__err *err, const tsr_node *n, tsr_pos p, const char *fmt
                 p.line, p.col, n->id, text);
 }
 
-static yaml_node_t *get(parse_ctx *c, int index) {
+static yaml_node_t *get(parse_ctx *c, int index)
+{
     return yaml_document_get_node(c->doc, index);
 }
 
-static void report_yaml_error(parse_ctx *c, const yaml_parser_t *p, const char *text, size_t len) {
+static void report_yaml_error(parse_ctx *c, const yaml_parser_t *p, const char *text, size_t len)
+{
     if (p->error == YAML_MEMORY_ERROR) {
         c->fatal = tsr__seterr(c->err, TSR_ERR_NOMEM, "%s: out of memory reading YAML", c->file);
         return;
@@ -285,7 +293,8 @@ static void report_yaml_error(parse_ctx *c, const yaml_parser_t *p, const char *
          pair < (map)->data.mapping.pairs.top; pair++)
 
 /* Key of a pair as text, or NULL after reporting a non-scalar key. */
-static const char *key_text(parse_ctx *c, const yaml_node_pair_t *pair, const char *where) {
+static const char *key_text(parse_ctx *c, const yaml_node_pair_t *pair, const char *where)
+{
     const yaml_node_t *k = get(c, pair->key);
     if (!k)
         return NULL;
@@ -296,7 +305,8 @@ static const char *key_text(parse_ctx *c, const yaml_node_pair_t *pair, const ch
     return scalar(k);
 }
 
-static void parse_params(parse_ctx *c, tsr_node *n, const yaml_node_t *map) {
+static void parse_params(parse_ctx *c, tsr_node *n, const yaml_node_t *map)
+{
     const tsr_node_class *cls = n->cls;
     unsigned given = 0;
     tsr_pos first[TSR_MAX_PARAMS];
@@ -307,7 +317,8 @@ static void parse_params(parse_ctx *c, tsr_node *n, const yaml_node_t *map) {
         map = NULL;
     }
     if (map && map->type == YAML_MAPPING_NODE) {
-        FOR_PAIRS(c, map, pair) {
+        FOR_PAIRS(c, map, pair)
+        {
             const char *name = key_text(c, pair, "params");
             const yaml_node_t *k = get(c, pair->key), *v = get(c, pair->value);
             if (!name || !v)
@@ -365,7 +376,8 @@ static void parse_params(parse_ctx *c, tsr_node *n, const yaml_node_t *map) {
                             cls->params[i].doc ? cls->params[i].doc : "");
 }
 
-static void parse_inputs(parse_ctx *c, int idx, const yaml_node_t *map) {
+static void parse_inputs(parse_ctx *c, int idx, const yaml_node_t *map)
+{
     tsr_node *n = &c->g->nodes[idx];
     node_extra *x = &c->extra[idx];
     const tsr_node_class *cls = n->cls;
@@ -378,7 +390,8 @@ static void parse_inputs(parse_ctx *c, int idx, const yaml_node_t *map) {
         x->skip_inputs = 1;
         return;
     }
-    FOR_PAIRS(c, map, pair) {
+    FOR_PAIRS(c, map, pair)
+    {
         const char *name = key_text(c, pair, "inputs");
         const yaml_node_t *k = get(c, pair->key), *v = get(c, pair->value);
         if (!name || !v) {
@@ -426,7 +439,8 @@ static void parse_inputs(parse_ctx *c, int idx, const yaml_node_t *map) {
 }
 
 /* Turn the "node.port" texts into indices, now that every id is known. */
-static void resolve_inputs(parse_ctx *c, int idx) {
+static void resolve_inputs(parse_ctx *c, int idx)
+{
     tsr_node *n = &c->g->nodes[idx];
     node_extra *x = &c->extra[idx];
     char buf[80], sbuf[120];
@@ -496,7 +510,8 @@ static void resolve_inputs(parse_ctx *c, int idx) {
 
 /* One entry of `nodes:`; adds a node to c->g for every scalar key so that references to a node
  * whose body is broken do not also come out as "unknown node". */
-static void parse_node(parse_ctx *c, const yaml_node_pair_t *pair) {
+static void parse_node(parse_ctx *c, const yaml_node_pair_t *pair)
+{
     char buf[80], sbuf[80];
     const char *id = key_text(c, pair, "nodes");
     const yaml_node_t *k = get(c, pair->key), *body = get(c, pair->value);
@@ -519,7 +534,8 @@ static void parse_node(parse_ctx *c, const yaml_node_pair_t *pair) {
            shown(id, buf, 64), g->nodes[dup].pos.line, g->nodes[dup].pos.col);
 
     if (body->type == YAML_MAPPING_NODE) {
-        FOR_PAIRS(c, body, np) {
+        FOR_PAIRS(c, body, np)
+        {
             const char *key = key_text(c, np, "node");
             const yaml_node_t *nk = get(c, np->key), *nv = get(c, np->value);
             if (!key || !nv)
@@ -607,7 +623,8 @@ static void parse_node(parse_ctx *c, const yaml_node_pair_t *pair) {
     parse_inputs(c, idx, inputs);
 }
 
-static void parse_root(parse_ctx *c, const yaml_node_t *root) {
+static void parse_root(parse_ctx *c, const yaml_node_t *root)
+{
     const yaml_node_t *version = NULL, *nodes = NULL;
     tsr_pos vpos = {0, 0}, npos = {0, 0};
     char buf[80], sbuf[80];
@@ -616,7 +633,8 @@ static void parse_root(parse_ctx *c, const yaml_node_t *root) {
            kind_name(root));
         return;
     }
-    FOR_PAIRS(c, root, pair) {
+    FOR_PAIRS(c, root, pair)
+    {
         const char *key = key_text(c, pair, "graph");
         const yaml_node_t *k = get(c, pair->key), *v = get(c, pair->value);
         if (!key || !v)
@@ -671,7 +689,8 @@ static void parse_root(parse_ctx *c, const yaml_node_t *root) {
         c->fatal = tsr__seterr(c->err, TSR_ERR_NOMEM, "out of memory reading the graph");
         return;
     }
-    FOR_PAIRS(c, nodes, pair) {
+    FOR_PAIRS(c, nodes, pair)
+    {
         parse_node(c, pair);
         if (c->fatal)
             return;
@@ -684,7 +703,8 @@ static void parse_root(parse_ctx *c, const yaml_node_t *root) {
 
 /* Min-heap of node indices: among the nodes ready to run, the earliest in the file goes first,
  * which makes the order deterministic and as close to the file's as the edges allow. */
-static void heap_push(int *h, int *n, int v) {
+static void heap_push(int *h, int *n, int v)
+{
     int i = (*n)++;
     while (i > 0 && h[(i - 1) / 2] > v) {
         h[i] = h[(i - 1) / 2];
@@ -693,7 +713,8 @@ static void heap_push(int *h, int *n, int v) {
     h[i] = v;
 }
 
-static int heap_pop(int *h, int *n) {
+static int heap_pop(int *h, int *n)
+{
     int top = h[0], v = h[--*n], i = 0;
     for (;;) {
         int m = 2 * i + 1;
@@ -712,7 +733,8 @@ static int heap_pop(int *h, int *n) {
 }
 
 /* An edge that orders two nodes: a valid connection from another node with a class. */
-static int edge_src(const tsr_graph *g, int i, int p) {
+static int edge_src(const tsr_graph *g, int i, int p)
+{
     const tsr_input_ref *r = &g->nodes[i].inputs[p];
     if (!r->connected || r->node < 0 || r->node >= g->n_nodes || r->node == i ||
         !g->nodes[r->node].cls)
@@ -723,8 +745,8 @@ static int edge_src(const tsr_graph *g, int i, int p) {
 /* Name the cycles left after the topological sort. Each unsorted node has an unsorted
  * predecessor, so walking predecessors from one must come back to a node of the same walk: the
  * loop from there is a cycle. Nodes downstream of a cycle lead into one already reported. */
-static void report_cycles(const tsr_graph *g, const int *indeg, int *mark, int *path,
-                          tsr__err *err) {
+static void report_cycles(const tsr_graph *g, const int *indeg, int *mark, int *path, tsr__err *err)
+{
     int n = g->n_nodes;
     for (int i = 0; i < n; i++)
         mark[i] = -1; /* -1 unseen, else the walk (start node) that reached it */
@@ -773,7 +795,8 @@ static void report_cycles(const tsr_graph *g, const int *indeg, int *mark, int *
 }
 
 static tsr_status validate(tsr_graph *g, const node_extra *extra, int unknown_types,
-                           tsr_pos nodes_pos, tsr__err *err) {
+                           tsr_pos nodes_pos, tsr__err *err)
+{
     int errors0 = err->count;
     int n = g->n_nodes, sinks = 0;
     int *indeg = NULL, *heap = NULL, *order = NULL, *first_out = NULL, *fill = NULL;
@@ -909,7 +932,8 @@ fail:
     return rc ? rc : (err->count != errors0 ? TSR_ERR_GRAPH : TSR_OK);
 }
 
-tsr_status tsr__graph_validate(tsr_graph *g, tsr__err *err) {
+tsr_status tsr__graph_validate(tsr_graph *g, tsr__err *err)
+{
     if (!g)
         return tsr__seterr(err, TSR_ERR_INVALID, "no graph");
     tsr_pos p = g->n_nodes > 0 ? g->nodes[0].pos : (tsr_pos){1, 1};
@@ -918,7 +942,8 @@ tsr_status tsr__graph_validate(tsr_graph *g, tsr__err *err) {
 
 /* Messages are found section by section (syntax, nodes, references, whole-graph checks); shown
  * in file order they read like a compiler's. Stable, so lines at one position keep their order. */
-static void sort_lines(tsr__err *err, size_t start, const char *file) {
+static void sort_lines(tsr__err *err, size_t start, const char *file)
+{
     enum { MAX_LINES = 512 };
     char *text = NULL;
     struct line {
@@ -971,7 +996,8 @@ done:
 }
 
 tsr_status tsr__graph_parse(const char *text, size_t len, const char *file, tsr_graph **out,
-                            tsr__err *err) {
+                            tsr__err *err)
+{
     *out = NULL;
     yaml_parser_t parser;
     yaml_document_t doc;
@@ -1052,7 +1078,8 @@ fail:
     return rc;
 }
 
-void tsr__graph_free(tsr_graph *g) {
+void tsr__graph_free(tsr_graph *g)
+{
     if (!g)
         return;
     for (int i = 0; g->nodes && i < g->n_nodes; i++)
@@ -1065,12 +1092,13 @@ void tsr__graph_free(tsr_graph *g) {
 
 /* ---- public API ----------------------------------------------------------------------------- */
 
-void tsr_graph_free(tsr_graph *g) {
+void tsr_graph_free(tsr_graph *g)
+{
     tsr__graph_free(g);
 }
 
-tsr_status tsr_graph_load_string(tsr_engine *e, const char *yaml, const char *name,
-                                 tsr_graph **out) {
+tsr_status tsr_graph_load_string(tsr_engine *e, const char *yaml, const char *name, tsr_graph **out)
+{
     if (!e || !out)
         return TSR_ERR_INVALID;
     *out = NULL;
@@ -1080,7 +1108,8 @@ tsr_status tsr_graph_load_string(tsr_engine *e, const char *yaml, const char *na
     return tsr__graph_parse(yaml, strlen(yaml), name ? name : "<string>", out, &e->err);
 }
 
-tsr_status tsr_graph_load_file(tsr_engine *e, const char *path, tsr_graph **out) {
+tsr_status tsr_graph_load_file(tsr_engine *e, const char *path, tsr_graph **out)
+{
     if (!e || !out)
         return TSR_ERR_INVALID;
     *out = NULL;
@@ -1123,7 +1152,8 @@ fail:
     return rc;
 }
 
-tsr_status tsr_graph_set(tsr_engine *e, tsr_graph *g, const char *assignment) {
+tsr_status tsr_graph_set(tsr_engine *e, tsr_graph *g, const char *assignment)
+{
     if (!e)
         return TSR_ERR_INVALID;
     tsr__err_clear(&e->err);

@@ -14,7 +14,8 @@
  * message buffer. */
 #define SHOW_MAX 60
 
-static void show_text(char *buf, size_t len, const char *text) {
+static void show_text(char *buf, size_t len, const char *text)
+{
     size_t n = strlen(text);
     if (n <= SHOW_MAX)
         snprintf(buf, len, "%s", text);
@@ -23,7 +24,8 @@ static void show_text(char *buf, size_t len, const char *text) {
 }
 
 static tsr_status vnode_error(tsr__err *err, const tsr_node *n, tsr_pos pos, int param,
-                              const char *fmt, va_list ap) {
+                              const char *fmt, va_list ap)
+{
     char text[2048];
     vsnprintf(text, sizeof text, fmt, ap);
     const char *id = n->id ? n->id : "?";
@@ -39,7 +41,8 @@ static tsr_status vnode_error(tsr__err *err, const tsr_node *n, tsr_pos pos, int
     return tsr__adderr(err, TSR_ERR_GRAPH, "error: node '%s': %s", id, text);
 }
 
-tsr_status tsr__node_error(tsr__err *err, const tsr_node *n, int param, const char *fmt, ...) {
+tsr_status tsr__node_error(tsr__err *err, const tsr_node *n, int param, const char *fmt, ...)
+{
     tsr_pos pos = param >= 0 && param < TSR_MAX_PARAMS ? n->param_pos[param] : n->pos;
     va_list ap;
     va_start(ap, fmt);
@@ -52,7 +55,8 @@ static tsr_status param_error(tsr__err *err, const tsr_node *n, int param, tsr_p
                               const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 static tsr_status param_error(tsr__err *err, const tsr_node *n, int param, tsr_pos pos,
-                              const char *fmt, ...) {
+                              const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
     tsr_status rc = vnode_error(err, n, pos, param, fmt, ap);
@@ -60,7 +64,8 @@ static tsr_status param_error(tsr__err *err, const tsr_node *n, int param, tsr_p
     return rc;
 }
 
-int tsr__param_index(const tsr_node_class *cls, const char *name) {
+int tsr__param_index(const tsr_node_class *cls, const char *name)
+{
     for (int i = 0; cls && name && i < cls->n_params; i++)
         if (strcmp(cls->params[i].name, name) == 0)
             return i;
@@ -69,7 +74,8 @@ int tsr__param_index(const tsr_node_class *cls, const char *name) {
 
 /* Decimal number syntax only: strtod alone would also take hex, "inf", "nan" and leading
  * blanks, none of which a graph author means as a number. */
-static int is_decimal(const char *s) {
+static int is_decimal(const char *s)
+{
     int digits = 0;
     if (*s == '+' || *s == '-')
         s++;
@@ -96,7 +102,8 @@ static int is_decimal(const char *s) {
 
 /* strtod follows LC_NUMERIC; a GUI running in a locale with a decimal comma must still read
  * "1.5" from a graph file, so the '.' is swapped for the locale's point before converting. */
-static int parse_decimal(const char *s, double *out) {
+static int parse_decimal(const char *s, double *out)
+{
     if (!is_decimal(s))
         return 0;
     const char *point = localeconv()->decimal_point;
@@ -134,7 +141,8 @@ static int parse_decimal(const char *s, double *out) {
 }
 
 /* %g in the C locale's spelling, for messages and JSON. */
-void tsr__format_number(char *buf, size_t len, double v) {
+void tsr__format_number(char *buf, size_t len, double v)
+{
     snprintf(buf, len, "%.15g", v);
     double back = 0;
     if (parse_decimal(buf, &back) == 1 && back != v)
@@ -150,7 +158,8 @@ void tsr__format_number(char *buf, size_t len, double v) {
     }
 }
 
-static int parse_bool(const char *s, int *out) {
+static int parse_bool(const char *s, int *out)
+{
     static const char *const yes[] = {"true", "yes", "on", "1"};
     static const char *const no[] = {"false", "no", "off", "0"};
     for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
@@ -163,7 +172,8 @@ static int parse_bool(const char *s, int *out) {
 }
 
 /* Index of `s` among the '|'-separated words of `choices`, or -1. */
-static int enum_index(const char *choices, const char *s) {
+static int enum_index(const char *choices, const char *s)
+{
     size_t n = strlen(s);
     int i = 0;
     for (const char *p = choices; p && *p; i++) {
@@ -178,24 +188,21 @@ static int enum_index(const char *choices, const char *s) {
     return -1;
 }
 
-static const char *type_noun(tsr_param_type t) {
+static const char *type_noun(tsr_param_type t)
+{
     switch (t) {
-    case TSR_PARAM_NUMBER:
-        return "a number";
-    case TSR_PARAM_INT:
-        return "an integer";
-    case TSR_PARAM_BOOL:
-        return "a boolean (true/false, yes/no, on/off, 1/0)";
-    case TSR_PARAM_STRING:
-        return "a string";
-    case TSR_PARAM_ENUM:
-        return "one of the listed words";
+    case TSR_PARAM_NUMBER: return "a number";
+    case TSR_PARAM_INT: return "an integer";
+    case TSR_PARAM_BOOL: return "a boolean (true/false, yes/no, on/off, 1/0)";
+    case TSR_PARAM_STRING: return "a string";
+    case TSR_PARAM_ENUM: return "one of the listed words";
     }
     return "a value";
 }
 
 /* " in [lo, hi]" when the param has a range, else "". */
-static void range_text(const tsr_param_def *d, char *buf, size_t len) {
+static void range_text(const tsr_param_def *d, char *buf, size_t len)
+{
     buf[0] = 0;
     if (d->min <= d->max) {
         char lo[40], hi[40];
@@ -205,7 +212,8 @@ static void range_text(const tsr_param_def *d, char *buf, size_t len) {
     }
 }
 
-static void choices_text(const char *choices, char *buf, size_t len) {
+static void choices_text(const char *choices, char *buf, size_t len)
+{
     size_t k = 0;
     for (const char *p = choices ? choices : ""; *p && k + 3 < len; p++) {
         if (*p == '|') {
@@ -218,7 +226,8 @@ static void choices_text(const char *choices, char *buf, size_t len) {
     buf[k] = 0;
 }
 
-tsr_status tsr__param_set(tsr_node *n, int i, const char *value, tsr_pos pos, tsr__err *err) {
+tsr_status tsr__param_set(tsr_node *n, int i, const char *value, tsr_pos pos, tsr__err *err)
+{
     if (!n || !n->cls || i < 0 || i >= n->cls->n_params || i >= TSR_MAX_PARAMS || !value)
         return tsr__seterr(err, TSR_ERR_INTERNAL, "tsr__param_set: bad arguments");
     const tsr_param_def *d = &n->cls->params[i];
@@ -289,7 +298,8 @@ tsr_status tsr__param_set(tsr_node *n, int i, const char *value, tsr_pos pos, ts
     return TSR_OK;
 }
 
-void tsr__node_clear(tsr_node *n) {
+void tsr__node_clear(tsr_node *n)
+{
     if (!n)
         return;
     for (int i = 0; i < TSR_MAX_PARAMS; i++)
@@ -299,7 +309,8 @@ void tsr__node_clear(tsr_node *n) {
     memset(n, 0, sizeof *n);
 }
 
-tsr_status tsr__node_init(tsr_node *n, const tsr_node_class *cls, const char *id, tsr__err *err) {
+tsr_status tsr__node_init(tsr_node *n, const tsr_node_class *cls, const char *id, tsr__err *err)
+{
     memset(n, 0, sizeof *n);
     if (!cls || cls->n_params > TSR_MAX_PARAMS || cls->n_inputs > TSR_MAX_PORTS ||
         cls->n_outputs > TSR_MAX_PORTS)
@@ -328,7 +339,8 @@ fail:
 }
 
 tsr_status tsr__node_make(const char *type, const char *const *kv, int n_kv, tsr_node **out,
-                          tsr__err *err) {
+                          tsr__err *err)
+{
     *out = NULL;
     const tsr_node_class *cls = type ? tsr__node_class_find(type) : NULL;
     if (!cls)
@@ -377,7 +389,8 @@ fail:
     return rc;
 }
 
-void tsr__node_free(tsr_node *n) {
+void tsr__node_free(tsr_node *n)
+{
     tsr__node_clear(n);
     free(n);
 }

@@ -14,7 +14,8 @@ typedef struct sbuf {
     int oom;
 } sbuf;
 
-static void put_n(sbuf *b, const char *s, size_t n) {
+static void put_n(sbuf *b, const char *s, size_t n)
+{
     if (b->oom)
         return;
     if (n >= b->cap - b->len || !b->p) {
@@ -44,12 +45,14 @@ static void put_n(sbuf *b, const char *s, size_t n) {
     b->p[b->len] = 0;
 }
 
-static void put(sbuf *b, const char *s) {
+static void put(sbuf *b, const char *s)
+{
     put_n(b, s, strlen(s));
 }
 
 static void putf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void putf(sbuf *b, const char *fmt, ...) {
+static void putf(sbuf *b, const char *fmt, ...)
+{
     char tmp[256];
     va_list ap;
     va_start(ap, fmt);
@@ -63,7 +66,8 @@ static void putf(sbuf *b, const char *fmt, ...) {
 
 /* Length of the valid UTF-8 sequence at s (1-4), or 0 when it is not one: no overlong forms,
  * no surrogates, nothing past U+10FFFF. */
-static int utf8_len(const unsigned char *s) {
+static int utf8_len(const unsigned char *s)
+{
     unsigned c = s[0];
     int n;
     unsigned cp;
@@ -88,7 +92,8 @@ static int utf8_len(const unsigned char *s) {
 
 /* A JSON string. Invalid UTF-8 becomes U+FFFD so the document always parses; U+2028/2029 are
  * escaped because JavaScript string literals cannot hold them raw. */
-static void put_str(sbuf *b, const char *s) {
+static void put_str(sbuf *b, const char *s)
+{
     if (!s) {
         put(b, "null");
         return;
@@ -103,24 +108,12 @@ static void put_str(sbuf *b, const char *s) {
             p++;
         } else if (c < 0x20) {
             switch (c) {
-            case '\b':
-                put(b, "\\b");
-                break;
-            case '\f':
-                put(b, "\\f");
-                break;
-            case '\n':
-                put(b, "\\n");
-                break;
-            case '\r':
-                put(b, "\\r");
-                break;
-            case '\t':
-                put(b, "\\t");
-                break;
-            default:
-                putf(b, "\\u%04x", c);
-                break;
+            case '\b': put(b, "\\b"); break;
+            case '\f': put(b, "\\f"); break;
+            case '\n': put(b, "\\n"); break;
+            case '\r': put(b, "\\r"); break;
+            case '\t': put(b, "\\t"); break;
+            default: putf(b, "\\u%04x", c); break;
             }
             p++;
         } else if (c < 0x80) {
@@ -143,7 +136,8 @@ static void put_str(sbuf *b, const char *s) {
     put(b, "\"");
 }
 
-static void put_num(sbuf *b, double v) {
+static void put_num(sbuf *b, double v)
+{
     if (!isfinite(v)) {
         put(b, "null"); /* JSON has no infinities */
         return;
@@ -153,37 +147,31 @@ static void put_num(sbuf *b, double v) {
     put(b, tmp);
 }
 
-static const char *param_type_word(tsr_param_type t) {
+static const char *param_type_word(tsr_param_type t)
+{
     switch (t) {
-    case TSR_PARAM_NUMBER:
-        return "number";
-    case TSR_PARAM_INT:
-        return "int";
-    case TSR_PARAM_BOOL:
-        return "bool";
-    case TSR_PARAM_STRING:
-        return "string";
-    case TSR_PARAM_ENUM:
-        return "enum";
+    case TSR_PARAM_NUMBER: return "number";
+    case TSR_PARAM_INT: return "int";
+    case TSR_PARAM_BOOL: return "bool";
+    case TSR_PARAM_STRING: return "string";
+    case TSR_PARAM_ENUM: return "enum";
     }
     return "unknown";
 }
 
-static const char *port_type_word(tsr_port_type t) {
+static const char *port_type_word(tsr_port_type t)
+{
     switch (t) {
-    case TSR_PORT_IMAGE:
-        return "image";
-    case TSR_PORT_MODEL:
-        return "model";
-    case TSR_PORT_NUMBER:
-        return "number";
-    case TSR_PORT_STRING:
-        return "string";
+    case TSR_PORT_IMAGE: return "image";
+    case TSR_PORT_MODEL: return "model";
+    case TSR_PORT_NUMBER: return "number";
+    case TSR_PORT_STRING: return "string";
     }
     return "unknown";
 }
 
-static void put_ports(sbuf *b, const tsr_port_def *ports, int n) {
+static void put_ports(sbuf *b, const tsr_port_def *ports, int n)
+{
     put(b, "[");
     for (int i = 0; i < n; i++) {
         put(b, i ? ",\n        {\"name\": " : "\n        {\"name\": ");
@@ -198,7 +186,8 @@ static void put_ports(sbuf *b, const tsr_port_def *ports, int n) {
 }
 
 /* The default as its JSON type, read through the same parser as graph values. */
-static void put_default(sbuf *b, const tsr_node *defaults, const tsr_param_def *d, int i) {
+static void put_default(sbuf *b, const tsr_node *defaults, const tsr_param_def *d, int i)
+{
     if (!d->def) {
         put(b, "null");
         return;
@@ -210,19 +199,14 @@ static void put_default(sbuf *b, const tsr_node *defaults, const tsr_param_def *
     }
     switch (d->type) {
     case TSR_PARAM_NUMBER:
-    case TSR_PARAM_INT:
-        put_num(b, v->num);
-        break;
-    case TSR_PARAM_BOOL:
-        put(b, v->ival ? "true" : "false");
-        break;
-    default:
-        put_str(b, v->str);
-        break;
+    case TSR_PARAM_INT: put_num(b, v->num); break;
+    case TSR_PARAM_BOOL: put(b, v->ival ? "true" : "false"); break;
+    default: put_str(b, v->str); break;
     }
 }
 
-static void put_choices(sbuf *b, const char *choices) {
+static void put_choices(sbuf *b, const char *choices)
+{
     if (!choices) {
         put(b, "null");
         return;
@@ -244,7 +228,8 @@ static void put_choices(sbuf *b, const char *choices) {
     put(b, "]");
 }
 
-static void put_class(sbuf *b, const tsr_node_class *cls) {
+static void put_class(sbuf *b, const tsr_node_class *cls)
+{
     tsr_node defaults;
     tsr__err err;
     tsr__err_clear(&err);
@@ -297,7 +282,8 @@ static void put_class(sbuf *b, const tsr_node_class *cls) {
         tsr__node_clear(&defaults);
 }
 
-char *tsr__nodes_json_of(const tsr_node_class *const *classes, int n) {
+char *tsr__nodes_json_of(const tsr_node_class *const *classes, int n)
+{
     sbuf b = {NULL, 0, 0, 0};
     put(&b, "{\n  \"tessera\": ");
     put_str(&b, TSR_VERSION);
@@ -314,6 +300,7 @@ char *tsr__nodes_json_of(const tsr_node_class *const *classes, int n) {
     return b.p;
 }
 
-char *tsr_nodes_json(void) {
+char *tsr_nodes_json(void)
+{
     return tsr__nodes_json_of(tsr__node_classes, tsr__node_class_count);
 }

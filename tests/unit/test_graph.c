@@ -14,11 +14,48 @@
 #define SRC "  src: { type: image.load, params: { path: in.png } }\n"
 #define OUT "  out: { type: image.save, inputs: { image: src.image }, params: { path: out.png } }\n"
 
-static tsr_engine *eng(void) {
+static tsr_engine *eng(void)
+{
     return tu_engine_ref();
 }
 
-static tsr_graph *load_ok(const char *yaml) {
+/* Names in `dir` ending in `suffix`, sorted, read up front so that a failing assertion (which
+ * jumps out of the test) leaves no directory handle behind. */
+typedef struct name_list {
+    char name[256][256];
+    int n;
+} name_list;
+
+static int cmp_name(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+static void list_dir(const char *dir, const char *suffix, name_list *out)
+{
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    out->n = 0;
+    struct dirent *de;
+    size_t sl = strlen(suffix);
+    int overflow = 0;
+    while ((de = readdir(d))) {
+        size_t n = strlen(de->d_name);
+        if (n <= sl || n >= sizeof out->name[0] || strcmp(de->d_name + n - sl, suffix) != 0)
+            continue;
+        if (out->n == 256) {
+            overflow = 1;
+            break;
+        }
+        memcpy(out->name[out->n++], de->d_name, n + 1);
+    }
+    closedir(d);
+    assert_false(overflow);
+    qsort(out->name, (size_t)out->n, sizeof out->name[0], cmp_name);
+}
+
+static tsr_graph *load_ok(const char *yaml)
+{
     tsr_graph *g = NULL;
     tsr_status rc = tsr_graph_load_string(eng(), yaml, "t.yaml", &g);
     if (rc)
@@ -28,7 +65,8 @@ static tsr_graph *load_ok(const char *yaml) {
 }
 
 /* The message has a line that starts with `pos` and contains `text`. */
-static int has_line(const char *msg, const char *pos, const char *text) {
+static int has_line(const char *msg, const char *pos, const char *text)
+{
     for (const char *p = msg; p && *p;) {
         const char *end = strchr(p, '\n');
         size_t len = end ? (size_t)(end - p) : strlen(p);
@@ -42,7 +80,8 @@ static int has_line(const char *msg, const char *pos, const char *text) {
 }
 
 /* Loading fails with TSR_ERR_GRAPH, `count` errors in all, one of them at `pos` saying `text`. */
-static void expect_error(const char *yaml, int count, const char *pos, const char *text) {
+static void expect_error(const char *yaml, int count, const char *pos, const char *text)
+{
     tsr_graph *g = NULL;
     tsr_status rc = tsr_graph_load_string(eng(), yaml, "t.yaml", &g);
     const char *msg = tsr_errmsg(eng());
@@ -54,7 +93,8 @@ static void expect_error(const char *yaml, int count, const char *pos, const cha
         fail_msg("expected %d error(s), got %d:\n%s", count, eng()->err.count, msg);
 }
 
-static const tsr_node *node_named(const tsr_graph *g, const char *id) {
+static const tsr_node *node_named(const tsr_graph *g, const char *id)
+{
     for (int i = 0; i < g->n_nodes; i++)
         if (strcmp(g->nodes[i].id, id) == 0)
             return &g->nodes[i];
@@ -64,7 +104,8 @@ static const tsr_node *node_named(const tsr_graph *g, const char *id) {
 
 /* ---- valid graphs ------------------------------------------------------------------------- */
 
-static void valid_graph(void **state) {
+static void valid_graph(void **state)
+{
     /* Written consumer-first so that the order must come from the edges, not the file. */
     tsr_graph *g = load_ok(HDR "  out:\n"
                                "    type: image.save\n"
@@ -133,7 +174,8 @@ static void valid_graph(void **state) {
     tsr_graph_free(g);
 }
 
-static void order_ties_follow_file(void **state) {
+static void order_ties_follow_file(void **state)
+{
     /* Two independent chains, interleaved: among ready nodes the earliest in the file runs
      * first, so the order is a (1), sa (2), b (3), sb (0), not a b sa sb. */
     tsr_graph *g = load_ok(
@@ -159,7 +201,8 @@ static void order_ties_follow_file(void **state) {
     tsr_graph_free(g);
 }
 
-static void yaml_forms(void **state) {
+static void yaml_forms(void **state)
+{
     /* Quoted scalars, comments, a document marker and an anchor/alias all read the same. */
     tsr_graph *g = load_ok("# comment\n---\nversion: \"1\"\nnodes:\n"
                            "  src: { type: 'image.load', params: { path: &p in.png } }\n"
@@ -174,17 +217,14 @@ static void yaml_forms(void **state) {
 }
 
 /* Every example graph of the repository loads. */
-static void example_graphs_load(void **state) {
-    DIR *d = opendir("graphs");
-    assert_non_null(d);
+static void example_graphs_load(void **state)
+{
+    static name_list files;
+    list_dir("graphs", ".yaml", &files);
     int count = 0;
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        size_t n = strlen(de->d_name);
-        if (n < 6 || strcmp(de->d_name + n - 5, ".yaml") != 0)
-            continue;
+    for (int i = 0; i < files.n; i++) {
         char path[512];
-        snprintf(path, sizeof path, "graphs/%s", de->d_name);
+        snprintf(path, sizeof path, "graphs/%s", files.name[i]);
         tsr_graph *g = NULL;
         tsr_status rc = tsr_graph_load_file(eng(), path, &g);
         if (rc)
@@ -192,13 +232,13 @@ static void example_graphs_load(void **state) {
         tsr_graph_free(g);
         count++;
     }
-    closedir(d);
     assert_true(count > 0);
 }
 
 /* ---- errors, one kind per test -------------------------------------------------------------- */
 
-static void err_unknown_type(void **state) {
+static void err_unknown_type(void **state)
+{
     expect_error(HDR SRC "  blur: { type: blur.gausian, inputs: { image: src.image } }\n" OUT, 1,
                  "t.yaml:4:17: error: ",
                  "node 'blur': unknown node type 'blur.gausian' (did you mean 'blur.gaussian'?)");
@@ -208,7 +248,8 @@ static void err_unknown_type(void **state) {
     assert_null(strstr(tsr_errmsg(eng()), "did you mean"));
 }
 
-static void err_unknown_param(void **state) {
+static void err_unknown_param(void **state)
+{
     expect_error(
         HDR SRC "  out: { type: image.save, inputs: { image: src.image }, params: { path: o.png, "
                 "qualty: 5 } }\n",
@@ -219,12 +260,14 @@ static void err_unknown_param(void **state) {
         1, "t.yaml:4:69: error: ", "unknown param 'amount' (adjust.invert takes no params)");
 }
 
-static void err_missing_param(void **state) {
+static void err_missing_param(void **state)
+{
     expect_error(HDR "  src: { type: image.load }\n" OUT, 1,
                  "t.yaml:3:3: error: ", "node 'src': missing required param 'path'");
 }
 
-static void err_wrong_type(void **state) {
+static void err_wrong_type(void **state)
+{
     /* A string for a number. */
     expect_error(HDR SRC
                  "  out: { type: image.save, inputs: { image: src.image }, params: { path: o.jpg, "
@@ -247,21 +290,24 @@ static void err_wrong_type(void **state) {
                  "t.yaml:3:44: error: ", "param 'path' has no value (expected a string)");
 }
 
-static void err_out_of_range(void **state) {
+static void err_out_of_range(void **state)
+{
     expect_error(
         HDR SRC "  out: { type: image.save, inputs: { image: src.image }, params: { path: o.jpg, "
                 "quality: 500 } }\n",
         1, "t.yaml:4:90: error: ", "node 'out': param 'quality' = 500 is out of range [1, 100]");
 }
 
-static void err_bad_enum(void **state) {
+static void err_bad_enum(void **state)
+{
     expect_error(
         HDR SRC "  out: { type: image.save, inputs: { image: src.image }, params: { path: o.jpg, "
                 "subsampling: 411 } }\n",
         1, "t.yaml:4:94: error: ", "param 'subsampling' = '411' is not one of: 444, 422, 420");
 }
 
-static void err_dangling_input(void **state) {
+static void err_dangling_input(void **state)
+{
     expect_error(
         HDR SRC
         "  out: { type: image.save, inputs: { image: srcx.image }, params: { path: o.png } }\n",
@@ -292,7 +338,8 @@ static void err_dangling_input(void **state) {
         1, "t.yaml:4:56: error: ", "unknown input 'mask' (image.save has inputs: image)");
 }
 
-static void err_missing_input(void **state) {
+static void err_missing_input(void **state)
+{
     expect_error(
         HDR SRC
         "  inv: { type: adjust.invert }\n"
@@ -300,7 +347,8 @@ static void err_missing_input(void **state) {
         1, "t.yaml:4:3: error: ", "node 'inv': missing input 'image' (expects an image");
 }
 
-static void err_duplicate_id(void **state) {
+static void err_duplicate_id(void **state)
+{
     expect_error(
         HDR SRC OUT "  src: { type: image.load, params: { path: b.png } }\n", 1,
         "t.yaml:5:3: error: ", "duplicate node id 'src' (first defined at line 3, column 3)");
@@ -312,14 +360,16 @@ static void err_duplicate_id(void **state) {
                  1, "t.yaml:3:28: error: ", "node 'src': key 'type' is given twice");
 }
 
-static void err_bad_id(void **state) {
+static void err_bad_id(void **state)
+{
     expect_error(
         HDR "  1src: { type: image.load, params: { path: a.png } }\n"
             "  out: { type: image.save, inputs: { image: 1src.image }, params: { path: o.png } }\n",
         1, "t.yaml:3:3: error: ", "invalid node id '1src'");
 }
 
-static void err_cycle(void **state) {
+static void err_cycle(void **state)
+{
     /* a feeds b feeds c feeds a; d hangs below the cycle and must not be reported on its own. */
     expect_error(HDR SRC OUT "  d: { type: adjust.invert, inputs: { image: c.image } }\n"
                              "  b: { type: adjust.invert, inputs: { image: a.image } }\n"
@@ -335,18 +385,21 @@ static void err_cycle(void **state) {
     assert_true(has_line(tsr_errmsg(eng()), "t.yaml:5:3: error: ", "a -> b -> a"));
 }
 
-static void err_self_loop(void **state) {
+static void err_self_loop(void **state)
+{
     expect_error(HDR SRC OUT "  loop: { type: adjust.invert, inputs: { image: loop.image } }\n", 1,
                  "t.yaml:5:49: error: ", "node 'loop': input 'image' references its own node");
 }
 
-static void err_no_output(void **state) {
+static void err_no_output(void **state)
+{
     expect_error(HDR SRC "  inv: { type: adjust.invert, inputs: { image: src.image } }\n", 1,
                  "t.yaml:2:1: error: ",
                  "no output node: nothing would be written (add a node of type image.save)");
 }
 
-static void err_version(void **state) {
+static void err_version(void **state)
+{
     expect_error("nodes:\n" SRC OUT, 1, "t.yaml:1:1: error: ", "missing 'version: 1'");
     expect_error("version: 2\nnodes:\n" SRC OUT, 1,
                  "t.yaml:1:10: error: ", "unsupported version '2': this Tessera reads version 1");
@@ -354,7 +407,8 @@ static void err_version(void **state) {
                  "t.yaml:1:10: error: ", "unsupported version 'a sequence'");
 }
 
-static void err_unknown_keys(void **state) {
+static void err_unknown_keys(void **state)
+{
     expect_error(HDR SRC OUT "name: my graph\n", 1, "t.yaml:5:1: error: ",
                  "unknown top-level key 'name' (a graph has version and nodes)");
     expect_error(
@@ -365,7 +419,8 @@ static void err_unknown_keys(void **state) {
         has_line(tsr_errmsg(eng()), "t.yaml:3:3: error: ", "missing required param 'path'"));
 }
 
-static void err_structure(void **state) {
+static void err_structure(void **state)
+{
     expect_error("", 1, "t.yaml:1:1: error: ", "the graph is empty");
     expect_error("- a\n- b\n", 1, "t.yaml:1:1: error: ",
                  "a graph is a mapping with 'version: 1' and 'nodes:', found a sequence");
@@ -380,7 +435,8 @@ static void err_structure(void **state) {
                  "a graph file holds one YAML document; a second one starts here");
 }
 
-static void err_malformed_yaml(void **state) {
+static void err_malformed_yaml(void **state)
+{
     /* Unclosed flow mapping: libyaml notices at the next line's key. */
     expect_error(HDR "  src: { type: image.load, params: { path: a.png }\n" OUT, 1,
                  "t.yaml:4:3: error: ",
@@ -399,7 +455,8 @@ static void err_malformed_yaml(void **state) {
                  "t.yaml:3:46: error: ", "invalid YAML: invalid leading UTF-8 octet (byte 0xFF)");
 }
 
-static void three_errors_reported(void **state) {
+static void three_errors_reported(void **state)
+{
     expect_error(
         HDR "  src: { type: image.lod, params: { path: a.png } }\n"
             "  out: { type: image.save, inputs: { image: src.image }, params: { path: o.png, "
@@ -419,7 +476,8 @@ static void three_errors_reported(void **state) {
     assert_true(strstr(msg, "t.yaml:4:") < strstr(msg, "t.yaml:5:"));
 }
 
-static void check_runs_after_params(void **state) {
+static void check_runs_after_params(void **state)
+{
     /* image.save's own cross-param check, reported at the param it concerns. */
     expect_error(
         HDR SRC
@@ -427,7 +485,8 @@ static void check_runs_after_params(void **state) {
         1, "t.yaml:4:74: error: ", "cannot tell the format of 'o.gif'");
 }
 
-static void file_errors(void **state) {
+static void file_errors(void **state)
+{
     tsr_graph *g = NULL;
     assert_int_equal(tsr_graph_load_file(eng(), "tests/no-such-graph.yaml", &g), TSR_ERR_IO);
     assert_null(g);
@@ -441,7 +500,8 @@ static void file_errors(void **state) {
 
 /* ---- --set ---------------------------------------------------------------------------------- */
 
-static void set_params(void **state) {
+static void set_params(void **state)
+{
     tsr_graph *g = load_ok(HDR SRC OUT);
     tsr_node *out = &g->nodes[1];
     int q = tsr__param_index(out->cls, "quality");
@@ -502,7 +562,8 @@ static const tsr_node_class fake_class = {.name = "test.fake",
                                           .outputs = img_port,
                                           .n_outputs = 1};
 
-static tsr_node fake_node(void) {
+static tsr_node fake_node(void)
+{
     tsr__err err;
     tsr__err_clear(&err);
     tsr_node n;
@@ -512,12 +573,14 @@ static tsr_node fake_node(void) {
 }
 
 /* Set param i to text at t.yaml:4:9; returns the status, message in *err. */
-static tsr_status set(tsr_node *n, int i, const char *text, tsr__err *err) {
+static tsr_status set(tsr_node *n, int i, const char *text, tsr__err *err)
+{
     tsr__err_clear(err);
     return tsr__param_set(n, i, text, (tsr_pos){4, 9}, err);
 }
 
-static void param_defaults(void **state) {
+static void param_defaults(void **state)
+{
     tsr_node n = fake_node();
     assert_true(n.params[P_SIGMA].set && n.params[P_SIGMA].num == 1.5);
     assert_true(n.params[P_COUNT].set && n.params[P_COUNT].ival == 3);
@@ -529,7 +592,8 @@ static void param_defaults(void **state) {
     tsr__node_clear(&n);
 }
 
-static void param_numbers(void **state) {
+static void param_numbers(void **state)
+{
     tsr_node n = fake_node();
     tsr__err err;
     static const struct {
@@ -581,7 +645,8 @@ static void param_numbers(void **state) {
     tsr__node_clear(&n);
 }
 
-static void param_bool_enum_string(void **state) {
+static void param_bool_enum_string(void **state)
+{
     tsr_node n = fake_node();
     tsr__err err;
     static const char *const yes[] = {"true", "yes", "on", "1", "True", "YES", "On"};
@@ -628,7 +693,8 @@ static void param_bool_enum_string(void **state) {
     tsr__node_clear(&n);
 }
 
-static void param_locale(void **state) {
+static void param_locale(void **state)
+{
     /* A GUI may run with a decimal comma; graph files keep the '.' either way. */
     const char *names[] = {"de_DE.UTF-8", "de_DE.utf8", "fr_FR.UTF-8", "fr_FR.utf8"};
     const char *got = NULL;
@@ -647,7 +713,8 @@ static void param_locale(void **state) {
     tsr__node_clear(&n);
 }
 
-static void node_error_positions(void **state) {
+static void node_error_positions(void **state)
+{
     tsr_node n = fake_node();
     tsr__err err;
     tsr__err_clear(&err);
@@ -664,7 +731,8 @@ static void node_error_positions(void **state) {
     tsr__node_clear(&n);
 }
 
-static void node_make(void **state) {
+static void node_make(void **state)
+{
     tsr__err err;
     tsr__err_clear(&err);
     tsr_node *n = NULL;
@@ -694,7 +762,8 @@ static void node_make(void **state) {
 
 /* A mistyped connection cannot be written with today's classes (every port is an image), so
  * the graph is built by hand from a class whose output is a model. */
-static void err_mistyped_input(void **state) {
+static void err_mistyped_input(void **state)
+{
     static const tsr_node_class model_src = {.name = "test.model",
                                              .doc = "t",
                                              .outputs = model_port,
@@ -736,7 +805,8 @@ static void err_mistyped_input(void **state) {
     tsr__node_clear(&nodes[1]);
 }
 
-static void large_graph(void **state) {
+static void large_graph(void **state)
+{
     /* A long chain written backwards: order and cycle detection stay fast and exact. */
     enum { N = 3000 };
     size_t cap = (size_t)N * 96 + 256;
@@ -762,23 +832,27 @@ static void large_graph(void **state) {
 
 /* ---- the bad-input corpus, read here too so it is checked without the CLI ------------------- */
 
-static void bad_corpus(void **state) {
-    DIR *d = opendir("tests/bad/graph");
-    assert_non_null(d);
+static void bad_corpus(void **state)
+{
+    static name_list files;
+    list_dir("tests/bad/graph", ".yaml", &files);
     int count = 0;
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        size_t n = strlen(de->d_name);
-        if (n < 6 || strcmp(de->d_name + n - 5, ".yaml") != 0)
-            continue;
-        char path[512], expect[512], line[1024];
-        snprintf(path, sizeof path, "tests/bad/graph/%s", de->d_name);
-        snprintf(expect, sizeof expect, "tests/bad/graph/%.*s.expect", (int)(n - 5), de->d_name);
+    for (int i = 0; i < files.n; i++) {
+        const char *name = files.name[i];
+        size_t n = strlen(name);
+        char path[512], expect[512];
+        snprintf(path, sizeof path, "tests/bad/graph/%s", name);
+        snprintf(expect, sizeof expect, "tests/bad/graph/%.*s.expect", (int)(n - 5), name);
+        /* Read the expectations whole first: a failing assertion must not leave it open. */
+        static char text[8192];
         FILE *f = fopen(expect, "r");
+        size_t got = f ? fread(text, 1, sizeof text - 1, f) : 0;
+        if (f)
+            fclose(f);
         if (!f)
             fail_msg("%s has no %s", path, expect);
-        assert_non_null(fgets(line, sizeof line, f));
-        int code = atoi(line);
+        text[got] = 0;
+        int code = atoi(text);
         tsr_graph *g = NULL;
         tsr_status rc = tsr_graph_load_file(eng(), path, &g);
         const char *msg = tsr_errmsg(eng());
@@ -787,24 +861,24 @@ static void bad_corpus(void **state) {
             fail_msg("%s: expected exit %d / a graph error, got %s:\n%s", path, code,
                      tsr_status_str(rc), msg);
         int needles = 0;
-        while (fgets(line, sizeof line, f)) {
-            line[strcspn(line, "\n")] = 0;
-            if (!*line || strncmp(line, "env: ", 5) == 0)
+        char *save = NULL;
+        strtok_r(text, "\n", &save); /* the exit code */
+        for (char *l = strtok_r(NULL, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+            if (strncmp(l, "env: ", 5) == 0)
                 continue;
             needles++;
-            if (!strstr(msg, line))
-                fail_msg("%s: message lacks '%s':\n%s", path, line, msg);
+            if (!strstr(msg, l))
+                fail_msg("%s: message lacks '%s':\n%s", path, l, msg);
         }
-        fclose(f);
         assert_true(needles > 0);
         tsr_graph_free(g);
         count++;
     }
-    closedir(d);
     assert_true(count >= 15);
 }
 
-int main(void) {
+int main(void)
+{
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(valid_graph),
         cmocka_unit_test(order_ties_follow_file),

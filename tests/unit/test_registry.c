@@ -15,7 +15,8 @@ typedef struct def_entry {
 } def_entry;
 
 /* TSR_NODE(sym, "name") lines of nodes/nodes.def, in order. */
-static int read_def(def_entry *out, int max) {
+static int read_def(def_entry *out, int max)
+{
     FILE *f = fopen("nodes/nodes.def", "r");
     assert_non_null(f);
     char line[512];
@@ -31,34 +32,65 @@ static int read_def(def_entry *out, int max) {
     return n;
 }
 
-static int file_exists(const char *path) {
+/* Names in `dir` ending in `suffix`, sorted, read up front so that a failing assertion (which
+ * jumps out of the test) leaves no directory handle behind. */
+typedef struct name_list {
+    char name[256][256];
+    int n;
+} name_list;
+
+static int cmp_name(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+static void list_dir(const char *dir, const char *suffix, name_list *out)
+{
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    out->n = 0;
+    struct dirent *de;
+    size_t sl = strlen(suffix);
+    int overflow = 0;
+    while ((de = readdir(d))) {
+        size_t n = strlen(de->d_name);
+        if (n <= sl || n >= sizeof out->name[0] || strcmp(de->d_name + n - sl, suffix) != 0)
+            continue;
+        if (out->n == 256) {
+            overflow = 1;
+            break;
+        }
+        memcpy(out->name[out->n++], de->d_name, n + 1);
+    }
+    closedir(d);
+    assert_false(overflow);
+    qsort(out->name, (size_t)out->n, sizeof out->name[0], cmp_name);
+}
+
+static int file_exists(const char *path)
+{
     struct stat st;
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-static void def_matches_files(void **state) {
+static void def_matches_files(void **state)
+{
     def_entry defs[MAX_DEF];
     int n = read_def(defs, MAX_DEF);
     assert_true(n > 0);
 
     /* Every file in nodes/ is listed... */
-    DIR *d = opendir("nodes");
-    assert_non_null(d);
-    int files = 0;
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        size_t len = strlen(de->d_name);
-        if (len < 3 || strcmp(de->d_name + len - 2, ".c") != 0)
-            continue;
-        files++;
+    static name_list files;
+    list_dir("nodes", ".c", &files);
+    for (int f = 0; f < files.n; f++) {
+        size_t len = strlen(files.name[f]);
         int found = 0;
         for (int i = 0; i < n; i++)
-            if (strlen(defs[i].name) == len - 2 && !strncmp(defs[i].name, de->d_name, len - 2))
+            if (strlen(defs[i].name) == len - 2 && !strncmp(defs[i].name, files.name[f], len - 2))
                 found = 1;
         if (!found)
-            fail_msg("nodes/%s is not listed in nodes/nodes.def", de->d_name);
+            fail_msg("nodes/%s is not listed in nodes/nodes.def", files.name[f]);
     }
-    closedir(d);
 
     /* ...and every entry has its file, its symbol spelt from its name, and is registered in
      * the same order. */
@@ -80,12 +112,13 @@ static void def_matches_files(void **state) {
         for (int j = 0; j < i; j++)
             assert_string_not_equal(defs[i].name, defs[j].name);
     }
-    assert_int_equal(files, n);
+    assert_int_equal(files.n, n);
     assert_null(tsr__node_class_find("no.such.node"));
     assert_null(tsr__node_class_find(""));
 }
 
-static int unique_names(const void *table, size_t stride, int n) {
+static int unique_names(const void *table, size_t stride, int n)
+{
     for (int i = 0; i < n; i++)
         for (int j = 0; j < i; j++) {
             const char *a = *(const char *const *)((const char *)table + (size_t)i * stride);
@@ -97,7 +130,8 @@ static int unique_names(const void *table, size_t stride, int n) {
 }
 
 /* Param names are YAML keys and --set words: lower case, digits, '_'. */
-static int plain_word(const char *s) {
+static int plain_word(const char *s)
+{
     if (!s || !((*s >= 'a' && *s <= 'z') || *s == '_'))
         return 0;
     for (; *s; s++)
@@ -106,7 +140,8 @@ static int plain_word(const char *s) {
     return 1;
 }
 
-static void class_contract(void **state) {
+static void class_contract(void **state)
+{
     for (int k = 0; k < tsr__node_class_count; k++) {
         const tsr_node_class *c = tsr__node_classes[k];
         const char *nm = c->name;
@@ -160,7 +195,8 @@ static void class_contract(void **state) {
     }
 }
 
-static void param_contract(void **state) {
+static void param_contract(void **state)
+{
     for (int k = 0; k < tsr__node_class_count; k++) {
         const tsr_node_class *c = tsr__node_classes[k];
         for (int i = 0; i < c->n_params; i++) {
@@ -213,12 +249,14 @@ typedef struct jp {
     const char *p;
 } jp;
 
-static void ws(jp *j) {
+static void ws(jp *j)
+{
     while (*j->p == ' ' || *j->p == '\n' || *j->p == '\t' || *j->p == '\r')
         j->p++;
 }
 
-static int hex4(const char *p) {
+static int hex4(const char *p)
+{
     for (int i = 0; i < 4; i++)
         if (!strchr("0123456789abcdefABCDEF", p[i]) || !p[i])
             return 0;
@@ -227,7 +265,8 @@ static int hex4(const char *p) {
 
 static int j_value(jp *j, int depth);
 
-static int j_string(jp *j) {
+static int j_string(jp *j)
+{
     if (*j->p != '"')
         return 0;
     for (j->p++; *j->p != '"'; j->p++) {
@@ -257,7 +296,8 @@ static int j_string(jp *j) {
     return 1;
 }
 
-static int j_number(jp *j) {
+static int j_number(jp *j)
+{
     const char *p = j->p;
     if (*p == '-')
         p++;
@@ -288,7 +328,8 @@ static int j_number(jp *j) {
     return 1;
 }
 
-static int j_value(jp *j, int depth) {
+static int j_value(jp *j, int depth)
+{
     if (depth > 64)
         return 0;
     ws(j);
@@ -333,7 +374,8 @@ static int j_value(jp *j, int depth) {
     return j_number(j);
 }
 
-static int json_valid(const char *s) {
+static int json_valid(const char *s)
+{
     jp j = {s};
     if (!j_value(&j, 0))
         return 0;
@@ -341,7 +383,8 @@ static int json_valid(const char *s) {
     return *j.p == 0;
 }
 
-static void json_checker_rejects(void **state) {
+static void json_checker_rejects(void **state)
+{
     /* The checker itself must be able to fail, or the tests below prove nothing. */
     assert_true(json_valid("{\"a\": [1, -2.5e3, true, null, \"x\\n\\u00e9\"]}"));
     assert_false(json_valid("{\"a\": 1,}"));
@@ -354,7 +397,8 @@ static void json_checker_rejects(void **state) {
     assert_false(json_valid("1,5"));
 }
 
-static void nodes_json_registry(void **state) {
+static void nodes_json_registry(void **state)
+{
     char *js = tsr_nodes_json();
     assert_non_null(js);
     if (!json_valid(js))
@@ -381,7 +425,8 @@ static void nodes_json_registry(void **state) {
     tsr_free(js);
 }
 
-static void nodes_json_escaping(void **state) {
+static void nodes_json_escaping(void **state)
+{
     static const tsr_port_def ports[] = {{"image", TSR_PORT_IMAGE, "in \"quotes\""}};
     static const tsr_port_def outs[] = {{"model", TSR_PORT_MODEL, "m"}};
     static const tsr_param_def params[] = {
@@ -431,7 +476,8 @@ static void nodes_json_escaping(void **state) {
     tsr_free(js);
 }
 
-int main(void) {
+int main(void)
+{
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(def_matches_files),   cmocka_unit_test(class_contract),
         cmocka_unit_test(param_contract),      cmocka_unit_test(json_checker_rejects),
