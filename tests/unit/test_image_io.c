@@ -439,9 +439,9 @@ static void not_images_refused(void **state)
 
 /* Pillow and Tessera both decode with libjpeg-turbo's default settings (accurate integer IDCT,
  * fancy upsampling), whose SIMD and C paths are bit-exact; the two may be different releases
- * (Pillow bundles its own), so one level of 255 is allowed for YCbCr and gray. For CMYK the
- * conversion differs: Tessera computes (1-c)(1-k) in float and rounds once where Pillow uses
- * integer MULDIV255 steps, so one more level. Measured here: 0, 0 and 1 levels. */
+ * (Pillow bundles its own), so one level of 255 is allowed. For CMYK, Tessera keeps the float
+ * (1-c)(1-k) unrounded where Pillow rounds to 8 bits (integer MULDIV255): up to half a level
+ * apart. Measured here: 0 levels for YCbCr, gray, progressive and arithmetic; 0.498 for CMYK. */
 static void jpeg_matches_pillow(void **state)
 {
     static const struct {
@@ -453,7 +453,7 @@ static void jpeg_matches_pillow(void **state)
         {"testdata/libjpeg-turbo/testimgint.jpg", GOLDEN "testimgint.pillow.png", 1, 3, 1},
         {GOLDEN "prog.jpg", GOLDEN "prog.pillow.png", 0, 3, 1},
         {GOLDEN "gray.jpg", GOLDEN "gray.pillow.png", 0, 1, 1},
-        {GOLDEN "cmyk.jpg", GOLDEN "cmyk.pillow.png", 0, 3, 2},
+        {GOLDEN "cmyk.jpg", GOLDEN "cmyk.pillow.png", 0, 3, 1},
 #ifdef D_ARITH_CODING_SUPPORTED
         /* Same coefficients as testimgint, arithmetic-coded. */
         {"testdata/libjpeg-turbo/testimgari.jpg", GOLDEN "testimgint.pillow.png", 1, 3, 1},
@@ -536,7 +536,7 @@ static void pixel_limit(void **state)
 
     /* Headers claiming 100000x100000 with no pixel data behind them: the limit (default 2^28)
      * answers, not a decode error and not an allocation, so it is checked from the header. */
-    unsigned char bomb[8 + 25 + 12];
+    unsigned char bomb[8 + 25 + 12 + 12];
     memcpy(bomb, "\x89PNG\r\n\x1a\n", 8);
     put32(bomb + 8, 13);
     memcpy(bomb + 12, "IHDR", 4);
@@ -544,9 +544,12 @@ static void pixel_limit(void **state)
     put32(bomb + 20, 100000);
     memcpy(bomb + 24, "\x08\x02\x00\x00\x00", 5);
     put32(bomb + 29, crc32_png(bomb + 12, 17));
-    put32(bomb + 33, 0);
-    memcpy(bomb + 37, "IEND", 4);
+    put32(bomb + 33, 0); /* an empty IDAT: where the pixel data would start */
+    memcpy(bomb + 37, "IDAT", 4);
     put32(bomb + 41, crc32_png(bomb + 37, 4));
+    put32(bomb + 45, 0);
+    memcpy(bomb + 49, "IEND", 4);
+    put32(bomb + 53, crc32_png(bomb + 49, 4));
     tsr__err_clear(&err);
     assert_int_equal(tsr__image_decode(bomb, sizeof bomb, "bomb.png", 0, &img, &err),
                      TSR_ERR_LIMIT);
@@ -558,6 +561,7 @@ static void pixel_limit(void **state)
     tsr__err_clear(&err);
     assert_int_equal(tsr__image_decode(bomb, sizeof bomb, "small.png", 0, &img, &err),
                      TSR_ERR_DECODE);
+    assert_msg_has(&err, "small.png");
 
     size_t len;
     unsigned char *buf = read_all(GOLDEN "gray.jpg", &len);
@@ -713,9 +717,10 @@ static void png_compression_level(void **state)
     o.compression = 9;
     assert_int_equal(tsr__image_save(img, tmp_path("c9.png"), &o, &err), TSR_OK);
     long s0 = file_size(tmp_path("c0.png")), s9 = file_size(tmp_path("c9.png"));
+    print_message("PNG sizes: level 0 %ld bytes, level 9 %ld bytes\n", s0, s9);
     /* Level 0 stores: at least the filtered rows (1 filter byte + 3 bytes per pixel). */
     assert_true(s0 >= 64 * (1 + 64 * 3));
-    assert_true(s9 < s0 / 2);
+    assert_true(s9 < s0 * 3 / 4);
     tsr_image *a, *b;
     assert_int_equal(load(tmp_path("c0.png"), 0, &a, &err), TSR_OK);
     assert_int_equal(load(tmp_path("c9.png"), 0, &b, &err), TSR_OK);
