@@ -608,6 +608,8 @@ static tsr_status png_encode(enc *e)
     if (!e->png || !(e->pinfo = png_create_info_struct(e->png)))
         return efail(e, TSR_ERR_NOMEM, "out of memory creating the PNG encoder");
     png_set_write_fn(e->png, e, png_on_write, png_on_flush);
+    /* What was decoded can be written back: lift libpng's 10^6-per-side default here too. */
+    png_set_user_limits(e->png, PNG_UINT_31_MAX, PNG_UINT_31_MAX);
     return png_encode_run(e);
 }
 
