@@ -412,6 +412,8 @@ static tsr_status decode_stream(FILE *fp, const char *name, uint64_t max_pixels,
         rc = png_decode(d);
     } else if (!memcmp(sig, png_sig, n)) {
         rc = dfail(d, TSR_ERR_DECODE, "truncated PNG file (expected the 8-byte signature)");
+    } else if (n < 3 && sig[0] == 0xFF && (n == 1 || sig[1] == 0xD8)) {
+        rc = dfail(d, TSR_ERR_DECODE, "truncated JPEG file (expected more than %zu bytes)", n);
     } else {
         rc = dfail(d, TSR_ERR_DECODE, "not a PNG or JPEG file (expected the PNG signature "
                                       "89 50 4E 47 0D 0A 1A 0A or the JPEG marker FF D8 FF)");
@@ -716,8 +718,10 @@ static tsr_status tmp_create(const char *path, char **tmp_out, int *fd_out, tsr_
         }
         if (errno != EEXIST) {
             int e = errno;
+            /* The directory without its trailing slash, except for "/" itself. */
+            int shown = dirlen > 1 ? (int)dirlen - 1 : 1;
             tsr__seterr(err, TSR_ERR_IO, "%s: cannot create a file in directory '%.*s': %s",
-                        path, dirlen ? (int)dirlen : 1, dirlen ? path : ".", strerror(e));
+                        path, shown, dirlen ? path : ".", strerror(e));
             free(tmp);
             return TSR_ERR_IO;
         }

@@ -399,7 +399,7 @@ static void truncated_files_refused(void **state)
             assert_msg_has(&err, path);
             if (cuts[c] == 0)
                 assert_msg_has(&err, "empty file");
-            else if (cuts[c] > 8)
+            else
                 assert_msg_has(&err, "truncated");
         }
         free(buf);
@@ -986,6 +986,7 @@ static void save_failures_leave_nothing(void **state)
     const char *missing = tmp_path("no/such/dir/out.png");
     assert_int_equal(tsr__image_save(img, missing, NULL, &err), TSR_ERR_IO);
     assert_msg_has(&err, missing);
+    assert_msg_has(&err, "no/such/dir'");
     assert_msg_has(&err, strerror(ENOENT));
 
     /* The destination is a directory: the encode succeeds, the rename fails, and the temporary
