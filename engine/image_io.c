@@ -64,6 +64,7 @@ typedef struct dec {
     png_structp png;
     png_infop pinfo;
     int nomem;
+    const char *stage; /* what the decoder was reading, for messages */
     struct jpeg_decompress_struct jd;
     dec_jerr jerr;
     jmp_buf jb; /* JPEG only; libpng keeps its own */
@@ -104,7 +105,7 @@ static void png_on_error(png_structp png, png_const_charp msg)
     if (d->nomem)
         dfail(d, TSR_ERR_NOMEM, "out of memory while decoding PNG");
     else
-        dfail(d, TSR_ERR_DECODE, "invalid PNG file: %s", msg);
+        dfail(d, TSR_ERR_DECODE, "invalid PNG file: %s (while reading %s)", msg, d->stage);
     png_longjmp(png, 1);
 }
 
@@ -163,6 +164,7 @@ static tsr_status png_run(dec *d)
      * decides, with its own message. */
     png_set_user_limits(d->png, PNG_UINT_31_MAX, PNG_UINT_31_MAX);
     png_set_sig_bytes(d->png, 8);
+    d->stage = "the chunks before the image data";
     png_read_info(d->png, d->pinfo);
 
     png_uint_32 w, h;
@@ -214,6 +216,7 @@ static tsr_status png_run(dec *d)
         return dfail(d, TSR_ERR_NOMEM, "out of memory for %zu PNG rows", nrows);
     for (size_t y = 0; y < nrows; y++)
         d->rowp[y] = d->rows + y * rowbytes;
+    d->stage = "the image data";
     if (passes > 1) {
         png_read_image(d->png, d->rowp);
         for (png_uint_32 y = 0; y < h; y++)
@@ -225,6 +228,7 @@ static tsr_status png_run(dec *d)
         }
     }
     /* Reading to IEND is what tells a complete file from one cut after its last IDAT. */
+    d->stage = "the chunks after the image data, up to IEND";
     png_read_end(d->png, NULL);
     return TSR_OK;
 }
@@ -254,7 +258,7 @@ static void jpeg_fail_from_lib(j_common_ptr cinfo, tsr_status rc)
         dfail(d, rc, "unsupported JPEG (expected 8-bit baseline, progressive or arithmetic "
                      "coding): %s", text);
     else
-        dfail(d, rc, "invalid JPEG file: %s", text);
+        dfail(d, rc, "invalid JPEG file: %s (while reading %s)", text, d->stage);
     longjmp(d->jb, 1);
 }
 
@@ -298,6 +302,7 @@ static tsr_status jpeg_run(dec *d)
 {
     if (setjmp(d->jb))
         return d->rc ? d->rc : dfail(d, TSR_ERR_DECODE, "invalid JPEG file");
+    d->stage = "the header";
     jpeg_create_decompress(&d->jd);
     jpeg_stdio_src(&d->jd, d->fp);
     jpeg_read_header(&d->jd, TRUE);
@@ -334,6 +339,7 @@ static tsr_status jpeg_run(dec *d)
     if (d->header_only)
         return TSR_OK;
 
+    d->stage = "the image data";
     jpeg_start_decompress(&d->jd);
     int ncomp = d->jd.output_components;
     if ((int)d->jd.output_width != d->info.width || (int)d->jd.output_height != d->info.height ||
@@ -368,6 +374,7 @@ static tsr_status jpeg_run(dec *d)
                     out[(size_t)c * plane + x] = *s++ / 255.0f;
         }
     }
+    d->stage = "the end of the file, up to EOI";
     jpeg_finish_decompress(&d->jd);
     return TSR_OK;
 }
