@@ -1092,6 +1092,13 @@ static void save_unwritable_directory(void **state)
     int status;
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFEXITED(status));
+    if (WEXITSTATUS(status) == 10) {
+        /* Root without CAP_SETUID cannot give up its override of permissions. */
+        chmod(ro, 0755);
+        tsr_image_free(img);
+        print_message("cannot drop root privileges: unwritable-directory case not run\n");
+        skip();
+    }
     assert_int_equal(WEXITSTATUS(status), 0);
     assert_true(file_is(dst, "old"));
     assert_int_equal(hidden_entries(ro), 0);
