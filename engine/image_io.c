@@ -91,7 +91,7 @@ static tsr_status check_limit(dec *d, uint64_t w, uint64_t h, const char *what)
                      (unsigned long long)w, (unsigned long long)h);
     if (w > INT_MAX || h > INT_MAX || w * h > max)
         return dfail(d, TSR_ERR_LIMIT,
-                     "%s image is %llux%llu = %llu pixels, over the limit of %llu pixels", what,
+                     "%s image of %llux%llu = %llu pixels exceeds the limit of %llu pixels", what,
                      (unsigned long long)w, (unsigned long long)h,
                      (unsigned long long)(w * h), (unsigned long long)max);
     return TSR_OK;
