@@ -90,7 +90,7 @@ check: tests-build
 demo: deps all
 	@mkdir -p out
 	$(BUILD)/tessera run graphs/demo.yaml
-	@echo "demo: wrote out/demo.png (input graphs/images/lighthouse.png, resized x2 with lanczos3)"
+	@echo "demo: wrote out/demo.png (input graphs/images/sample.png, resized x2 with lanczos3)"
 
 bench: deps all
 	bash tools/bench.sh $(BUILD)/tessera

@@ -111,6 +111,8 @@ void tsr_engine_interrupt(tsr_engine *e);
 
 /* Schema of every node type as a JSON document (for GUIs). Free with tsr_free(). */
 char *tsr_nodes_json(void);
+/* The same as readable text, one block per node (what `tessera nodes` prints). */
+char *tsr_nodes_text(void);
 
 /* ---------------------------------------------------------------------------------------------
  * Images: host memory, float32, planar (plane c at data + c*width*height), values nominally
