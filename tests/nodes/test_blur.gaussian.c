@@ -82,36 +82,38 @@ static void ref_matches_opencv(void **state)
     }
 }
 
-/* Tiles read their halo in full-image coordinates and sum in the same order: same bits. */
+/* Tiles read their halo in full-image coordinates and sum in the same order: same bits. The
+ * halo is up to 160 pixels, past the tiles and (sigma 40) past the image, so mirror folds. */
 static void tiled_equals_whole(void **state)
 {
     static const blur_case tp[] = {{"1.3", "clamp"}, {"3", "mirror"}, {"2.2", "zero"},
-                                   {"12", "mirror"}, {"40", "zero"}, {"40", "clamp"}};
+                                   {"12", "mirror"}, {"40", "mirror"}, {"40", "zero"}};
     static const int tiles[][2] = {{37, 19}, {7, 5}};
-    for (size_t p = 0; p < sizeof tp / sizeof tp[0]; p++)
-        for (int ch = 3; ch <= 4; ch++) {
-            tsr_node *n = blur_node(tp[p].sigma, tp[p].edge);
-            tsr_image *in = tu_random_image(127, 129, ch, 99 + (uint32_t)p);
-            tsr_image *whole = tu_run(tu_engine_ref(), n, in, 0, 0);
-            tsr_image *whole_cl = tu_run(tu_engine_cl(), n, in, 0, 0);
-            for (size_t t = 0; t < 2; t++) {
-                tsr_image *tiled = tu_run(tu_engine_ref(), n, in, tiles[t][0], tiles[t][1]);
-                tsr_image *tiled_cl = tu_run(tu_engine_cl(), n, in, tiles[t][0], tiles[t][1]);
-                char what[128];
-                snprintf(what, sizeof what, "ref tiles %dx%d sigma=%s edge=%s ch=%d",
-                         tiles[t][0], tiles[t][1], tp[p].sigma, tp[p].edge, ch);
-                fg_check(tiled, whole, 0, 0, what);
-                snprintf(what, sizeof what, "cl tiles %dx%d sigma=%s edge=%s ch=%d",
-                         tiles[t][0], tiles[t][1], tp[p].sigma, tp[p].edge, ch);
-                fg_check(tiled_cl, whole_cl, 0, 0, what);
-                tsr_image_free(tiled);
-                tsr_image_free(tiled_cl);
-            }
-            tsr_image_free(in);
-            tsr_image_free(whole);
-            tsr_image_free(whole_cl);
-            tsr__node_free(n);
+    for (size_t p = 0; p < sizeof tp / sizeof tp[0]; p++) {
+        int ch = 3 + (int)(p % 2);
+        tsr_node *n = blur_node(tp[p].sigma, tp[p].edge);
+        tsr_image *in = tu_random_image(127, 129, ch, 99 + (uint32_t)p);
+        tsr_image *whole = tu_run(tu_engine_ref(), n, in, 0, 0);
+        tsr_image *whole_cl = tu_run(tu_engine_cl(), n, in, 0, 0);
+        /* 7x5 tiles with a 321-tap kernel redo 65 times the work: left to the 37x19 run. */
+        for (size_t t = 0; t < (atof(tp[p].sigma) > 20 ? 1 : 2); t++) {
+            tsr_image *tiled = tu_run(tu_engine_ref(), n, in, tiles[t][0], tiles[t][1]);
+            tsr_image *tiled_cl = tu_run(tu_engine_cl(), n, in, tiles[t][0], tiles[t][1]);
+            char what[128];
+            snprintf(what, sizeof what, "ref tiles %dx%d sigma=%s edge=%s ch=%d", tiles[t][0],
+                     tiles[t][1], tp[p].sigma, tp[p].edge, ch);
+            fg_check(tiled, whole, 0, 0, what);
+            snprintf(what, sizeof what, "cl tiles %dx%d sigma=%s edge=%s ch=%d", tiles[t][0],
+                     tiles[t][1], tp[p].sigma, tp[p].edge, ch);
+            fg_check(tiled_cl, whole_cl, 0, 0, what);
+            tsr_image_free(tiled);
+            tsr_image_free(tiled_cl);
         }
+        tsr_image_free(in);
+        tsr_image_free(whole);
+        tsr_image_free(whole_cl);
+        tsr__node_free(n);
+    }
 }
 
 /* Properties that hold exactly: sigma 0.01 has taps {0, 1, 0} (the outer ones underflow), so it
