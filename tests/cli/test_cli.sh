@@ -50,8 +50,9 @@ check "failed run leaves no temporary file" bash -c "test \$(ls -A $tmp | grep -
 # compare
 check "compare identical images: exit 0, PSNR inf, SSIM 1" \
     bash -c "$T compare graphs/images/sample.png graphs/images/sample.png | tr '\n' ' ' | grep -qE 'max_abs_diff: 0.000000 .*psnr_db: inf ssim: 1.000000'"
-check "compare over --max-diff exits 1" test "$(code $T compare $tmp/demo.png $tmp/ref.png --max-diff -0.5)" = 2
+check "compare with a negative threshold exits 2" test "$(code $T compare $tmp/demo.png $tmp/ref.png --max-diff -0.5)" = 2
 $T run graphs/blur.yaml -q --set out.path=$tmp/blur.png
+check "compare over --max-diff exits 1" test "$(code $T compare graphs/images/sample.png $tmp/blur.png --max-diff 0)" = 1
 check "compare with a failing --min-psnr exits 1" test "$(code $T compare graphs/images/sample.png $tmp/blur.png --min-psnr 60)" = 1
 check "compare with a passing --min-psnr exits 0" test "$(code $T compare graphs/images/sample.png $tmp/blur.png --min-psnr 10)" = 0
 check "compare of different sizes exits non-zero" bash -c "! $T compare graphs/images/sample.png $tmp/demo.png >/dev/null 2>&1"
