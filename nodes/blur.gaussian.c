@@ -29,6 +29,7 @@ TSR_PARAM_TABLE_DECL(blur, BLUR_PARAMS)
 enum { EDGE_CLAMP = 0, EDGE_MIRROR = 1, EDGE_ZERO = 2 };
 
 #define BLUR_MAX_RADIUS 400 /* ceil(4 * 100) */
+#define BLUR_COLS 8         /* output columns per work item: TSR_BLUR_COLS in the kernel file */
 
 static const tsr_port_def ports[] = {{"image", TSR_PORT_IMAGE, "image"}};
 
@@ -119,6 +120,7 @@ static tsr_status blur_run_cl(tsr_exec *ex, const tsr_node *n, const tsr_region 
     cl_kernel k;
     tsr__geom g = tsr__geom_of(&in[0], out);
     size_t wbytes = (size_t)(2 * r + 1) * sizeof(float);
+    size_t cols = ((size_t)out->rect.w + BLUR_COLS - 1) / BLUR_COLS;
     size_t sbytes =
         mul3_sat((size_t)out->rect.w, (size_t)rows, (size_t)out->channels * sizeof(float));
     tsr_status rc = TSR_OK;
@@ -141,14 +143,13 @@ static tsr_status blur_run_cl(tsr_exec *ex, const tsr_node *n, const tsr_region 
     rc = tsr__exec_args(ex, k, 8, TSR_ARG(in[0].mem), TSR_ARG(scratch), TSR_ARG(g), TSR_ARG(wbuf),
                         TSR_ARG(r), TSR_ARG(edge), TSR_ARG(y0), TSR_ARG(rows));
     if (!rc)
-        rc = tsr__exec_launch(ex, k, (size_t)out->rect.w, (size_t)rows, (size_t)out->channels);
+        rc = tsr__exec_launch(ex, k, cols, (size_t)rows, (size_t)out->channels);
     if (rc || (rc = tsr__exec_kernel(ex, "tsr_blur_gaussian_v", &k)))
         goto fail;
     rc = tsr__exec_args(ex, k, 8, TSR_ARG(scratch), TSR_ARG(out->mem), TSR_ARG(g), TSR_ARG(wbuf),
                         TSR_ARG(r), TSR_ARG(edge), TSR_ARG(y0), TSR_ARG(rows));
     if (!rc)
-        rc = tsr__exec_launch(ex, k, (size_t)out->rect.w, (size_t)out->rect.h,
-                              (size_t)out->channels);
+        rc = tsr__exec_launch(ex, k, cols, (size_t)out->rect.h, (size_t)out->channels);
 fail:
     /* The queue is in order, so a block handed back here is reused only after these kernels. */
     if (scratch)
@@ -176,11 +177,18 @@ static tsr_status blur_run_ref(const tsr_node *n, const tsr_region *in, const ts
         for (int j = 0; j < rows; j++) {
             const float *row = src + (size_t)(y0 + j - in[0].rect.y) * iw;
             for (int x = 0; x < ow; x++) {
+                int ix = out->rect.x + x;
                 float acc = 0.0f;
-                for (int i = -r; i <= r; i++) {
-                    int sx = edge_index(out->rect.x + x + i, in[0].img_w, edge);
-                    float v = sx < 0 ? 0.0f : row[sx - in[0].rect.x];
-                    acc += w[i + r] * v;
+                if (ix - r >= 0 && ix + r < in[0].img_w) { /* no edge to map: the fast case */
+                    const float *t = row + (ix - r - in[0].rect.x);
+                    for (int i = 0; i <= 2 * r; i++)
+                        acc += w[i] * t[i];
+                } else {
+                    for (int i = -r; i <= r; i++) {
+                        int sx = edge_index(ix + i, in[0].img_w, edge);
+                        float v = sx < 0 ? 0.0f : row[sx - in[0].rect.x];
+                        acc += w[i + r] * v;
+                    }
                 }
                 s[((size_t)c * rows + j) * ow + x] = acc;
             }
