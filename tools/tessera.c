@@ -305,8 +305,8 @@ static int cmd_compare(int argc, char **argv)
                          : strcmp(a, "--min-ssim") == 0 ? &min_ssim
                                                         : NULL;
         if (target) {
-            if (i + 1 >= argc || !parse_double(argv[i + 1], target))
-                return usage_error("compare ", "option '%s' needs a number", a);
+            if (i + 1 >= argc || !parse_double(argv[i + 1], target) || *target < 0)
+                return usage_error("compare ", "option '%s' needs a number >= 0", a);
             i++;
         } else if (a[0] == '-' && a[1]) {
             return usage_error("compare ", "unknown option '%s'", a);

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The command line: help, version, listings, exit codes, --set, outputs, compare thresholds,
+# and that a failed run leaves an existing output untouched.
+set -u
+cd "$(dirname "$0")/../.."
+T=${TESSERA:-build/tessera}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fails=0
+check() { # description, then a command that must succeed
+    local what=$1
+    shift
+    if "$@"; then echo "ok   $what"; else echo "FAIL $what"; fails=$((fails + 1)); fi
+}
+code() { "$@" >/dev/null 2>&1; echo $?; }
+
+check "--help exits 0 and lists commands" bash -c "$T --help | grep -q 'validate GRAPH'"
+check "--version prints the version" bash -c "$T --version | grep -qE '^tessera [0-9]+\.[0-9]+\.[0-9]+$'"
+check "unknown command exits 2" test "$(code $T frobnicate)" = 2
+check "no command exits 2" test "$(code $T)" = 2
+check "run --help exits 0" bash -c "$T run --help | grep -q -- '--set'"
+check "run without a graph exits 2" test "$(code $T run)" = 2
+check "run with an unknown option exits 2" test "$(code $T run graphs/demo.yaml --frob)" = 2
+check "nodes lists every node type" bash -c "out=\$($T nodes) && for n in image.load image.save resize blur.gaussian adjust.brightness_contrast adjust.gamma adjust.invert color.grayscale; do grep -q \"^\$n\$\" <<<\"\$out\" || exit 1; done"
+check "nodes --json is a JSON document naming each type" bash -c "$T nodes --json | head -c 1 | grep -q '[{[]' && $T nodes --json | grep -q '\"blur.gaussian\"'"
+check "devices lists a device with its memory" bash -c "$T devices | grep -qE 'global memory [0-9.]+ (MiB|GiB)'"
+check "validate accepts every example graph" bash -c "for g in graphs/*.yaml; do $T validate \$g >/dev/null || exit 1; done"
+
+# run the demo into a temporary directory
+check "run demo with --set writes the output" \
+    bash -c "$T run graphs/demo.yaml -q --set out.path=$tmp/demo.png && test -s $tmp/demo.png"
+check "demo output is twice the input size" \
+    bash -c "test \"\$(vipsheader -f width $tmp/demo.png)x\$(vipsheader -f height $tmp/demo.png)\" = 960x640"
+check "no temporary file left next to the output" bash -c "test \$(ls -A $tmp | wc -l) = 1"
+check "--stats prints key: value lines" \
+    bash -c "$T run graphs/demo.yaml -q --stats --set out.path=$tmp/s.png 2>&1 >/dev/null | grep -qE '^pool.peak_in_use_bytes: [0-9]+$'"
+check "reference device gives the same output within 1/255" \
+    bash -c "TSR_DEVICE=ref $T run graphs/demo.yaml -q --set out.path=$tmp/ref.png && $T compare $tmp/demo.png $tmp/ref.png --max-diff 1 >/dev/null"
+check "--set with an unknown param exits 2" test "$(code $T run graphs/demo.yaml --set up.sigma=2)" = 2
+check "--set with a bad value exits 2" test "$(code $T run graphs/demo.yaml --set up.filter=sinc)" = 2
+check "--set with an unknown node exits 2" test "$(code $T run graphs/demo.yaml --set nope.path=x)" = 2
+check "--device out of range exits 3" test "$(code $T run graphs/demo.yaml --device 99)" = 3
+
+# a failed run must not touch an existing output
+echo "precious" >"$tmp/keep.png"
+check "failed run exits 1" test "$(code $T run graphs/demo.yaml -q --set src.path=tests/bad/files/truncated-data.png --set out.path=$tmp/keep.png)" = 1
+check "failed run leaves the existing output untouched" bash -c "test \"\$(cat $tmp/keep.png)\" = precious"
+check "failed run leaves no temporary file" bash -c "test \$(ls -A $tmp | grep -c tmp) = 0"
+
+# compare
+check "compare identical images: exit 0, PSNR inf, SSIM 1" \
+    bash -c "$T compare graphs/images/sample.png graphs/images/sample.png | tr '\n' ' ' | grep -qE 'max_abs_diff: 0.000000 .*psnr_db: inf ssim: 1.000000'"
+check "compare with a negative threshold exits 2" test "$(code $T compare $tmp/demo.png $tmp/ref.png --max-diff -0.5)" = 2
+$T run graphs/blur.yaml -q --set out.path=$tmp/blur.png
+check "compare over --max-diff exits 1" test "$(code $T compare graphs/images/sample.png $tmp/blur.png --max-diff 0)" = 1
+check "compare with a failing --min-psnr exits 1" test "$(code $T compare graphs/images/sample.png $tmp/blur.png --min-psnr 60)" = 1
+check "compare with a passing --min-psnr exits 0" test "$(code $T compare graphs/images/sample.png $tmp/blur.png --min-psnr 10)" = 0
+check "compare of different sizes exits non-zero" bash -c "! $T compare graphs/images/sample.png $tmp/demo.png >/dev/null 2>&1"
+check "compare of a missing file exits 1" test "$(code $T compare graphs/images/sample.png $tmp/nope.png)" = 1
+
+echo "cli: $fails failed"
+[ "$fails" -eq 0 ]
