@@ -28,6 +28,7 @@
  *   colour from bleeding out of transparent pixels, is a later improvement. */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "internal.h"
 #include "nodeutil.h"
@@ -280,6 +281,67 @@ fail:
 
 /* ---- reference ----------------------------------------------------------------------------- */
 
+/* Taps of output pixels [o0, o0 + count) on one axis: pixel j reads input lo[j] .. lo[j] + n[j]
+ * - 1 with weights w[j * k ...] summing (in tap order, in float) to wsum[j]. The numbers are
+ * those the kernel computes on the fly; tabulating them only saves recomputing each weight for
+ * every row or column. */
+typedef struct rs_taps {
+    int k;
+    int *lo, *n;
+    float *w, *wsum;
+} rs_taps;
+
+static void rs_taps_free(rs_taps *t)
+{
+    free(t->lo);
+    free(t->n);
+    free(t->w);
+    free(t->wsum);
+    memset(t, 0, sizeof *t);
+}
+
+static tsr_status rs_taps_make(const tsr_node *n, int filter, int o0, int count, int n_in,
+                               int n_out, rs_taps *t, tsr__err *err)
+{
+    memset(t, 0, sizeof *t);
+    for (int j = 0; j < count; j++) {
+        int lo, hi;
+        rs_window(filter, o0 + j, n_in, n_out, &lo, &hi);
+        t->k = hi - lo + 1 > t->k ? hi - lo + 1 : t->k;
+    }
+    size_t cells, bytes;
+    if (!tsr__mul_size((size_t)count, (size_t)t->k, &cells) ||
+        !tsr__mul_size(cells, sizeof(float), &bytes))
+        return tsr__seterr(err, TSR_ERR_LIMIT, "node '%s' (resize): %d x %d weight table "
+                           "overflows", n->id, count, t->k);
+    t->lo = malloc((size_t)count * sizeof *t->lo);
+    t->n = malloc((size_t)count * sizeof *t->n);
+    t->w = malloc(bytes);
+    t->wsum = malloc((size_t)count * sizeof *t->wsum);
+    if (!t->lo || !t->n || !t->w || !t->wsum) {
+        rs_taps_free(t);
+        return tsr__seterr(err, TSR_ERR_NOMEM, "node '%s' (resize): out of memory for a %zu-byte "
+                           "weight table", n->id, bytes);
+    }
+    /* As rs_weight's callers in kernels/resize.cl. */
+    int64_t m = n_in > n_out ? n_in : n_out;
+    float den = (float)(2 * m);
+    for (int j = 0; j < count; j++) {
+        int lo, hi;
+        rs_window(filter, o0 + j, n_in, n_out, &lo, &hi);
+        int64_t num = (2 * (int64_t)lo + 1) * n_out - (2 * (int64_t)(o0 + j) + 1) * n_in;
+        float wsum = 0.0f, *w = t->w + (size_t)j * t->k;
+        for (int i = lo; i <= hi; i++, num += 2 * (int64_t)n_out) {
+            w[i - lo] = rs_weight(filter, (float)num / den);
+            wsum += w[i - lo];
+        }
+        t->lo[j] = lo;
+        t->n[j] = hi - lo + 1;
+        t->wsum[j] = wsum;
+    }
+    return TSR_OK;
+}
+
 static tsr_status resize_run_ref(const tsr_node *n, const tsr_region *in, const tsr_region *out,
                                  tsr__err *err)
 {
@@ -287,8 +349,6 @@ static tsr_status resize_run_ref(const tsr_node *n, const tsr_region *in, const 
     const tsr_rect *o = &out->rect;
     int ow, oh, filter = n->params[P_FILTER].ival, ch = out->channels;
     out_size_int(n, src->img_w, src->img_h, &ow, &oh);
-    float *tmp = NULL;
-    tsr_status rc = TSR_OK;
     if (filter == RS_NEAREST) {
         for (int y = 0; y < o->h; y++) {
             int sy = rs_nearest(o->y + y, src->img_h, oh) - src->rect.y;
@@ -301,15 +361,26 @@ static tsr_status resize_run_ref(const tsr_node *n, const tsr_region *in, const 
         }
         return TSR_OK;
     }
+    float *tmp = NULL;
+    rs_taps tx, ty;
+    memset(&tx, 0, sizeof tx);
+    memset(&ty, 0, sizeof ty);
     int row0, row1;
     rs_span(filter, o->y, o->h, src->img_h, oh, &row0, &row1);
     int rows = row1 - row0 + 1;
     size_t bytes = tsr__image_bytes(o->w, rows, ch);
+    tsr_status rc = TSR_OK;
     if (!bytes) {
         rc = tsr__seterr(err, TSR_ERR_LIMIT, "node '%s' (resize): scratch of %dx%d pixels "
                          "overflows", n->id, o->w, rows);
         goto fail;
     }
+    rc = rs_taps_make(n, filter, o->x, o->w, src->img_w, ow, &tx, err);
+    if (rc)
+        goto fail;
+    rc = rs_taps_make(n, filter, o->y, o->h, src->img_h, oh, &ty, err);
+    if (rc)
+        goto fail;
     tmp = malloc(bytes);
     if (!tmp) {
         rc = tsr__seterr(err, TSR_ERR_NOMEM, "node '%s' (resize): out of memory for a %zu-byte "
@@ -317,47 +388,37 @@ static tsr_status resize_run_ref(const tsr_node *n, const tsr_region *in, const 
         goto fail;
     }
     /* Horizontal pass: as tsr_resize_h. */
-    int64_t m = src->img_w > ow ? src->img_w : ow;
-    float den = (float)(2 * m);
     for (int r = 0; r < rows; r++)
         for (int x = 0; x < o->w; x++) {
-            int lo, hi;
-            rs_window(filter, o->x + x, src->img_w, ow, &lo, &hi);
-            int64_t num = (2 * (int64_t)lo + 1) * ow - (2 * (int64_t)(o->x + x) + 1) * src->img_w;
-            size_t row = (size_t)(row0 + r - src->rect.y) * src->rect.w;
-            float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f}, wsum = 0.0f;
-            for (int i = lo; i <= hi; i++, num += 2 * (int64_t)ow) {
-                float w = rs_weight(filter, (float)num / den);
-                wsum += w;
-                size_t at = row + (size_t)(i - src->rect.x);
+            const float *w = tx.w + (size_t)x * tx.k;
+            size_t at = (size_t)(row0 + r - src->rect.y) * src->rect.w + (tx.lo[x] - src->rect.x);
+            float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+            for (int i = 0; i < tx.n[x]; i++)
                 for (int c = 0; c < ch; c++)
-                    acc[c] += w * tsr__plane(src, c)[at];
-            }
+                    acc[c] += w[i] * tsr__plane(src, c)[at + (size_t)i];
             for (int c = 0; c < ch; c++)
-                tmp[((size_t)c * rows + r) * o->w + x] = wsum != 0.0f ? acc[c] / wsum : acc[c];
+                tmp[((size_t)c * rows + r) * o->w + x] =
+                    tx.wsum[x] != 0.0f ? acc[c] / tx.wsum[x] : acc[c];
         }
     /* Vertical pass: as tsr_resize_v. */
-    m = src->img_h > oh ? src->img_h : oh;
-    den = (float)(2 * m);
     size_t plane = (size_t)rows * o->w;
     for (int y = 0; y < o->h; y++) {
-        int lo, hi;
-        rs_window(filter, o->y + y, src->img_h, oh, &lo, &hi);
+        const float *w = ty.w + (size_t)y * ty.k;
         for (int x = 0; x < o->w; x++) {
-            int64_t num = (2 * (int64_t)lo + 1) * oh - (2 * (int64_t)(o->y + y) + 1) * src->img_h;
-            float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f}, wsum = 0.0f;
-            for (int j = lo; j <= hi; j++, num += 2 * (int64_t)oh) {
-                float w = rs_weight(filter, (float)num / den);
-                wsum += w;
-                size_t at = (size_t)(j - row0) * o->w + x;
+            float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+            for (int j = 0; j < ty.n[y]; j++) {
+                size_t at = (size_t)(ty.lo[y] + j - row0) * o->w + x;
                 for (int c = 0; c < ch; c++)
-                    acc[c] += w * tmp[c * plane + at];
+                    acc[c] += w[j] * tmp[c * plane + at];
             }
             for (int c = 0; c < ch; c++)
-                tsr__plane(out, c)[(size_t)y * o->w + x] = wsum != 0.0f ? acc[c] / wsum : acc[c];
+                tsr__plane(out, c)[(size_t)y * o->w + x] =
+                    ty.wsum[y] != 0.0f ? acc[c] / ty.wsum[y] : acc[c];
         }
     }
 fail:
+    rs_taps_free(&tx);
+    rs_taps_free(&ty);
     free(tmp);
     return rc;
 }
