@@ -1,5 +1,5 @@
-/* resize: scale an image to a new size with a separable filter (nearest, bilinear, bicubic,
- * mitchell, lanczos3). Pixels: float32 planar, 1-4 channels, each resampled independently.
+/* resize: scale an image by a factor or to a size (nearest/bilinear/bicubic/mitchell/lanczos3).
+ * Pixels: float32 planar, 1-4 channels, each channel (alpha too) resampled independently.
  * Device: kernels/resize.cl (tsr_resize_h then tsr_resize_v; tsr_resize_nearest).
  *
  * Semantics (docs/NODES-resize.md has the long version):

@@ -111,7 +111,8 @@ def axis_matrix(n_in, n_out, name, edge="drop"):
 
 
 def model(planes, w, h, name, edge="drop"):
-    ax, ay = axis_matrix(planes.shape[2], w, name, edge), axis_matrix(planes.shape[1], h, name, edge)
+    ax = axis_matrix(planes.shape[2], w, name, edge)
+    ay = axis_matrix(planes.shape[1], h, name, edge)
     out = []
     for p in planes.astype(np.float64):
         tmp = (p @ ax.T).astype(np.float32)  # the horizontal pass is stored as float32
@@ -258,7 +259,7 @@ libvips: its outputs are reproduced by the same filters with every sampling posi
 1/64 pixel and clamp-to-edge ("libvips model"); Tessera's model against libvips, over interior
 pixels only (every tap inside the image):
 
-| kernel | case | libvips model vs libvips | ours vs libvips, interior max | mean | interior pixels |
+| kernel | case | libvips model vs libvips | ours vs libvips: interior max | mean | pixels |
 | --- | --- | --- | --- | --- | --- |
 {vips}
 
