@@ -242,7 +242,8 @@ little-endian float32, planar.
 
 - `pil-FILTER-INPUT-WxH.f32`: Pillow `Image.resize` on each channel as a mode "F" image.
   NEAREST only for sizes with no exact tie (Pillow accumulates the sampling position in double,
-  so a tie may go either way); both inputs are odd-sized or tie-free for those.
+  so a tie may go either way): that leaves the odd-sized noise input, since an even side of 64
+  or 48 has ties for every output size these cases use.
 - `vips-FILTER-INPUT-WxH.f32`: libvips `reduce` (reductions only), kernels lanczos3, mitchell,
   cubic (= Catmull-Rom), linear.
 
