@@ -83,13 +83,19 @@ __kernel void tsr_resize_nearest(__global const float *in, __global float *out, 
         out[tsr_out_index(&g, c, x, y)] = in[((size_t)c * g.in_h + sy) * g.in_w + sx];
 }
 
+/* Each work item of the two passes below computes RS_PER_ITEM output pixels that share their
+ * weights, so every weight (two sin calls for lanczos3) is evaluated once per item rather than
+ * once per pixel. The pixels are `stride` apart so that neighbouring items still touch
+ * neighbouring addresses. Per pixel the operations and their order are unchanged. */
+#define RS_PER_ITEM 8
+
 /* Horizontal pass: tmp holds `rows` input rows starting at image row row0, out_w columns wide
- * (the output tile's columns), planar per channel. */
+ * (the output tile's columns), planar per channel. Item (x, r) does rows r, r + stride, ... */
 __kernel void tsr_resize_h(__global const float *in, __global float *tmp, tsr_geom g, int filter,
-                           int out_img_w, int row0, int rows, int channels)
+                           int out_img_w, int row0, int rows, int channels, int stride)
 {
-    int x = get_global_id(0), r = get_global_id(1);
-    if (x >= g.out_w || r >= rows)
+    int x = get_global_id(0), r0 = get_global_id(1);
+    if (x >= g.out_w || r0 >= stride)
         return;
     int lo, hi;
     rs_window(filter, g.out_x + x, g.img_w, out_img_w, &lo, &hi);
@@ -97,26 +103,32 @@ __kernel void tsr_resize_h(__global const float *in, __global float *tmp, tsr_ge
     float den = (float)(2L * m);
     long step = 2L * out_img_w;
     long num = (2L * lo + 1) * out_img_w - (2L * (g.out_x + x) + 1) * g.img_w;
-    size_t row = (size_t)(row0 + r - g.in_y) * g.in_w;
     size_t plane = (size_t)g.in_w * g.in_h;
-    float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f}, wsum = 0.0f;
+    float acc[RS_PER_ITEM][4], wsum = 0.0f;
+    for (int p = 0; p < RS_PER_ITEM; p++)
+        for (int c = 0; c < 4; c++)
+            acc[p][c] = 0.0f;
     for (int i = lo; i <= hi; i++, num += step) {
         float w = rs_weight(filter, (float)num / den);
         wsum += w;
-        size_t at = row + (size_t)(i - g.in_x);
-        for (int c = 0; c < channels; c++)
-            acc[c] += w * in[c * plane + at];
+        for (int p = 0, r = r0; p < RS_PER_ITEM && r < rows; p++, r += stride) {
+            size_t at = (size_t)(row0 + r - g.in_y) * g.in_w + (size_t)(i - g.in_x);
+            for (int c = 0; c < channels; c++)
+                acc[p][c] += w * in[c * plane + at];
+        }
     }
-    for (int c = 0; c < channels; c++)
-        tmp[((size_t)c * rows + r) * g.out_w + x] = wsum != 0.0f ? acc[c] / wsum : acc[c];
+    for (int p = 0, r = r0; p < RS_PER_ITEM && r < rows; p++, r += stride)
+        for (int c = 0; c < channels; c++)
+            tmp[((size_t)c * rows + r) * g.out_w + x] = wsum != 0.0f ? acc[p][c] / wsum : acc[p][c];
 }
 
-/* Vertical pass over tmp (see tsr_resize_h) into the output tile. */
+/* Vertical pass over tmp (see tsr_resize_h) into the output tile. Item (x, y) does columns x,
+ * x + stride, ... */
 __kernel void tsr_resize_v(__global const float *tmp, __global float *out, tsr_geom g, int filter,
-                           int out_img_h, int row0, int rows, int channels)
+                           int out_img_h, int row0, int rows, int channels, int stride)
 {
-    int x = get_global_id(0), y = get_global_id(1);
-    if (x >= g.out_w || y >= g.out_h)
+    int x0 = get_global_id(0), y = get_global_id(1);
+    if (x0 >= stride || y >= g.out_h)
         return;
     int lo, hi;
     rs_window(filter, g.out_y + y, g.img_h, out_img_h, &lo, &hi);
@@ -125,14 +137,19 @@ __kernel void tsr_resize_v(__global const float *tmp, __global float *out, tsr_g
     long step = 2L * out_img_h;
     long num = (2L * lo + 1) * out_img_h - (2L * (g.out_y + y) + 1) * g.img_h;
     size_t plane = (size_t)rows * g.out_w;
-    float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f}, wsum = 0.0f;
+    float acc[RS_PER_ITEM][4], wsum = 0.0f;
+    for (int p = 0; p < RS_PER_ITEM; p++)
+        for (int c = 0; c < 4; c++)
+            acc[p][c] = 0.0f;
     for (int j = lo; j <= hi; j++, num += step) {
         float w = rs_weight(filter, (float)num / den);
         wsum += w;
-        size_t at = (size_t)(j - row0) * g.out_w + x;
-        for (int c = 0; c < channels; c++)
-            acc[c] += w * tmp[c * plane + at];
+        size_t at = (size_t)(j - row0) * g.out_w;
+        for (int p = 0, x = x0; p < RS_PER_ITEM && x < g.out_w; p++, x += stride)
+            for (int c = 0; c < channels; c++)
+                acc[p][c] += w * tmp[c * plane + at + x];
     }
-    for (int c = 0; c < channels; c++)
-        out[tsr_out_index(&g, c, x, y)] = wsum != 0.0f ? acc[c] / wsum : acc[c];
+    for (int p = 0, x = x0; p < RS_PER_ITEM && x < g.out_w; p++, x += stride)
+        for (int c = 0; c < channels; c++)
+            out[tsr_out_index(&g, c, x, y)] = wsum != 0.0f ? acc[p][c] / wsum : acc[p][c];
 }

@@ -50,6 +50,8 @@ TSR_PARAM_TABLE_DECL(resize, RESIZE_PARAMS)
 
 /* Indices in the `filter` choices; the kernel's RS_* constants use the same numbers. */
 enum { RS_NEAREST, RS_BILINEAR, RS_BICUBIC, RS_MITCHELL, RS_LANCZOS3 };
+/* Output pixels per work item in the two passes: as in kernels/resize.cl. */
+#define RS_PER_ITEM 8
 
 /* Output sides are capped so that the tap arithmetic (2o+1) * n_in stays far inside int64 and
  * t's numerator, below 2 * 3 * max side, stays exact in float32 (2^24); the pixel cap is four
@@ -257,21 +259,23 @@ static tsr_status resize_run_cl(tsr_exec *ex, const tsr_node *n, const tsr_regio
     rc = tsr__exec_kernel(ex, "tsr_resize_h", &k);
     if (rc)
         goto fail;
-    rc = tsr__exec_args(ex, k, 8, TSR_ARG(in[0].mem), TSR_ARG(tmp), TSR_ARG(g), TSR_ARG(filter),
-                        TSR_ARG(ow), TSR_ARG(row0), TSR_ARG(rows), TSR_ARG(ch));
+    int stride = (rows + RS_PER_ITEM - 1) / RS_PER_ITEM;
+    rc = tsr__exec_args(ex, k, 9, TSR_ARG(in[0].mem), TSR_ARG(tmp), TSR_ARG(g), TSR_ARG(filter),
+                        TSR_ARG(ow), TSR_ARG(row0), TSR_ARG(rows), TSR_ARG(ch), TSR_ARG(stride));
     if (rc)
         goto fail;
-    rc = tsr__exec_launch(ex, k, (size_t)out->rect.w, (size_t)rows, 1);
+    rc = tsr__exec_launch(ex, k, (size_t)out->rect.w, (size_t)stride, 1);
     if (rc)
         goto fail;
     rc = tsr__exec_kernel(ex, "tsr_resize_v", &k);
     if (rc)
         goto fail;
-    rc = tsr__exec_args(ex, k, 8, TSR_ARG(tmp), TSR_ARG(out->mem), TSR_ARG(g), TSR_ARG(filter),
-                        TSR_ARG(oh), TSR_ARG(row0), TSR_ARG(rows), TSR_ARG(ch));
+    stride = (out->rect.w + RS_PER_ITEM - 1) / RS_PER_ITEM;
+    rc = tsr__exec_args(ex, k, 9, TSR_ARG(tmp), TSR_ARG(out->mem), TSR_ARG(g), TSR_ARG(filter),
+                        TSR_ARG(oh), TSR_ARG(row0), TSR_ARG(rows), TSR_ARG(ch), TSR_ARG(stride));
     if (rc)
         goto fail;
-    rc = tsr__exec_launch(ex, k, (size_t)out->rect.w, (size_t)out->rect.h, 1);
+    rc = tsr__exec_launch(ex, k, (size_t)stride, (size_t)out->rect.h, 1);
 fail:
     /* The queue is in order, so the pool may hand tmp out again once both passes are queued. */
     if (tmp)
