@@ -86,7 +86,9 @@ __kernel void tsr_resize_nearest(__global const float *in, __global float *out, 
 /* Each work item of the two passes below computes RS_PER_ITEM output pixels that share their
  * weights, so every weight (two sin calls for lanczos3) is evaluated once per item rather than
  * once per pixel. The pixels are `stride` apart so that neighbouring items still touch
- * neighbouring addresses. Per pixel the operations and their order are unchanged. */
+ * neighbouring addresses. Per pixel the operations and their order are unchanged. Loops run a
+ * constant count with guards inside, so that compilers can unroll them and keep acc in
+ * registers instead of indexing private memory. */
 #define RS_PER_ITEM 8
 
 /* Horizontal pass: tmp holds `rows` input rows starting at image row row0, out_w columns wide
@@ -111,15 +113,21 @@ __kernel void tsr_resize_h(__global const float *in, __global float *tmp, tsr_ge
     for (int i = lo; i <= hi; i++, num += step) {
         float w = rs_weight(filter, (float)num / den);
         wsum += w;
-        for (int p = 0, r = r0; p < RS_PER_ITEM && r < rows; p++, r += stride) {
+        for (int p = 0; p < RS_PER_ITEM; p++) {
+            int r = r0 + p * stride;
             size_t at = (size_t)(row0 + r - g.in_y) * g.in_w + (size_t)(i - g.in_x);
-            for (int c = 0; c < channels; c++)
-                acc[p][c] += w * in[c * plane + at];
+            for (int c = 0; c < 4; c++)
+                if (r < rows && c < channels)
+                    acc[p][c] += w * in[c * plane + at];
         }
     }
-    for (int p = 0, r = r0; p < RS_PER_ITEM && r < rows; p++, r += stride)
-        for (int c = 0; c < channels; c++)
-            tmp[((size_t)c * rows + r) * g.out_w + x] = wsum != 0.0f ? acc[p][c] / wsum : acc[p][c];
+    for (int p = 0; p < RS_PER_ITEM; p++) {
+        int r = r0 + p * stride;
+        for (int c = 0; c < 4; c++)
+            if (r < rows && c < channels)
+                tmp[((size_t)c * rows + r) * g.out_w + x] =
+                    wsum != 0.0f ? acc[p][c] / wsum : acc[p][c];
+    }
 }
 
 /* Vertical pass over tmp (see tsr_resize_h) into the output tile. Item (x, y) does columns x,
@@ -145,11 +153,17 @@ __kernel void tsr_resize_v(__global const float *tmp, __global float *out, tsr_g
         float w = rs_weight(filter, (float)num / den);
         wsum += w;
         size_t at = (size_t)(j - row0) * g.out_w;
-        for (int p = 0, x = x0; p < RS_PER_ITEM && x < g.out_w; p++, x += stride)
-            for (int c = 0; c < channels; c++)
-                acc[p][c] += w * tmp[c * plane + at + x];
+        for (int p = 0; p < RS_PER_ITEM; p++) {
+            int x = x0 + p * stride;
+            for (int c = 0; c < 4; c++)
+                if (x < g.out_w && c < channels)
+                    acc[p][c] += w * tmp[c * plane + at + x];
+        }
     }
-    for (int p = 0, x = x0; p < RS_PER_ITEM && x < g.out_w; p++, x += stride)
-        for (int c = 0; c < channels; c++)
-            out[tsr_out_index(&g, c, x, y)] = wsum != 0.0f ? acc[p][c] / wsum : acc[p][c];
+    for (int p = 0; p < RS_PER_ITEM; p++) {
+        int x = x0 + p * stride;
+        for (int c = 0; c < 4; c++)
+            if (x < g.out_w && c < channels)
+                out[tsr_out_index(&g, c, x, y)] = wsum != 0.0f ? acc[p][c] / wsum : acc[p][c];
+    }
 }
