@@ -21,9 +21,9 @@
  *   whose centre is nearest, ties (a sample exactly between two centres) to the higher index.
  *   That is Pillow's NEAREST formula; Pillow accumulates the position in double, so at exact
  *   ties it sometimes lands on the lower pixel instead.
- * - Weights are computed on the fly from absolute image coordinates, in float32, with the same
- *   operations in the kernel and here, so tiles are seamless and CL matches the reference to a
- *   few float ulps.
+ * - Weights are computed from absolute image coordinates, in float32, by the same operations
+ *   in the kernel (on the fly) and here (tabulated once per axis), so tiles are seamless and CL
+ *   matches the reference to a few float ulps.
  * - Alpha is resampled like any channel (straight alpha); premultiplied resampling, which keeps
  *   colour from bleeding out of transparent pixels, is a later improvement. */
 #include <math.h>
@@ -53,8 +53,9 @@ enum { RS_NEAREST, RS_BILINEAR, RS_BICUBIC, RS_MITCHELL, RS_LANCZOS3 };
 /* Output pixels per work item in the two passes: as in kernels/resize.cl. */
 #define RS_PER_ITEM 8
 
-/* Output sides are capped so that the tap arithmetic (2o+1) * n_in stays far inside int64 and
- * t's numerator, below 2 * 3 * max side, stays exact in float32 (2^24); the pixel cap is four
+/* Output sides are capped at 2^20: the tap arithmetic (2o+1) * n_in then stays far inside int64,
+ * and t's numerator, below 2 * 3 * max(n_in, n_out), is exact in float32 whenever the input side
+ * is within 2^20 as well (a longer input only costs t one more rounding). The pixel cap is four
  * times the loaders' default limit, enough to double any loadable image. */
 #define RESIZE_MAX_SIDE 1048576
 #define RESIZE_MAX_PIXELS (4ull * TSR_DEFAULT_MAX_PIXELS)
