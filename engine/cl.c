@@ -412,6 +412,24 @@ static tsr_status build_log(tsr__cl *cl, cl_program prog, const char *stem, cl_i
     return rc;
 }
 
+tsr_status tsr__cl_build_source(tsr__cl *cl, const char *name, int n, const char **strings,
+                                const size_t *lens, cl_program *out, tsr__err *err)
+{
+    cl_int st;
+    *out = clCreateProgramWithSource(cl->ctx, (cl_uint)n, strings, lens, &st);
+    if (st != CL_SUCCESS)
+        return tsr__seterr(err, TSR_ERR_DEVICE, "clCreateProgramWithSource(%s) failed: %s (%d)",
+                           name, tsr__cl_status_name(st), st);
+    st = clBuildProgram(*out, 1, &cl->device, TSR_CL_BUILD_OPTIONS, NULL, NULL);
+    if (st != CL_SUCCESS) {
+        tsr_status rc = build_log(cl, *out, name, st, err);
+        clReleaseProgram(*out);
+        *out = NULL;
+        return rc;
+    }
+    return TSR_OK;
+}
+
 static tsr_status get_program(tsr__cl *cl, const char *stem, tsr__program **out, tsr__err *err)
 {
     for (tsr__program *p = cl->programs; p; p = p->next)
@@ -455,16 +473,8 @@ static tsr_status get_program(tsr__cl *cl, const char *stem, tsr__program **out,
     }
     const char *strings[2] = {common->source, src->source};
     size_t lens[2] = {common->length, src->length};
-    p->program = clCreateProgramWithSource(cl->ctx, 2, strings, lens, &st);
-    if (st != CL_SUCCESS) {
-        free(p);
-        return tsr__seterr(err, TSR_ERR_DEVICE, "clCreateProgramWithSource(%s) failed: %s (%d)",
-                           stem, tsr__cl_status_name(st), st);
-    }
-    st = clBuildProgram(p->program, 1, &cl->device, TSR_CL_BUILD_OPTIONS, NULL, NULL);
-    if (st != CL_SUCCESS) {
-        tsr_status rc = build_log(cl, p->program, stem, st, err);
-        clReleaseProgram(p->program);
+    tsr_status rc = tsr__cl_build_source(cl, stem, 2, strings, lens, &p->program, err);
+    if (rc) {
         free(p);
         return rc;
     }

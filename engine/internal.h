@@ -295,6 +295,10 @@ void tsr__cl_close(tsr__cl *cl);
 tsr_status tsr__cl_kernel(tsr__cl *cl, const char *file, const char *name, cl_kernel *out,
                           tsr__err *err);
 
+/* Build a program from source strings; TSR_ERR_BUILD carries the compiler's log. */
+tsr_status tsr__cl_build_source(tsr__cl *cl, const char *name, int n, const char **strings,
+                                const size_t *lens, cl_program *out, tsr__err *err);
+
 /* Embedded kernel sources (generated from the files in kernels/). */
 typedef struct tsr__kernel_source {
     const char *name; /* file stem */
