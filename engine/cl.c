@@ -379,9 +379,9 @@ static void write_cache(const char *path, cl_program prog)
         return;
     unsigned char *bins[1] = {bin};
     if (clGetProgramInfo(prog, CL_PROGRAM_BINARIES, sizeof bins, bins, NULL) == CL_SUCCESS) {
-        char tmp[4200];
-        snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
-        FILE *f = fopen(tmp, "wb");
+        char tmp[4300];
+        int n = snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
+        FILE *f = n > 0 && (size_t)n < sizeof tmp ? fopen(tmp, "wb") : NULL;
         if (f) {
             int ok = fwrite(bin, 1, size, f) == size;
             ok = (fclose(f) == 0) && ok;

@@ -289,12 +289,14 @@ tsr_status tsr_graph_infer(tsr_engine *e, tsr_graph *g)
             return rc;
         if (n->cls->flags & TSR_NODE_SOURCE) {
             uint64_t px = (uint64_t)n->out_info[0].width * (uint64_t)n->out_info[0].height;
-            if (px > e->max_pixels)
-                return tsr__node_error(&e->err, n, -1,
+            if (px > e->max_pixels) {
+                tsr__node_error(&e->err, n, -1,
                                        "image of %dx%d = %llu pixels exceeds the limit of %llu "
                                        "pixels (set TSR_MAX_PIXELS to raise it)",
                                        n->out_info[0].width, n->out_info[0].height,
                                        (unsigned long long)px, (unsigned long long)e->max_pixels);
+                return TSR_ERR_LIMIT;
+            }
         }
     }
     g->inferred = 1;

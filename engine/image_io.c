@@ -1,0 +1,889 @@
+/* Image files: PNG (libpng) and JPEG (libjpeg-turbo) to and from float32 planar host images.
+ *
+ * Decoding takes samples as stored, v / (2^depth - 1): no gamma, ICC profile, sBIT or EXIF
+ * orientation is applied, so a pixel read and written back is the same pixel. PNG palettes
+ * expand to RGB, tRNS to an alpha channel (as png_set_tRNS_to_alpha), 1/2/4-bit gray to 8 bits
+ * (as png_set_expand_gray_1_2_4_to_8: k * 255 / (2^d - 1), so k / (2^d - 1) exactly); 16-bit
+ * files stay 16-bit. JPEG: gray stays gray, YCbCr/RGB give RGB, CMYK/YCCK give RGB through
+ * r = (1 - c)(1 - k), reading Adobe-marked files as inverted (Photoshop's convention).
+ *
+ * Library errors come back through setjmp/longjmp: each setjmp sits in a function whose only
+ * local is a pointer to a context owned by its caller, so nothing the context holds is an
+ * automatic object modified between setjmp and longjmp, and the caller frees it all.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jpeglib.h>
+#include <jerror.h>
+#include <png.h>
+
+#include "internal.h"
+
+#define JPEG_DEFAULT_QUALITY 92
+#define PNG_DEFAULT_COMPRESSION 6
+#define JPEG_DEFAULT_SUBSAMPLING 420
+
+static tsr_status vfail(tsr__err *err, tsr_status rc, const char *name, const char *fmt,
+                        va_list ap)
+{
+    char text[1024];
+    vsnprintf(text, sizeof text, fmt, ap);
+    return tsr__seterr(err, rc, "%s: %s", name, text);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Decoding */
+
+typedef struct dec_jerr {
+    struct jpeg_error_mgr pub;
+    struct dec *d;
+} dec_jerr;
+
+typedef struct dec {
+    FILE *fp;
+    const char *name;
+    uint64_t max_pixels;
+    int header_only;
+    tsr__err *err;
+    tsr_status rc; /* non-zero once the message is set: the first error found wins */
+    tsr_image_info info;
+    tsr_image *img;
+    unsigned char *rows;
+    png_bytep *rowp;
+    png_structp png;
+    png_infop pinfo;
+    int nomem;
+    const char *stage; /* what the decoder was reading, for messages */
+    struct jpeg_decompress_struct jd;
+    dec_jerr jerr;
+    jmp_buf jb; /* JPEG only; libpng keeps its own */
+} dec;
+
+__attribute__((format(printf, 3, 4))) static tsr_status dfail(dec *d, tsr_status rc,
+                                                              const char *fmt, ...)
+{
+    if (d->rc)
+        return d->rc;
+    va_list ap;
+    va_start(ap, fmt);
+    vfail(d->err, rc, d->name, fmt, ap);
+    va_end(ap);
+    d->rc = rc;
+    return rc;
+}
+
+static tsr_status check_limit(dec *d, uint64_t w, uint64_t h, const char *what)
+{
+    uint64_t max = d->max_pixels ? d->max_pixels : TSR_DEFAULT_MAX_PIXELS;
+    if (w == 0 || h == 0)
+        return dfail(d, TSR_ERR_DECODE, "%s header gives an empty image (%llux%llu)", what,
+                     (unsigned long long)w, (unsigned long long)h);
+    if (w > INT_MAX || h > INT_MAX || w * h > max)
+        return dfail(d, TSR_ERR_LIMIT,
+                     "%s image of %llux%llu = %llu pixels exceeds the limit of %llu pixels", what,
+                     (unsigned long long)w, (unsigned long long)h,
+                     (unsigned long long)(w * h), (unsigned long long)max);
+    return TSR_OK;
+}
+
+/* PNG ---------------------------------------------------------------------------------------- */
+
+static void png_on_error(png_structp png, png_const_charp msg)
+{
+    dec *d = png_get_error_ptr(png);
+    if (d->nomem)
+        dfail(d, TSR_ERR_NOMEM, "out of memory while decoding PNG");
+    else
+        dfail(d, TSR_ERR_DECODE, "invalid PNG file: %s (while reading %s)", msg, d->stage);
+    png_longjmp(png, 1);
+}
+
+/* Warnings (bad ancillary chunks, unknown profiles) do not change the pixels: stay quiet, the
+ * library never prints. */
+static void png_on_warning(png_structp png, png_const_charp msg) {}
+
+static png_voidp png_on_malloc(png_structp png, png_alloc_size_t size)
+{
+    png_voidp p = malloc(size);
+    if (!p) {
+        dec *d = png_get_mem_ptr(png);
+        d->nomem = 1;
+    }
+    return p;
+}
+
+static void png_on_free(png_structp png, png_voidp p) { free(p); }
+
+static void png_on_read(png_structp png, png_bytep buf, size_t len)
+{
+    dec *d = png_get_io_ptr(png);
+    if (fread(buf, 1, len, d->fp) == len)
+        return;
+    if (ferror(d->fp))
+        dfail(d, TSR_ERR_IO, "read error: %s", strerror(errno));
+    else
+        dfail(d, TSR_ERR_DECODE, "truncated PNG file (expected more data before IEND)");
+    png_error(png, "read failed");
+}
+
+static void png_to_float(dec *d, int y, const unsigned char *row)
+{
+    tsr_image *img = d->img;
+    size_t w = (size_t)img->width, ch = (size_t)img->channels;
+    size_t plane = w * (size_t)img->height;
+    float *out = img->data + (size_t)y * w;
+    if (d->info.bit_depth == 16) {
+        for (size_t x = 0; x < w; x++)
+            for (size_t c = 0; c < ch; c++) {
+                const unsigned char *s = row + 2 * (x * ch + c);
+                out[c * plane + x] = (float)((unsigned)s[0] << 8 | s[1]) / 65535.0f;
+            }
+    } else {
+        for (size_t x = 0; x < w; x++)
+            for (size_t c = 0; c < ch; c++)
+                out[c * plane + x] = (float)row[x * ch + c] / 255.0f;
+    }
+}
+
+static tsr_status png_run(dec *d)
+{
+    if (setjmp(png_jmpbuf(d->png)))
+        return d->rc ? d->rc : dfail(d, TSR_ERR_DECODE, "invalid PNG file");
+    /* libpng's own default caps each side at 10^6: the engine's pixel limit is the one that
+     * decides, with its own message. */
+    png_set_user_limits(d->png, PNG_UINT_31_MAX, PNG_UINT_31_MAX);
+    png_set_sig_bytes(d->png, 8);
+    d->stage = "the chunks before the image data";
+    png_read_info(d->png, d->pinfo);
+
+    png_uint_32 w, h;
+    int depth, ctype, interlace;
+    png_get_IHDR(d->png, d->pinfo, &w, &h, &depth, &ctype, &interlace, NULL, NULL);
+    if (check_limit(d, w, h, "PNG"))
+        return d->rc;
+    int trns = png_get_valid(d->png, d->pinfo, PNG_INFO_tRNS) != 0;
+    int ch;
+    switch (ctype) {
+    case PNG_COLOR_TYPE_GRAY: ch = 1 + trns; break;
+    case PNG_COLOR_TYPE_GRAY_ALPHA: ch = 2; break;
+    case PNG_COLOR_TYPE_PALETTE: ch = 3 + trns; break;
+    case PNG_COLOR_TYPE_RGB: ch = 3 + trns; break;
+    case PNG_COLOR_TYPE_RGB_ALPHA: ch = 4; break;
+    default: return dfail(d, TSR_ERR_DECODE, "invalid PNG colour type %d", ctype);
+    }
+    d->info.width = (int)w;
+    d->info.height = (int)h;
+    d->info.channels = ch;
+    d->info.bit_depth = depth == 16 ? 16 : 8;
+    if (d->header_only)
+        return TSR_OK;
+
+    if (ctype == PNG_COLOR_TYPE_PALETTE)
+        png_set_palette_to_rgb(d->png);
+    if (ctype == PNG_COLOR_TYPE_GRAY && depth < 8)
+        png_set_expand_gray_1_2_4_to_8(d->png);
+    if (trns)
+        png_set_tRNS_to_alpha(d->png);
+    int passes = png_set_interlace_handling(d->png);
+    png_read_update_info(d->png, d->pinfo);
+
+    size_t rowbytes = png_get_rowbytes(d->png, d->pinfo), want;
+    if (!tsr__mul_size((size_t)w * (size_t)ch, (size_t)d->info.bit_depth / 8, &want) ||
+        rowbytes != want || png_get_channels(d->png, d->pinfo) != ch)
+        return dfail(d, TSR_ERR_INTERNAL, "PNG row layout is %zu bytes, expected %zu", rowbytes,
+                     want);
+    tsr_status rc = tsr_image_new((int)w, (int)h, ch, &d->img);
+    if (rc)
+        return dfail(d, rc, "cannot allocate a %ux%u image", (unsigned)w, (unsigned)h);
+    d->img->bit_depth = d->info.bit_depth;
+
+    /* Interlaced passes fill every row several times, so they need the whole image; a plain
+     * file streams through one row. */
+    size_t nrows = passes > 1 ? h : 1, total;
+    if (!tsr__mul_size(rowbytes, nrows, &total) || !(d->rows = malloc(total)) ||
+        !(d->rowp = malloc(nrows * sizeof *d->rowp)))
+        return dfail(d, TSR_ERR_NOMEM, "out of memory for %zu PNG rows", nrows);
+    for (size_t y = 0; y < nrows; y++)
+        d->rowp[y] = d->rows + y * rowbytes;
+    d->stage = "the image data";
+    if (passes > 1) {
+        png_read_image(d->png, d->rowp);
+        for (png_uint_32 y = 0; y < h; y++)
+            png_to_float(d, (int)y, d->rowp[y]);
+    } else {
+        for (png_uint_32 y = 0; y < h; y++) {
+            png_read_row(d->png, d->rows, NULL);
+            png_to_float(d, (int)y, d->rows);
+        }
+    }
+    /* Reading to IEND is what tells a complete file from one cut after its last IDAT. */
+    d->stage = "the chunks after the image data, up to IEND";
+    png_read_end(d->png, NULL);
+    return TSR_OK;
+}
+
+static tsr_status png_decode(dec *d)
+{
+    d->png = png_create_read_struct_2(PNG_LIBPNG_VER_STRING, d, png_on_error, png_on_warning, d,
+                                      png_on_malloc, png_on_free);
+    if (!d->png || !(d->pinfo = png_create_info_struct(d->png)))
+        return dfail(d, TSR_ERR_NOMEM, "out of memory creating the PNG decoder");
+    png_set_read_fn(d->png, d, png_on_read);
+    return png_run(d);
+}
+
+/* JPEG --------------------------------------------------------------------------------------- */
+
+static void jpeg_fail_from_lib(j_common_ptr cinfo, tsr_status rc)
+{
+    dec *d = ((dec_jerr *)cinfo->err)->d;
+    char text[JMSG_LENGTH_MAX];
+    (*cinfo->err->format_message)(cinfo, text);
+    if (rc == TSR_ERR_IO)
+        dfail(d, rc, "read error: %s", strerror(errno));
+    else if (rc == TSR_ERR_NOMEM)
+        dfail(d, rc, "out of memory while decoding JPEG: %s", text);
+    else if (rc == TSR_ERR_UNSUPPORTED)
+        dfail(d, rc, "unsupported JPEG (expected 8-bit baseline, progressive or arithmetic "
+                     "coding): %s", text);
+    else
+        dfail(d, rc, "invalid JPEG file: %s (while reading %s)", text, d->stage);
+    longjmp(d->jb, 1);
+}
+
+static void jpeg_on_error(j_common_ptr cinfo)
+{
+    tsr_status rc = TSR_ERR_DECODE;
+    switch (cinfo->err->msg_code) {
+    case JERR_BAD_PRECISION:
+    case JERR_ARITH_NOTIMPL: rc = TSR_ERR_UNSUPPORTED; break;
+    case JERR_OUT_OF_MEMORY: rc = TSR_ERR_NOMEM; break;
+    case JERR_FILE_READ: rc = TSR_ERR_IO; break;
+    default: break;
+    }
+    jpeg_fail_from_lib(cinfo, rc);
+}
+
+/* libjpeg reports a truncated file or damaged entropy-coded data as a warning and goes on with
+ * grey or garbage blocks; those pixels are not the file's, so they fail the decode. Other
+ * warnings (junk between markers, odd JFIF versions) leave the pixels intact and are ignored. */
+static void jpeg_on_message(j_common_ptr cinfo, int level)
+{
+    if (level != -1)
+        return;
+    switch (cinfo->err->msg_code) {
+    case JWRN_JPEG_EOF: {
+        dec *d = ((dec_jerr *)cinfo->err)->d;
+        dfail(d, TSR_ERR_DECODE, "truncated JPEG file (expected more data before EOI)");
+        longjmp(d->jb, 1);
+    }
+    case JWRN_HIT_MARKER:
+    case JWRN_MUST_RESYNC:
+    case JWRN_HUFF_BAD_CODE:
+    case JWRN_ARITH_BAD_CODE: jpeg_fail_from_lib(cinfo, TSR_ERR_DECODE); break;
+    default: break;
+    }
+}
+
+static void jpeg_on_output(j_common_ptr cinfo) {}
+
+static tsr_status jpeg_run(dec *d)
+{
+    if (setjmp(d->jb))
+        return d->rc ? d->rc : dfail(d, TSR_ERR_DECODE, "invalid JPEG file");
+    d->stage = "the header";
+    jpeg_create_decompress(&d->jd);
+    jpeg_stdio_src(&d->jd, d->fp);
+    jpeg_read_header(&d->jd, TRUE);
+    if (check_limit(d, d->jd.image_width, d->jd.image_height, "JPEG"))
+        return d->rc;
+    if (d->jd.data_precision != 8)
+        return dfail(d, TSR_ERR_UNSUPPORTED, "%d-bit JPEG is not supported (expected 8-bit)",
+                     d->jd.data_precision);
+    int ch;
+    switch (d->jd.jpeg_color_space) {
+    case JCS_GRAYSCALE:
+        d->jd.out_color_space = JCS_GRAYSCALE;
+        ch = 1;
+        break;
+    case JCS_YCbCr:
+    case JCS_RGB:
+        d->jd.out_color_space = JCS_RGB;
+        ch = 3;
+        break;
+    case JCS_CMYK:
+    case JCS_YCCK:
+        d->jd.out_color_space = JCS_CMYK;
+        ch = 3;
+        break;
+    default:
+        return dfail(d, TSR_ERR_UNSUPPORTED,
+                     "JPEG with %d components in an unknown colour space (expected gray, "
+                     "YCbCr, RGB, CMYK or YCCK)", d->jd.num_components);
+    }
+    d->info.width = (int)d->jd.image_width;
+    d->info.height = (int)d->jd.image_height;
+    d->info.channels = ch;
+    d->info.bit_depth = 8;
+    if (d->header_only)
+        return TSR_OK;
+
+    d->stage = "the image data";
+    jpeg_start_decompress(&d->jd);
+    int ncomp = d->jd.output_components;
+    if ((int)d->jd.output_width != d->info.width || (int)d->jd.output_height != d->info.height ||
+        ncomp != (d->jd.out_color_space == JCS_CMYK ? 4 : ch))
+        return dfail(d, TSR_ERR_INTERNAL, "JPEG output layout differs from its header");
+    tsr_status rc = tsr_image_new(d->info.width, d->info.height, ch, &d->img);
+    if (rc)
+        return dfail(d, rc, "cannot allocate a %dx%d image", d->info.width, d->info.height);
+    d->img->bit_depth = 8;
+    size_t w = (size_t)d->info.width, plane = w * (size_t)d->info.height, rowbytes;
+    if (!tsr__mul_size(w, (size_t)ncomp, &rowbytes) || !(d->rows = malloc(rowbytes)))
+        return dfail(d, TSR_ERR_NOMEM, "out of memory for a JPEG row");
+    int inverted = d->jd.saw_Adobe_marker;
+    while (d->jd.output_scanline < d->jd.output_height) {
+        size_t y = d->jd.output_scanline;
+        JSAMPROW row = d->rows;
+        if (jpeg_read_scanlines(&d->jd, &row, 1) != 1)
+            return dfail(d, TSR_ERR_DECODE, "JPEG decoder returned no scanline");
+        float *out = d->img->data + y * w;
+        const unsigned char *s = d->rows;
+        if (ncomp == 4) {
+            for (size_t x = 0; x < w; x++, s += 4) {
+                float k = s[3] / 255.0f;
+                for (int c = 0; c < 3; c++) {
+                    float v = s[c] / 255.0f;
+                    out[(size_t)c * plane + x] = inverted ? v * k : (1.0f - v) * (1.0f - k);
+                }
+            }
+        } else {
+            for (size_t x = 0; x < w; x++)
+                for (int c = 0; c < ncomp; c++)
+                    out[(size_t)c * plane + x] = *s++ / 255.0f;
+        }
+    }
+    d->stage = "the end of the file, up to EOI";
+    jpeg_finish_decompress(&d->jd);
+    return TSR_OK;
+}
+
+static tsr_status jpeg_decode(dec *d)
+{
+    d->jd.err = jpeg_std_error(&d->jerr.pub);
+    d->jerr.pub.error_exit = jpeg_on_error;
+    d->jerr.pub.emit_message = jpeg_on_message;
+    d->jerr.pub.output_message = jpeg_on_output;
+    d->jerr.d = d;
+    return jpeg_run(d);
+}
+
+/* Sniff the format from the first bytes and run the matching decoder. */
+static tsr_status decode_stream(FILE *fp, const char *name, uint64_t max_pixels, int header_only,
+                                tsr_image_info *info, tsr_image **out, tsr__err *err)
+{
+    static const unsigned char png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    dec *d = calloc(1, sizeof *d);
+    if (!d)
+        return tsr__seterr(err, TSR_ERR_NOMEM, "%s: out of memory", name);
+    d->fp = fp;
+    d->name = name;
+    d->max_pixels = max_pixels;
+    d->header_only = header_only;
+    d->err = err;
+
+    tsr_status rc;
+    unsigned char sig[8];
+    size_t n = fread(sig, 1, sizeof sig, fp);
+    if (n < sizeof sig && ferror(fp)) {
+        rc = dfail(d, TSR_ERR_IO, "read error: %s", strerror(errno));
+    } else if (n == 0) {
+        rc = dfail(d, TSR_ERR_DECODE, "empty file (expected a PNG or JPEG image)");
+    } else if (n >= 3 && sig[0] == 0xFF && sig[1] == 0xD8 && sig[2] == 0xFF) {
+        if (fseek(fp, 0, SEEK_SET))
+            rc = dfail(d, TSR_ERR_IO, "cannot seek: %s", strerror(errno));
+        else
+            rc = jpeg_decode(d);
+    } else if (n == sizeof sig && !memcmp(sig, png_sig, sizeof sig)) {
+        rc = png_decode(d);
+    } else if (!memcmp(sig, png_sig, n)) {
+        rc = dfail(d, TSR_ERR_DECODE, "truncated PNG file (expected the 8-byte signature)");
+    } else if (n < 3 && sig[0] == 0xFF && (n == 1 || sig[1] == 0xD8)) {
+        rc = dfail(d, TSR_ERR_DECODE, "truncated JPEG file (expected more than %zu bytes)", n);
+    } else {
+        rc = dfail(d, TSR_ERR_DECODE, "not a PNG or JPEG file (expected the PNG signature "
+                                      "89 50 4E 47 0D 0A 1A 0A or the JPEG marker FF D8 FF)");
+    }
+
+    if (d->png)
+        png_destroy_read_struct(&d->png, d->pinfo ? &d->pinfo : NULL, NULL);
+    jpeg_destroy_decompress(&d->jd);
+    free(d->rows);
+    free(d->rowp);
+    if (!rc) {
+        if (info)
+            *info = d->info;
+        if (out)
+            *out = d->img;
+    } else {
+        tsr_image_free(d->img);
+    }
+    free(d);
+    return rc;
+}
+
+static tsr_status decode_file(const char *path, uint64_t max_pixels, int header_only,
+                              tsr_image_info *info, tsr_image **out, tsr__err *err)
+{
+    if (!path)
+        return tsr__seterr(err, TSR_ERR_INVALID, "image path is NULL");
+    FILE *fp = fopen(path, "rb");
+    if (!fp)
+        return tsr__seterr(err, TSR_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    tsr_status rc = decode_stream(fp, path, max_pixels, header_only, info, out, err);
+    fclose(fp); /* read-only: a close error cannot lose data */
+    return rc;
+}
+
+tsr_status tsr__image_probe(const char *path, uint64_t max_pixels, tsr_image_info *info,
+                            tsr__err *err)
+{
+    if (!info)
+        return tsr__seterr(err, TSR_ERR_INVALID, "tsr__image_probe: info is NULL");
+    return decode_file(path, max_pixels, 1, info, NULL, err);
+}
+
+tsr_status tsr__image_load(const char *path, uint64_t max_pixels, tsr_image **out,
+                           tsr__err *err)
+{
+    if (!out)
+        return tsr__seterr(err, TSR_ERR_INVALID, "tsr__image_load: out is NULL");
+    *out = NULL;
+    return decode_file(path, max_pixels, 0, NULL, out, err);
+}
+
+tsr_status tsr__image_decode(const unsigned char *buf, size_t len, const char *name,
+                             uint64_t max_pixels, tsr_image **out, tsr__err *err)
+{
+    if (!name)
+        name = "<memory>";
+    if (!out || (!buf && len))
+        return tsr__seterr(err, TSR_ERR_INVALID, "%s: tsr__image_decode: NULL argument", name);
+    *out = NULL;
+    if (len == 0) /* fmemopen may refuse an empty buffer */
+        return tsr__seterr(err, TSR_ERR_DECODE, "%s: empty file (expected a PNG or JPEG image)",
+                           name);
+    /* One decoder over a stdio stream serves both files and memory. */
+    FILE *fp = fmemopen((void *)buf, len, "rb");
+    if (!fp)
+        return tsr__seterr(err, errno == ENOMEM ? TSR_ERR_NOMEM : TSR_ERR_IO,
+                           "%s: cannot open a memory stream: %s", name, strerror(errno));
+    tsr_status rc = decode_stream(fp, name, max_pixels, 0, NULL, out, err);
+    fclose(fp);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Encoding */
+
+typedef struct enc_jerr {
+    struct jpeg_error_mgr pub;
+    struct enc *e;
+} enc_jerr;
+
+typedef struct enc {
+    FILE *fp;
+    const char *path;
+    tsr__err *err;
+    tsr_status rc;
+    const tsr_image *img;
+    tsr_save_options o;
+    unsigned char *row;
+    png_structp png;
+    png_infop pinfo;
+    int nomem;
+    struct jpeg_compress_struct jc;
+    enc_jerr jerr;
+    jmp_buf jb;
+} enc;
+
+__attribute__((format(printf, 3, 4))) static tsr_status efail(enc *e, tsr_status rc,
+                                                              const char *fmt, ...)
+{
+    if (e->rc)
+        return e->rc;
+    va_list ap;
+    va_start(ap, fmt);
+    vfail(e->err, rc, e->path, fmt, ap);
+    va_end(ap);
+    e->rc = rc;
+    return rc;
+}
+
+/* round(clamp(v, 0, 1) * maxval); NaN and negatives give 0. Double, so that k / maxval read
+ * back from a 16-bit file maps to k again. */
+static inline unsigned quantize(float v, unsigned maxval)
+{
+    if (!(v > 0.0f))
+        return 0;
+    if (v >= 1.0f)
+        return maxval;
+    return (unsigned)((double)v * maxval + 0.5);
+}
+
+static void png_on_werror(png_structp png, png_const_charp msg)
+{
+    enc *e = png_get_error_ptr(png);
+    if (e->nomem)
+        efail(e, TSR_ERR_NOMEM, "out of memory while encoding PNG");
+    else
+        efail(e, TSR_ERR_INTERNAL, "PNG encoder error: %s", msg);
+    png_longjmp(png, 1);
+}
+
+static png_voidp png_on_wmalloc(png_structp png, png_alloc_size_t size)
+{
+    png_voidp p = malloc(size);
+    if (!p) {
+        enc *e = png_get_mem_ptr(png);
+        e->nomem = 1;
+    }
+    return p;
+}
+
+static void png_on_write(png_structp png, png_bytep buf, size_t len)
+{
+    enc *e = png_get_io_ptr(png);
+    if (fwrite(buf, 1, len, e->fp) == len)
+        return;
+    efail(e, TSR_ERR_IO, "write error: %s", strerror(errno));
+    png_error(png, "write failed");
+}
+
+static void png_on_flush(png_structp png) {}
+
+static tsr_status png_encode_run(enc *e)
+{
+    if (setjmp(png_jmpbuf(e->png)))
+        return e->rc ? e->rc : efail(e, TSR_ERR_INTERNAL, "PNG encoder failed");
+    static const int ctypes[5] = {0, PNG_COLOR_TYPE_GRAY, PNG_COLOR_TYPE_GRAY_ALPHA,
+                                  PNG_COLOR_TYPE_RGB, PNG_COLOR_TYPE_RGB_ALPHA};
+    const tsr_image *img = e->img;
+    int depth = e->o.bit_depth;
+    size_t w = (size_t)img->width, ch = (size_t)img->channels;
+    size_t plane = w * (size_t)img->height, rowbytes;
+    if (!tsr__mul_size(w * ch, (size_t)depth / 8, &rowbytes) || !(e->row = malloc(rowbytes)))
+        return efail(e, TSR_ERR_NOMEM, "out of memory for a PNG row");
+    png_set_IHDR(e->png, e->pinfo, (png_uint_32)img->width, (png_uint_32)img->height, depth,
+                 ctypes[ch], PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
+                 PNG_FILTER_TYPE_DEFAULT);
+    png_set_compression_level(e->png, e->o.compression);
+    png_write_info(e->png, e->pinfo);
+    for (size_t y = 0; y < (size_t)img->height; y++) {
+        const float *in = img->data + y * w;
+        unsigned char *d = e->row;
+        for (size_t x = 0; x < w; x++)
+            for (size_t c = 0; c < ch; c++) {
+                float v = in[c * plane + x];
+                if (depth == 16) {
+                    unsigned q = quantize(v, 65535);
+                    *d++ = (unsigned char)(q >> 8);
+                    *d++ = (unsigned char)q;
+                } else {
+                    *d++ = (unsigned char)quantize(v, 255);
+                }
+            }
+        png_write_row(e->png, e->row);
+    }
+    png_write_end(e->png, NULL);
+    return TSR_OK;
+}
+
+static tsr_status png_encode(enc *e)
+{
+    e->png = png_create_write_struct_2(PNG_LIBPNG_VER_STRING, e, png_on_werror, png_on_warning,
+                                       e, png_on_wmalloc, png_on_free);
+    if (!e->png || !(e->pinfo = png_create_info_struct(e->png)))
+        return efail(e, TSR_ERR_NOMEM, "out of memory creating the PNG encoder");
+    png_set_write_fn(e->png, e, png_on_write, png_on_flush);
+    /* What was decoded can be written back: lift libpng's 10^6-per-side default here too. */
+    png_set_user_limits(e->png, PNG_UINT_31_MAX, PNG_UINT_31_MAX);
+    return png_encode_run(e);
+}
+
+static void jpeg_on_werror(j_common_ptr cinfo)
+{
+    enc *e = ((enc_jerr *)cinfo->err)->e;
+    char text[JMSG_LENGTH_MAX];
+    (*cinfo->err->format_message)(cinfo, text);
+    switch (cinfo->err->msg_code) {
+    case JERR_FILE_WRITE: efail(e, TSR_ERR_IO, "write error: %s", strerror(errno)); break;
+    case JERR_OUT_OF_MEMORY: efail(e, TSR_ERR_NOMEM, "out of memory encoding JPEG: %s", text);
+        break;
+    default: efail(e, TSR_ERR_INTERNAL, "JPEG encoder error: %s", text); break;
+    }
+    longjmp(e->jb, 1);
+}
+
+static void jpeg_on_wmessage(j_common_ptr cinfo, int level) {}
+
+static tsr_status jpeg_encode_run(enc *e)
+{
+    if (setjmp(e->jb))
+        return e->rc ? e->rc : efail(e, TSR_ERR_INTERNAL, "JPEG encoder failed");
+    jpeg_create_compress(&e->jc);
+    jpeg_stdio_dest(&e->jc, e->fp);
+    const tsr_image *img = e->img;
+    /* Alpha is dropped: JPEG has no alpha channel. */
+    int ncomp = img->channels <= 2 ? 1 : 3;
+    e->jc.image_width = (JDIMENSION)img->width;
+    e->jc.image_height = (JDIMENSION)img->height;
+    e->jc.input_components = ncomp;
+    e->jc.in_color_space = ncomp == 1 ? JCS_GRAYSCALE : JCS_RGB;
+    jpeg_set_defaults(&e->jc);
+    jpeg_set_quality(&e->jc, e->o.quality, TRUE);
+    if (ncomp == 3) {
+        e->jc.comp_info[0].h_samp_factor = e->o.subsampling == 444 ? 1 : 2;
+        e->jc.comp_info[0].v_samp_factor = e->o.subsampling == 420 ? 2 : 1;
+        for (int c = 1; c < 3; c++)
+            e->jc.comp_info[c].h_samp_factor = e->jc.comp_info[c].v_samp_factor = 1;
+    }
+    size_t w = (size_t)img->width, plane = w * (size_t)img->height, rowbytes;
+    if (!tsr__mul_size(w, (size_t)ncomp, &rowbytes) || !(e->row = malloc(rowbytes)))
+        return efail(e, TSR_ERR_NOMEM, "out of memory for a JPEG row");
+    jpeg_start_compress(&e->jc, TRUE);
+    while (e->jc.next_scanline < e->jc.image_height) {
+        const float *in = img->data + (size_t)e->jc.next_scanline * w;
+        unsigned char *d = e->row;
+        for (size_t x = 0; x < w; x++)
+            for (int c = 0; c < ncomp; c++)
+                *d++ = (unsigned char)quantize(in[(size_t)c * plane + x], 255);
+        JSAMPROW row = e->row;
+        jpeg_write_scanlines(&e->jc, &row, 1);
+    }
+    jpeg_finish_compress(&e->jc);
+    return TSR_OK;
+}
+
+static tsr_status jpeg_encode(enc *e)
+{
+    e->jc.err = jpeg_std_error(&e->jerr.pub);
+    e->jerr.pub.error_exit = jpeg_on_werror;
+    e->jerr.pub.emit_message = jpeg_on_wmessage;
+    e->jerr.pub.output_message = jpeg_on_output;
+    e->jerr.e = e;
+    return jpeg_encode_run(e);
+}
+
+/* Create ".<base>.XXXXXX.tmp" beside path with O_EXCL (what mkstemp does), but with mode 0666
+ * so the umask applies and the result gets the permissions of any newly created file. */
+static tsr_status tmp_create(const char *path, char **tmp_out, int *fd_out, tsr__err *err)
+{
+    static atomic_uint counter;
+    static const char digits[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    size_t dirlen = (size_t)(base - path), baselen = strlen(base);
+    if (baselen == 0 || !strcmp(base, ".") || !strcmp(base, ".."))
+        return tsr__seterr(err, TSR_ERR_INVALID, "%s: not a file name", path);
+    size_t len = dirlen + baselen + sizeof "..XXXXXX.tmp";
+    if (len < baselen)
+        return tsr__seterr(err, TSR_ERR_INVALID, "%s: path too long", path);
+    char *tmp = malloc(len);
+    if (!tmp)
+        return tsr__seterr(err, TSR_ERR_NOMEM, "%s: out of memory", path);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t x = ((uint64_t)getpid() << 32) ^ (uint64_t)ts.tv_nsec ^ (uint64_t)ts.tv_sec ^
+                 ((uint64_t)atomic_fetch_add(&counter, 1) * 0x9E3779B97F4A7C15ull);
+    for (int attempt = 0; attempt < 100; attempt++) {
+        char suffix[7];
+        for (int i = 0; i < 6; i++) {
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            suffix[i] = digits[(x * 0x2545F4914F6CDD1Dull >> 40) % (sizeof digits - 1)];
+        }
+        suffix[6] = 0;
+        snprintf(tmp, len, "%.*s.%s.%s.tmp", (int)dirlen, path, base, suffix);
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (fd >= 0) {
+            *tmp_out = tmp;
+            *fd_out = fd;
+            return TSR_OK;
+        }
+        if (errno != EEXIST) {
+            int e = errno;
+            /* The directory without its trailing slash, except for "/" itself. */
+            int shown = dirlen > 1 ? (int)dirlen - 1 : 1;
+            tsr__seterr(err, TSR_ERR_IO, "%s: cannot create a file in directory '%.*s': %s",
+                        path, shown, dirlen ? path : ".", strerror(e));
+            free(tmp);
+            return TSR_ERR_IO;
+        }
+    }
+    free(tmp);
+    return tsr__seterr(err, TSR_ERR_IO, "%s: cannot find a free temporary file name", path);
+}
+
+static int ext_is(const char *ext, const char *want) { return ext && !strcasecmp(ext, want); }
+
+void tsr_save_options_init(tsr_save_options *opt)
+{
+    if (!opt)
+        return;
+    memset(opt, 0, sizeof *opt);
+    /* 0 is a real zlib level (stored), so "default" needs another value. */
+    opt->compression = -1;
+}
+
+/* Fill defaults and check ranges; every field is checked whatever the format, so a bad value
+ * is caught where it is set, not when the format changes. */
+static tsr_status resolve_options(const tsr_image *img, const char *path, tsr_save_options *o,
+                                  tsr__err *err)
+{
+    if (o->format == TSR_FORMAT_AUTO) {
+        const char *slash = strrchr(path, '/');
+        const char *ext = strrchr(slash ? slash + 1 : path, '.');
+        if (ext_is(ext, ".png"))
+            o->format = TSR_FORMAT_PNG;
+        else if (ext_is(ext, ".jpg") || ext_is(ext, ".jpeg"))
+            o->format = TSR_FORMAT_JPEG;
+        else
+            return tsr__seterr(err, TSR_ERR_UNSUPPORTED,
+                               "%s: unknown image file extension '%s' (expected .png, .jpg or "
+                               ".jpeg)", path, ext ? ext : "");
+    } else if (o->format != TSR_FORMAT_PNG && o->format != TSR_FORMAT_JPEG) {
+        return tsr__seterr(err, TSR_ERR_INVALID, "%s: unknown format %d", path, (int)o->format);
+    }
+    if (o->bit_depth == 0)
+        o->bit_depth = o->format == TSR_FORMAT_PNG && img->bit_depth == 16 ? 16 : 8;
+    if (o->bit_depth != 8 && !(o->bit_depth == 16 && o->format == TSR_FORMAT_PNG))
+        return tsr__seterr(err, TSR_ERR_INVALID, "%s: bit depth %d (expected %s)", path,
+                           o->bit_depth, o->format == TSR_FORMAT_PNG ? "8 or 16" : "8 for JPEG");
+    if (o->quality == 0)
+        o->quality = JPEG_DEFAULT_QUALITY;
+    if (o->quality < 1 || o->quality > 100)
+        return tsr__seterr(err, TSR_ERR_INVALID, "%s: JPEG quality %d (expected 1..100)", path,
+                           o->quality);
+    if (o->compression == -1)
+        o->compression = PNG_DEFAULT_COMPRESSION;
+    if (o->compression < 0 || o->compression > 9)
+        return tsr__seterr(err, TSR_ERR_INVALID, "%s: PNG compression %d (expected 0..9)", path,
+                           o->compression);
+    if (o->subsampling == 0)
+        o->subsampling = JPEG_DEFAULT_SUBSAMPLING;
+    if (o->subsampling != 444 && o->subsampling != 422 && o->subsampling != 420)
+        return tsr__seterr(err, TSR_ERR_INVALID,
+                           "%s: chroma subsampling %d (expected 444, 422 or 420)", path,
+                           o->subsampling);
+    return TSR_OK;
+}
+
+tsr_status tsr__image_save(const tsr_image *img, const char *path, const tsr_save_options *opt,
+                           tsr__err *err)
+{
+    if (!path)
+        return tsr__seterr(err, TSR_ERR_INVALID, "image path is NULL");
+    if (!img || !img->data || img->width <= 0 || img->height <= 0 || img->channels < 1 ||
+        img->channels > 4)
+        return tsr__seterr(err, TSR_ERR_INVALID, "%s: no image, or an image with %d channels "
+                           "(expected 1 to 4)", path, img ? img->channels : 0);
+    enc *e = calloc(1, sizeof *e);
+    if (!e)
+        return tsr__seterr(err, TSR_ERR_NOMEM, "%s: out of memory", path);
+    char *tmp = NULL;
+    int fd = -1;
+    e->path = path;
+    e->err = err;
+    e->img = img;
+    if (opt)
+        e->o = *opt;
+    else
+        tsr_save_options_init(&e->o);
+    tsr_status rc = resolve_options(img, path, &e->o, err);
+    if (rc)
+        goto fail;
+    rc = tmp_create(path, &tmp, &fd, err);
+    if (rc)
+        goto fail;
+    /* Replacing a file keeps its permissions. */
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && fchmod(fd, st.st_mode & 07777)) {
+        rc = efail(e, TSR_ERR_IO, "cannot set permissions on the temporary file: %s",
+                   strerror(errno));
+        goto fail;
+    }
+    if (!(e->fp = fdopen(fd, "wb"))) {
+        rc = efail(e, errno == ENOMEM ? TSR_ERR_NOMEM : TSR_ERR_IO, "cannot open a stream: %s",
+                   strerror(errno));
+        goto fail;
+    }
+    fd = -1;
+    rc = e->o.format == TSR_FORMAT_PNG ? png_encode(e) : jpeg_encode(e);
+    if (rc)
+        goto fail;
+    if (fflush(e->fp) || ferror(e->fp)) {
+        rc = efail(e, TSR_ERR_IO, "write error: %s", strerror(errno));
+        goto fail;
+    }
+    int closed = fclose(e->fp);
+    e->fp = NULL;
+    if (closed) {
+        rc = efail(e, TSR_ERR_IO, "write error on close: %s", strerror(errno));
+        goto fail;
+    }
+    if (rename(tmp, path)) {
+        rc = efail(e, TSR_ERR_IO, "cannot replace the file: %s", strerror(errno));
+        goto fail;
+    }
+    free(tmp);
+    tmp = NULL;
+
+fail:
+    if (e->fp)
+        fclose(e->fp);
+    if (fd >= 0)
+        close(fd);
+    if (tmp) {
+        unlink(tmp);
+        free(tmp);
+    }
+    if (e->png)
+        png_destroy_write_struct(&e->png, e->pinfo ? &e->pinfo : NULL);
+    jpeg_destroy_compress(&e->jc);
+    free(e->row);
+    free(e);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Public wrappers */
+
+tsr_status tsr_image_read(tsr_engine *e, const char *path, tsr_image **out)
+{
+    if (!e)
+        return TSR_ERR_INVALID;
+    tsr__err_clear(&e->err);
+    return tsr__image_load(path, e->max_pixels, out, &e->err);
+}
+
+tsr_status tsr_image_write(tsr_engine *e, const tsr_image *img, const char *path,
+                           const tsr_save_options *opt)
+{
+    if (!e)
+        return TSR_ERR_INVALID;
+    tsr__err_clear(&e->err);
+    return tsr__image_save(img, path, opt, &e->err);
+}
