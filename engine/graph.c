@@ -934,6 +934,11 @@ fail:
 
 tsr_status tsr__graph_validate(tsr_graph *g, tsr__err *err)
 {
+    tsr__err local;
+    if (!err) {
+        tsr__err_clear(&local);
+        err = &local;
+    }
     if (!g)
         return tsr__seterr(err, TSR_ERR_INVALID, "no graph");
     tsr_pos p = g->n_nodes > 0 ? g->nodes[0].pos : (tsr_pos){1, 1};
@@ -999,6 +1004,11 @@ tsr_status tsr__graph_parse(const char *text, size_t len, const char *file, tsr_
                             tsr__err *err)
 {
     *out = NULL;
+    tsr__err local;
+    if (!err) {
+        tsr__err_clear(&local);
+        err = &local;
+    }
     yaml_parser_t parser;
     yaml_document_t doc;
     int have_parser = 0, have_doc = 0;

@@ -298,6 +298,41 @@ static void err_out_of_range(void **state)
         1, "t.yaml:4:90: error: ", "node 'out': param 'quality' = 500 is out of range [1, 100]");
 }
 
+/* The real filter classes: a NUMBER with a range and a BOOL. */
+static void err_real_number_bool(void **state)
+{
+    expect_error(
+        HDR SRC
+        "  soft: { type: blur.gaussian, inputs: { image: src.image }, params: { sigma: -1 } }\n"
+        "  out: { type: image.save, inputs: { image: soft.image }, params: { path: o.png } }\n",
+        1, "t.yaml:4:79: error: ", "node 'soft': param 'sigma' = -1 is out of range [0.01, 100]");
+    expect_error(
+        HDR SRC
+        "  soft: { type: blur.gaussian, inputs: { image: src.image }, params: { sigma: wide } }\n"
+        "  out: { type: image.save, inputs: { image: soft.image }, params: { path: o.png } }\n",
+        1, "t.yaml:4:79: error: ",
+        "param 'sigma' = 'wide' is not a number (expected a number in [0.01, 100])");
+    expect_error(
+        HDR SRC
+        "  bc: { type: adjust.brightness_contrast, inputs: { image: src.image }, params: { clamp: "
+        "maybe } }\n"
+        "  out: { type: image.save, inputs: { image: bc.image }, params: { path: o.png } }\n",
+        1, "t.yaml:4:90: error: ",
+        "node 'bc': param 'clamp' = 'maybe' is not a boolean (true/false, yes/no, on/off, 1/0)");
+    /* And accepted values land in the node. */
+    tsr_graph *g = load_ok(
+        HDR SRC
+        "  bc: { type: adjust.brightness_contrast, inputs: { image: src.image }, params: { clamp: "
+        "off, contrast: -0.25 } }\n"
+        "  out: { type: image.save, inputs: { image: bc.image }, params: { path: o.png } }\n");
+    const tsr_node *bc = node_named(g, "bc");
+    assert_int_equal(bc->params[tsr__param_index(bc->cls, "clamp")].ival, 0);
+    assert_true(bc->params[tsr__param_index(bc->cls, "contrast")].num == -0.25);
+    assert_true(bc->params[tsr__param_index(bc->cls, "brightness")].set);
+    assert_true(bc->params[tsr__param_index(bc->cls, "brightness")].num == 0.0);
+    tsr_graph_free(g);
+}
+
 static void err_bad_enum(void **state)
 {
     expect_error(
@@ -890,6 +925,7 @@ int main(void)
         cmocka_unit_test(err_wrong_type),
         cmocka_unit_test(err_out_of_range),
         cmocka_unit_test(err_bad_enum),
+        cmocka_unit_test(err_real_number_bool),
         cmocka_unit_test(err_dangling_input),
         cmocka_unit_test(err_missing_input),
         cmocka_unit_test(err_mistyped_input),
