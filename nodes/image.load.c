@@ -18,6 +18,7 @@ static tsr_status at_path(const tsr_node *n, tsr_status rc, tsr__err *err)
 {
     char inner[sizeof err->msg];
     snprintf(inner, sizeof inner, "%s", err->msg);
+    tsr__err_clear(err); /* tsr__node_error appends: the positioned line replaces it */
     tsr__node_error(err, n, P_PATH, "%s", inner);
     return rc;
 }

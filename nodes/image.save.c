@@ -91,6 +91,7 @@ static tsr_status save_consume(tsr_exec *ex, const tsr_node *n, const tsr_image 
     if (rc) {
         char inner[sizeof ex->err->msg];
         snprintf(inner, sizeof inner, "%s", ex->err->msg);
+        tsr__err_clear(ex->err); /* tsr__node_error appends: the positioned line replaces it */
         tsr__node_error(ex->err, n, P_PATH, "%s", inner);
     }
     return rc;
