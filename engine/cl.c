@@ -52,8 +52,7 @@ static void describe(cl_platform_id p, cl_device_id d, int index, tsr_device_inf
         info->is_gpu = (type & CL_DEVICE_TYPE_GPU) != 0;
     if (clGetDeviceInfo(d, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof mem, &mem, NULL) == CL_SUCCESS)
         info->global_mem = mem;
-    if (clGetDeviceInfo(d, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof alloc, &alloc, NULL) ==
-        CL_SUCCESS)
+    if (clGetDeviceInfo(d, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof alloc, &alloc, NULL) == CL_SUCCESS)
         info->max_alloc = alloc;
     if (clGetDeviceInfo(d, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof cu, &cu, NULL) == CL_SUCCESS)
         info->compute_units = cu;
@@ -246,8 +245,7 @@ tsr_status tsr__cl_open(const char *device, const char *cache_dir, tsr__cl **out
     cl->device = list[idx].device;
     cl->info = list[idx].info;
     cl_int st;
-    cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)cl->platform,
-                                     0};
+    cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)cl->platform, 0};
     cl->ctx = clCreateContext(props, 1, &cl->device, NULL, NULL, &st);
     if (st != CL_SUCCESS) {
         rc = tsr__seterr(err, TSR_ERR_DEVICE, "clCreateContext on '%s' failed: %s (%d)",
@@ -404,10 +402,9 @@ static tsr_status build_log(tsr__cl *cl, cl_program prog, const char *stem, cl_i
             log[0] = 0;
         log[len] = 0;
     }
-    tsr_status rc = tsr__seterr(err, TSR_ERR_BUILD,
-                                "building kernels/%s.cl for '%s' failed: %s (%d)\nbuild log:\n%s",
-                                stem, cl->info.name, tsr__cl_status_name(st), st,
-                                log ? log : "(none)");
+    tsr_status rc = tsr__seterr(
+        err, TSR_ERR_BUILD, "building kernels/%s.cl for '%s' failed: %s (%d)\nbuild log:\n%s", stem,
+        cl->info.name, tsr__cl_status_name(st), st, log ? log : "(none)");
     free(log);
     return rc;
 }
@@ -440,8 +437,7 @@ static tsr_status get_program(tsr__cl *cl, const char *stem, tsr__program **out,
     const tsr__kernel_source *src = find_source(stem);
     const tsr__kernel_source *common = find_source("common");
     if (!src || !common)
-        return tsr__seterr(err, TSR_ERR_INTERNAL, "no embedded kernel source kernels/%s.cl",
-                           stem);
+        return tsr__seterr(err, TSR_ERR_INTERNAL, "no embedded kernel source kernels/%s.cl", stem);
     tsr__program *p = calloc(1, sizeof *p);
     if (!p)
         return tsr__seterr(err, TSR_ERR_NOMEM, "out of memory");
@@ -456,8 +452,7 @@ static tsr_status get_program(tsr__cl *cl, const char *stem, tsr__program **out,
         if (bin) {
             const unsigned char *bins[1] = {bin};
             cl_int bst;
-            p->program =
-                clCreateProgramWithBinary(cl->ctx, 1, &cl->device, &len, bins, &bst, &st);
+            p->program = clCreateProgramWithBinary(cl->ctx, 1, &cl->device, &len, bins, &bst, &st);
             free(bin);
             if (st == CL_SUCCESS && bst == CL_SUCCESS &&
                 clBuildProgram(p->program, 1, &cl->device, TSR_CL_BUILD_OPTIONS, NULL, NULL) ==
@@ -505,8 +500,9 @@ tsr_status tsr__cl_kernel(tsr__cl *cl, const char *file, const char *name, cl_ke
     cl_int st;
     cl_kernel k = clCreateKernel(p->program, name, &st);
     if (st != CL_SUCCESS)
-        return tsr__seterr(err, TSR_ERR_DEVICE, "clCreateKernel(%s) in kernels/%s.cl failed: %s (%d)",
-                           name, file, tsr__cl_status_name(st), st);
+        return tsr__seterr(err, TSR_ERR_DEVICE,
+                           "clCreateKernel(%s) in kernels/%s.cl failed: %s (%d)", name, file,
+                           tsr__cl_status_name(st), st);
     snprintf(p->kernels[p->n_kernels].name, sizeof p->kernels[0].name, "%s", name);
     p->kernels[p->n_kernels++].kernel = k;
     *out = k;

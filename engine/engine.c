@@ -5,10 +5,12 @@
 
 #include "internal.h"
 
-void tsr_engine_options_init(tsr_engine_options *opt) { memset(opt, 0, sizeof *opt); }
+void tsr_engine_options_init(tsr_engine_options *opt)
+{
+    memset(opt, 0, sizeof *opt);
+}
 
-tsr_status tsr_engine_new(const tsr_engine_options *opt, tsr_engine **out, char *msg,
-                          size_t msglen)
+tsr_status tsr_engine_new(const tsr_engine_options *opt, tsr_engine **out, char *msg, size_t msglen)
 {
     tsr_engine_options defaults;
     if (!opt) {
@@ -63,15 +65,27 @@ void tsr_engine_free(tsr_engine *e)
     free(e);
 }
 
-const char *tsr_errmsg(const tsr_engine *e) { return e ? e->err.msg : ""; }
+const char *tsr_errmsg(const tsr_engine *e)
+{
+    return e ? e->err.msg : "";
+}
 
 const tsr_device_info *tsr_engine_device(const tsr_engine *e)
 {
     return e->cl ? &e->cl->info : &e->ref_info;
 }
 
-int tsr_engine_is_ref(const tsr_engine *e) { return e->cl == NULL; }
+int tsr_engine_is_ref(const tsr_engine *e)
+{
+    return e->cl == NULL;
+}
 
-void tsr_engine_interrupt(tsr_engine *e) { __atomic_store_n(&e->interrupt, 1, __ATOMIC_SEQ_CST); }
+void tsr_engine_interrupt(tsr_engine *e)
+{
+    __atomic_store_n(&e->interrupt, 1, __ATOMIC_SEQ_CST);
+}
 
-char *tsr_engine_stats(const tsr_engine *e) { return strdup(e->stats ? e->stats : ""); }
+char *tsr_engine_stats(const tsr_engine *e)
+{
+    return strdup(e->stats ? e->stats : "");
+}

@@ -10,7 +10,10 @@
 
 /* ---- helpers for run_cl ------------------------------------------------------------------ */
 
-static const char *node_id(const tsr_exec *ex) { return ex->node ? ex->node->id : "?"; }
+static const char *node_id(const tsr_exec *ex)
+{
+    return ex->node ? ex->node->id : "?";
+}
 static const char *node_type(const tsr_exec *ex)
 {
     return ex->node && ex->node->cls ? ex->node->cls->name : "?";
@@ -21,9 +24,9 @@ tsr_status tsr__exec_cl_error(tsr_exec *ex, cl_int st, const char *what)
     tsr_status rc = st == CL_MEM_OBJECT_ALLOCATION_FAILURE || st == CL_OUT_OF_RESOURCES
                         ? TSR_ERR_DEVICE_NOMEM
                         : TSR_ERR_DEVICE;
-    return tsr__seterr(ex->err, rc, "node '%s' (%s), kernel '%s': %s failed: %s (%d)",
-                       node_id(ex), node_type(ex), ex->kernel ? ex->kernel : "-", what,
-                       tsr__cl_status_name(st), st);
+    return tsr__seterr(ex->err, rc, "node '%s' (%s), kernel '%s': %s failed: %s (%d)", node_id(ex),
+                       node_type(ex), ex->kernel ? ex->kernel : "-", what, tsr__cl_status_name(st),
+                       st);
 }
 
 tsr_status tsr__exec_alloc(tsr_exec *ex, size_t bytes, cl_mem *out)
@@ -34,7 +37,10 @@ tsr_status tsr__exec_alloc(tsr_exec *ex, size_t bytes, cl_mem *out)
     return rc;
 }
 
-void tsr__exec_release(tsr_exec *ex, cl_mem m) { tsr__pool_release(ex->pool, m); }
+void tsr__exec_release(tsr_exec *ex, cl_mem m)
+{
+    tsr__pool_release(ex->pool, m);
+}
 
 tsr_status tsr__exec_kernel(tsr_exec *ex, const char *name, cl_kernel *out)
 {
@@ -68,15 +74,18 @@ tsr_status tsr__exec_args(tsr_exec *ex, cl_kernel k, int n, ...)
     return rc;
 }
 
-static size_t round_up(size_t v, size_t m) { return (v + m - 1) / m * m; }
+static size_t round_up(size_t v, size_t m)
+{
+    return (v + m - 1) / m * m;
+}
 
 tsr_status tsr__exec_launch(tsr_exec *ex, cl_kernel k, size_t gx, size_t gy, size_t gz)
 {
     if (!gx || !gy || !gz)
         return TSR_OK;
     size_t kmax = 0;
-    cl_int st = clGetKernelWorkGroupInfo(k, ex->cl->device, CL_KERNEL_WORK_GROUP_SIZE,
-                                         sizeof kmax, &kmax, NULL);
+    cl_int st = clGetKernelWorkGroupInfo(k, ex->cl->device, CL_KERNEL_WORK_GROUP_SIZE, sizeof kmax,
+                                         &kmax, NULL);
     if (st != CL_SUCCESS)
         return tsr__exec_cl_error(ex, st, "clGetKernelWorkGroupInfo");
     if (kmax > ex->cl->max_wg)
@@ -97,7 +106,10 @@ tsr_status tsr__exec_launch(tsr_exec *ex, cl_kernel k, size_t gx, size_t gy, siz
 
 /* ---- rectangles and transfers -------------------------------------------------------------- */
 
-static int clampi(int v, int lo, int hi) { return v < lo ? lo : (v > hi ? hi : v); }
+static int clampi(int v, int lo, int hi)
+{
+    return v < lo ? lo : (v > hi ? hi : v);
+}
 
 /* The part of the image that reads clamped to the image can touch when a node asks for `want`:
  * never empty, even when `want` lies wholly outside the image. */
@@ -190,8 +202,8 @@ tsr_status tsr__run_node(tsr_engine *e, const tsr_node *n, tsr_image *const *inp
     tsr_image *img = NULL;
     rc = tsr_image_new(out_info[0].width, out_info[0].height, out_info[0].channels, &img);
     if (rc)
-        return tsr__seterr(&e->err, rc, "cannot allocate a %dx%d output image",
-                           out_info[0].width, out_info[0].height);
+        return tsr__seterr(&e->err, rc, "cannot allocate a %dx%d output image", out_info[0].width,
+                           out_info[0].height);
     img->bit_depth = out_info[0].bit_depth;
     int tw = tile_w > 0 ? tile_w : img->width, th = tile_h > 0 ? tile_h : img->height;
     float *bufs[TSR_MAX_PORTS + 1] = {0};
@@ -207,8 +219,8 @@ tsr_status tsr__run_node(tsr_engine *e, const tsr_node *n, tsr_image *const *inp
             memset(in, 0, sizeof in);
             for (int i = 0; i < cls->n_inputs; i++) {
                 tsr_rect r = clamp_rect(plan.in[i], inputs[i]->width, inputs[i]->height);
-                in[i] = (tsr_region){r, inputs[i]->channels, inputs[i]->width,
-                                     inputs[i]->height, NULL, NULL};
+                in[i] = (tsr_region){
+                    r, inputs[i]->channels, inputs[i]->width, inputs[i]->height, NULL, NULL};
                 size_t bytes = tsr__image_bytes(r.w, r.h, inputs[i]->channels);
                 if (!(bufs[i] = malloc(bytes))) {
                     rc = tsr__seterr(&e->err, TSR_ERR_NOMEM, "out of memory");
@@ -291,10 +303,10 @@ tsr_status tsr_graph_infer(tsr_engine *e, tsr_graph *g)
             uint64_t px = (uint64_t)n->out_info[0].width * (uint64_t)n->out_info[0].height;
             if (px > e->max_pixels) {
                 tsr__node_error(&e->err, n, -1,
-                                       "image of %dx%d = %llu pixels exceeds the limit of %llu "
-                                       "pixels (set TSR_MAX_PIXELS to raise it)",
-                                       n->out_info[0].width, n->out_info[0].height,
-                                       (unsigned long long)px, (unsigned long long)e->max_pixels);
+                                "image of %dx%d = %llu pixels exceeds the limit of %llu "
+                                "pixels (set TSR_MAX_PIXELS to raise it)",
+                                n->out_info[0].width, n->out_info[0].height, (unsigned long long)px,
+                                (unsigned long long)e->max_pixels);
                 return TSR_ERR_LIMIT;
             }
         }
@@ -326,8 +338,7 @@ static void release_slot(tsr_engine *e, slot *s)
 }
 
 /* Bring slot s to the host (downloads on the OpenCL path). */
-static tsr_status slot_to_host(tsr_exec *ex, slot *s, const tsr_image_info *info,
-                               tsr_image **out)
+static tsr_status slot_to_host(tsr_exec *ex, slot *s, const tsr_image_info *info, tsr_image **out)
 {
     if (s->host) {
         *out = tsr_image_ref(s->host);
@@ -348,8 +359,7 @@ static tsr_status slot_to_host(tsr_exec *ex, slot *s, const tsr_image_info *info
     return TSR_OK;
 }
 
-static tsr_status run_node_whole(tsr_exec *ex, tsr_graph *g, tsr_node *n, slot *slots,
-                                 slot *out)
+static tsr_status run_node_whole(tsr_exec *ex, tsr_graph *g, tsr_node *n, slot *slots, slot *out)
 {
     const tsr_node_class *cls = n->cls;
     tsr_engine *e = ex->engine;
@@ -361,8 +371,11 @@ static tsr_status run_node_whole(tsr_exec *ex, tsr_graph *g, tsr_node *n, slot *
         const tsr_input_ref *r = &n->inputs[i];
         in_info[i] = g->nodes[r->node].out_info[r->port];
         slot *s = &slots[r->node];
-        in[i] = (tsr_region){{0, 0, in_info[i].width, in_info[i].height}, in_info[i].channels,
-                             in_info[i].width, in_info[i].height, s->mem,
+        in[i] = (tsr_region){{0, 0, in_info[i].width, in_info[i].height},
+                             in_info[i].channels,
+                             in_info[i].width,
+                             in_info[i].height,
+                             s->mem,
                              s->host ? s->host->data : NULL};
     }
     const tsr_image_info *oi = &n->out_info[0];
@@ -423,8 +436,10 @@ tsr_status tsr_graph_run(tsr_engine *e, tsr_graph *g, const tsr_run_options *opt
         if (opt && opt->progress) {
             tsr_progress p = {n->id, n->cls->name, k, g->n_nodes, 0, 1, now_s() - t0};
             if (opt->progress(opt->user, &p)) {
-                rc = tsr__seterr(&e->err, TSR_ERR_CANCELLED, "cancelled by the progress "
-                                 "callback before node '%s'", n->id);
+                rc = tsr__seterr(&e->err, TSR_ERR_CANCELLED,
+                                 "cancelled by the progress "
+                                 "callback before node '%s'",
+                                 n->id);
                 break;
             }
         }
@@ -435,9 +450,9 @@ tsr_status tsr_graph_run(tsr_engine *e, tsr_graph *g, const tsr_run_options *opt
                 img = tsr_image_ref(n->bound);
             else
                 rc = n->cls->produce(&ex, n, &img);
-            if (!rc && (img->width != n->out_info[0].width ||
-                        img->height != n->out_info[0].height ||
-                        img->channels != n->out_info[0].channels))
+            if (!rc &&
+                (img->width != n->out_info[0].width || img->height != n->out_info[0].height ||
+                 img->channels != n->out_info[0].channels))
                 rc = tsr__node_error(&e->err, n, -1,
                                      "image changed since validation: now %dx%d, %d channels",
                                      img->width, img->height, img->channels);

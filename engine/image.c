@@ -40,8 +40,23 @@ void tsr_image_free(tsr_image *img)
     free(img);
 }
 
-int tsr_image_width(const tsr_image *img) { return img->width; }
-int tsr_image_height(const tsr_image *img) { return img->height; }
-int tsr_image_channels(const tsr_image *img) { return img->channels; }
-int tsr_image_bit_depth(const tsr_image *img) { return img->bit_depth; }
-float *tsr_image_data(tsr_image *img) { return img->data; }
+int tsr_image_width(const tsr_image *img)
+{
+    return img->width;
+}
+int tsr_image_height(const tsr_image *img)
+{
+    return img->height;
+}
+int tsr_image_channels(const tsr_image *img)
+{
+    return img->channels;
+}
+int tsr_image_bit_depth(const tsr_image *img)
+{
+    return img->bit_depth;
+}
+float *tsr_image_data(tsr_image *img)
+{
+    return img->data;
+}

@@ -34,8 +34,7 @@
 #define PNG_DEFAULT_COMPRESSION 6
 #define JPEG_DEFAULT_SUBSAMPLING 420
 
-static tsr_status vfail(tsr__err *err, tsr_status rc, const char *name, const char *fmt,
-                        va_list ap)
+static tsr_status vfail(tsr__err *err, tsr_status rc, const char *name, const char *fmt, va_list ap)
 {
     char text[1024];
     vsnprintf(text, sizeof text, fmt, ap);
@@ -92,8 +91,8 @@ static tsr_status check_limit(dec *d, uint64_t w, uint64_t h, const char *what)
     if (w > INT_MAX || h > INT_MAX || w * h > max)
         return dfail(d, TSR_ERR_LIMIT,
                      "%s image of %llux%llu = %llu pixels exceeds the limit of %llu pixels", what,
-                     (unsigned long long)w, (unsigned long long)h,
-                     (unsigned long long)(w * h), (unsigned long long)max);
+                     (unsigned long long)w, (unsigned long long)h, (unsigned long long)(w * h),
+                     (unsigned long long)max);
     return TSR_OK;
 }
 
@@ -123,7 +122,10 @@ static png_voidp png_on_malloc(png_structp png, png_alloc_size_t size)
     return p;
 }
 
-static void png_on_free(png_structp png, png_voidp p) { free(p); }
+static void png_on_free(png_structp png, png_voidp p)
+{
+    free(p);
+}
 
 static void png_on_read(png_structp png, png_bytep buf, size_t len)
 {
@@ -255,8 +257,10 @@ static void jpeg_fail_from_lib(j_common_ptr cinfo, tsr_status rc)
     else if (rc == TSR_ERR_NOMEM)
         dfail(d, rc, "out of memory while decoding JPEG: %s", text);
     else if (rc == TSR_ERR_UNSUPPORTED)
-        dfail(d, rc, "unsupported JPEG (expected 8-bit baseline, progressive or arithmetic "
-                     "coding): %s", text);
+        dfail(d, rc,
+              "unsupported JPEG (expected 8-bit baseline, progressive or arithmetic "
+              "coding): %s",
+              text);
     else
         dfail(d, rc, "invalid JPEG file: %s (while reading %s)", text, d->stage);
     longjmp(d->jb, 1);
@@ -330,7 +334,8 @@ static tsr_status jpeg_run(dec *d)
     default:
         return dfail(d, TSR_ERR_UNSUPPORTED,
                      "JPEG with %d components in an unknown colour space (expected gray, "
-                     "YCbCr, RGB, CMYK or YCCK)", d->jd.num_components);
+                     "YCbCr, RGB, CMYK or YCCK)",
+                     d->jd.num_components);
     }
     d->info.width = (int)d->jd.image_width;
     d->info.height = (int)d->jd.image_height;
@@ -422,8 +427,9 @@ static tsr_status decode_stream(FILE *fp, const char *name, uint64_t max_pixels,
     } else if (n < 3 && sig[0] == 0xFF && (n == 1 || sig[1] == 0xD8)) {
         rc = dfail(d, TSR_ERR_DECODE, "truncated JPEG file (expected more than %zu bytes)", n);
     } else {
-        rc = dfail(d, TSR_ERR_DECODE, "not a PNG or JPEG file (expected the PNG signature "
-                                      "89 50 4E 47 0D 0A 1A 0A or the JPEG marker FF D8 FF)");
+        rc = dfail(d, TSR_ERR_DECODE,
+                   "not a PNG or JPEG file (expected the PNG signature "
+                   "89 50 4E 47 0D 0A 1A 0A or the JPEG marker FF D8 FF)");
     }
 
     if (d->png)
@@ -464,8 +470,7 @@ tsr_status tsr__image_probe(const char *path, uint64_t max_pixels, tsr_image_inf
     return decode_file(path, max_pixels, 1, info, NULL, err);
 }
 
-tsr_status tsr__image_load(const char *path, uint64_t max_pixels, tsr_image **out,
-                           tsr__err *err)
+tsr_status tsr__image_load(const char *path, uint64_t max_pixels, tsr_image **out, tsr__err *err)
 {
     if (!out)
         return tsr__seterr(err, TSR_ERR_INVALID, "tsr__image_load: out is NULL");
@@ -612,8 +617,8 @@ static tsr_status png_encode_run(enc *e)
 
 static tsr_status png_encode(enc *e)
 {
-    e->png = png_create_write_struct_2(PNG_LIBPNG_VER_STRING, e, png_on_werror, png_on_warning,
-                                       e, png_on_wmalloc, png_on_free);
+    e->png = png_create_write_struct_2(PNG_LIBPNG_VER_STRING, e, png_on_werror, png_on_warning, e,
+                                       png_on_wmalloc, png_on_free);
     if (!e->png || !(e->pinfo = png_create_info_struct(e->png)))
         return efail(e, TSR_ERR_NOMEM, "out of memory creating the PNG encoder");
     png_set_write_fn(e->png, e, png_on_write, png_on_flush);
@@ -629,7 +634,8 @@ static void jpeg_on_werror(j_common_ptr cinfo)
     (*cinfo->err->format_message)(cinfo, text);
     switch (cinfo->err->msg_code) {
     case JERR_FILE_WRITE: efail(e, TSR_ERR_IO, "write error: %s", strerror(errno)); break;
-    case JERR_OUT_OF_MEMORY: efail(e, TSR_ERR_NOMEM, "out of memory encoding JPEG: %s", text);
+    case JERR_OUT_OF_MEMORY:
+        efail(e, TSR_ERR_NOMEM, "out of memory encoding JPEG: %s", text);
         break;
     default: efail(e, TSR_ERR_INTERNAL, "JPEG encoder error: %s", text); break;
     }
@@ -727,8 +733,8 @@ static tsr_status tmp_create(const char *path, char **tmp_out, int *fd_out, tsr_
             int e = errno;
             /* The directory without its trailing slash, except for "/" itself. */
             int shown = dirlen > 1 ? (int)dirlen - 1 : 1;
-            tsr__seterr(err, TSR_ERR_IO, "%s: cannot create a file in directory '%.*s': %s",
-                        path, shown, dirlen ? path : ".", strerror(e));
+            tsr__seterr(err, TSR_ERR_IO, "%s: cannot create a file in directory '%.*s': %s", path,
+                        shown, dirlen ? path : ".", strerror(e));
             free(tmp);
             return TSR_ERR_IO;
         }
@@ -737,7 +743,10 @@ static tsr_status tmp_create(const char *path, char **tmp_out, int *fd_out, tsr_
     return tsr__seterr(err, TSR_ERR_IO, "%s: cannot find a free temporary file name", path);
 }
 
-static int ext_is(const char *ext, const char *want) { return ext && !strcasecmp(ext, want); }
+static int ext_is(const char *ext, const char *want)
+{
+    return ext && !strcasecmp(ext, want);
+}
 
 void tsr_save_options_init(tsr_save_options *opt)
 {
@@ -763,7 +772,8 @@ static tsr_status resolve_options(const tsr_image *img, const char *path, tsr_sa
         else
             return tsr__seterr(err, TSR_ERR_UNSUPPORTED,
                                "%s: unknown image file extension '%s' (expected .png, .jpg or "
-                               ".jpeg)", path, ext ? ext : "");
+                               ".jpeg)",
+                               path, ext ? ext : "");
     } else if (o->format != TSR_FORMAT_PNG && o->format != TSR_FORMAT_JPEG) {
         return tsr__seterr(err, TSR_ERR_INVALID, "%s: unknown format %d", path, (int)o->format);
     }
@@ -798,8 +808,10 @@ tsr_status tsr__image_save(const tsr_image *img, const char *path, const tsr_sav
         return tsr__seterr(err, TSR_ERR_INVALID, "image path is NULL");
     if (!img || !img->data || img->width <= 0 || img->height <= 0 || img->channels < 1 ||
         img->channels > 4)
-        return tsr__seterr(err, TSR_ERR_INVALID, "%s: no image, or an image with %d channels "
-                           "(expected 1 to 4)", path, img ? img->channels : 0);
+        return tsr__seterr(err, TSR_ERR_INVALID,
+                           "%s: no image, or an image with %d channels "
+                           "(expected 1 to 4)",
+                           path, img ? img->channels : 0);
     enc *e = calloc(1, sizeof *e);
     if (!e)
         return tsr__seterr(err, TSR_ERR_NOMEM, "%s: out of memory", path);

@@ -7,8 +7,8 @@
 #endif
 #include <CL/cl.h>
 #include <stdarg.h>
-#include <stdint.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "tessera.h"
 
@@ -110,8 +110,8 @@ typedef enum tsr_param_type {
 typedef struct tsr_param_def {
     const char *name;
     tsr_param_type type;
-    const char *def; /* default as YAML text, NULL if none */
-    double min, max; /* inclusive range for NUMBER/INT (ignored if min > max) */
+    const char *def;     /* default as YAML text, NULL if none */
+    double min, max;     /* inclusive range for NUMBER/INT (ignored if min > max) */
     const char *choices; /* ENUM: "a|b|c" */
     unsigned flags;
     const char *doc;
@@ -123,17 +123,17 @@ typedef struct tsr_param_def {
  *   TSR_PARAM_TABLE_DECL(blur, BLUR_PARAMS) -> static const tsr_param_def blur_params[]
  * and reads them as n->params[P_SIGMA].num. */
 #define TSR__PENUM(id, name, type, def, lo, hi, choices, flags, doc) P_##id,
-#define TSR__PDEF(id, name, type, def, lo, hi, choices, flags, doc)                              \
+#define TSR__PDEF(id, name, type, def, lo, hi, choices, flags, doc)                                \
     {name, type, def, lo, hi, choices, flags, doc},
 #define TSR_PARAM_ENUM_DECL(LIST) enum { LIST(TSR__PENUM) P_COUNT_ };
-#define TSR_PARAM_TABLE_DECL(stem, LIST)                                                          \
+#define TSR_PARAM_TABLE_DECL(stem, LIST)                                                           \
     static const tsr_param_def stem##_params[] = {LIST(TSR__PDEF)};
 
 typedef struct tsr_value {
-    int set;         /* 0: absent (only for OPTIONAL params) */
-    double num;      /* NUMBER, INT, BOOL (0/1) */
-    int ival;        /* ENUM: index in choices; INT/BOOL: (int)num */
-    char *str;       /* STRING and ENUM: owned text */
+    int set;    /* 0: absent (only for OPTIONAL params) */
+    double num; /* NUMBER, INT, BOOL (0/1) */
+    int ival;   /* ENUM: index in choices; INT/BOOL: (int)num */
+    char *str;  /* STRING and ENUM: owned text */
 } tsr_value;
 
 /* Position in a graph file (1-based; 0 when not from a file). */
@@ -201,21 +201,21 @@ char *tsr__nodes_json_of(const tsr_node_class *const *classes, int n);
  * Graph model */
 typedef struct tsr_input_ref {
     int connected;
-    int node;   /* index of the source node in graph->nodes */
-    int port;   /* output port index of the source node */
+    int node; /* index of the source node in graph->nodes */
+    int port; /* output port index of the source node */
     tsr_pos pos;
 } tsr_input_ref;
 
 struct tsr_node {
     char *id;
     const tsr_node_class *cls;
-    tsr_pos pos;                   /* of the node's key */
+    tsr_pos pos; /* of the node's key */
     tsr_value params[TSR_MAX_PARAMS];
     tsr_pos param_pos[TSR_MAX_PARAMS]; /* where each param was set */
     tsr_input_ref inputs[TSR_MAX_PORTS];
     tsr_image_info out_info[TSR_MAX_PORTS]; /* filled by inference */
-    const char *file;              /* graph file name for messages (borrowed from graph) */
-    tsr_image *bound;              /* in-memory image bound to a SOURCE node, or NULL */
+    const char *file;                       /* graph file name for messages (borrowed from graph) */
+    tsr_image *bound;                       /* in-memory image bound to a SOURCE node, or NULL */
 };
 
 struct tsr_graph {
@@ -260,8 +260,7 @@ struct tsr_image {
 /* Read only the header: size, channels, bit depth. Checks the pixel limit. */
 tsr_status tsr__image_probe(const char *path, uint64_t max_pixels, tsr_image_info *info,
                             tsr__err *err);
-tsr_status tsr__image_load(const char *path, uint64_t max_pixels, tsr_image **out,
-                           tsr__err *err);
+tsr_status tsr__image_load(const char *path, uint64_t max_pixels, tsr_image **out, tsr__err *err);
 /* Decode from memory (fuzzing, in-memory use). */
 tsr_status tsr__image_decode(const unsigned char *buf, size_t len, const char *name,
                              uint64_t max_pixels, tsr_image **out, tsr__err *err);
@@ -280,12 +279,12 @@ typedef struct tsr__cl {
     cl_context ctx;
     cl_command_queue queue;
     tsr_device_info info;
-    size_t max_wg; /* CL_DEVICE_MAX_WORK_GROUP_SIZE */
-    char *cache_dir;    /* NULL: no disk cache */
+    size_t max_wg;          /* CL_DEVICE_MAX_WORK_GROUP_SIZE */
+    char *cache_dir;        /* NULL: no disk cache */
     tsr__program *programs; /* linked list, one per kernel file built */
     /* counters */
-    int builds_compiled;   /* programs built from source */
-    int builds_cached;     /* programs loaded from the disk cache */
+    int builds_compiled; /* programs built from source */
+    int builds_cached;   /* programs loaded from the disk cache */
 } tsr__cl;
 
 tsr_status tsr__cl_open(const char *device, const char *cache_dir, tsr__cl **out, tsr__err *err);
@@ -315,15 +314,15 @@ tsr_status tsr__pool_new(tsr__cl *cl, tsr__pool **out);
 void tsr__pool_free(tsr__pool *p);
 tsr_status tsr__pool_alloc(tsr__pool *p, size_t bytes, cl_mem *out, tsr__err *err);
 void tsr__pool_release(tsr__pool *p, cl_mem m);
-void tsr__pool_trim(tsr__pool *p);            /* give every cached block back */
-void tsr__pool_set_cap(tsr__pool *p, size_t cap); /* 0: no cap */
+void tsr__pool_trim(tsr__pool *p);                              /* give every cached block back */
+void tsr__pool_set_cap(tsr__pool *p, size_t cap);               /* 0: no cap */
 int tsr__pool_stats(const tsr__pool *p, char *buf, size_t len); /* "key: value" lines */
 
 /* Execution context handed to run_cl. */
 struct tsr_exec {
     tsr_engine *engine;
-    tsr__cl *cl;         /* NULL on the reference path */
-    tsr__pool *pool;     /* NULL on the reference path */
+    tsr__cl *cl;     /* NULL on the reference path */
+    tsr__pool *pool; /* NULL on the reference path */
     tsr__err *err;
     const tsr_node *node; /* node being run, for messages */
     const char *kernel;   /* kernel being launched, for messages */
@@ -349,8 +348,8 @@ tsr_status tsr__exec_launch(tsr_exec *ex, cl_kernel k, size_t gx, size_t gy, siz
 /* Run one node on whole host images (tests; the reference or CL path by engine). inputs[i] for
  * input port i; *out receives a new image. If tile_w/tile_h > 0, the output is produced in
  * tiles of that size (each planned and run independently). */
-tsr_status tsr__run_node(tsr_engine *e, const tsr_node *n, tsr_image *const *inputs,
-                         int tile_w, int tile_h, tsr_image **out);
+tsr_status tsr__run_node(tsr_engine *e, const tsr_node *n, tsr_image *const *inputs, int tile_w,
+                         int tile_h, tsr_image **out);
 
 /* Engine internals */
 struct tsr_engine {

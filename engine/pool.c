@@ -60,7 +60,10 @@ void tsr__pool_free(tsr__pool *p)
     free(p);
 }
 
-void tsr__pool_set_cap(tsr__pool *p, size_t cap) { p->cap = cap; }
+void tsr__pool_set_cap(tsr__pool *p, size_t cap)
+{
+    p->cap = cap;
+}
 
 tsr_status tsr__pool_alloc(tsr__pool *p, size_t bytes, cl_mem *out, tsr__err *err)
 {

@@ -53,15 +53,15 @@ const char *tsr_version(void);
  * Devices
  */
 typedef struct tsr_device_info {
-    int index;             /* position in the global list, as accepted by --device N */
-    int is_gpu;            /* CL_DEVICE_TYPE_GPU */
-    char name[256];        /* CL_DEVICE_NAME */
-    char vendor[128];      /* CL_DEVICE_VENDOR */
-    char platform[128];    /* CL_PLATFORM_NAME */
-    char version[128];     /* CL_DEVICE_VERSION */
-    char driver[128];      /* CL_DRIVER_VERSION */
-    uint64_t global_mem;   /* CL_DEVICE_GLOBAL_MEM_SIZE, bytes */
-    uint64_t max_alloc;    /* CL_DEVICE_MAX_MEM_ALLOC_SIZE, bytes */
+    int index;           /* position in the global list, as accepted by --device N */
+    int is_gpu;          /* CL_DEVICE_TYPE_GPU */
+    char name[256];      /* CL_DEVICE_NAME */
+    char vendor[128];    /* CL_DEVICE_VENDOR */
+    char platform[128];  /* CL_PLATFORM_NAME */
+    char version[128];   /* CL_DEVICE_VERSION */
+    char driver[128];    /* CL_DRIVER_VERSION */
+    uint64_t global_mem; /* CL_DEVICE_GLOBAL_MEM_SIZE, bytes */
+    uint64_t max_alloc;  /* CL_DEVICE_MAX_MEM_ALLOC_SIZE, bytes */
     unsigned compute_units;
 } tsr_device_info;
 
@@ -184,13 +184,13 @@ tsr_status tsr_graph_set(tsr_engine *e, tsr_graph *g, const char *assignment);
 tsr_status tsr_graph_infer(tsr_engine *e, tsr_graph *g);
 
 typedef struct tsr_progress {
-    const char *node;   /* id of the node being run */
-    const char *type;   /* its type */
-    int node_index;     /* 0-based position in execution order */
+    const char *node; /* id of the node being run */
+    const char *type; /* its type */
+    int node_index;   /* 0-based position in execution order */
     int node_count;
-    int64_t tile;       /* tiles done in this node */
-    int64_t tiles;      /* tiles in this node */
-    double elapsed_s;   /* since the run started */
+    int64_t tile;     /* tiles done in this node */
+    int64_t tiles;    /* tiles in this node */
+    double elapsed_s; /* since the run started */
 } tsr_progress;
 
 /* Return non-zero to cancel the run. Called on the thread that runs the graph. */

@@ -13,11 +13,11 @@
  * contrast -1 gives flat grey, 0 leaves the image alone, 1 is a hard threshold at 0.5 (slope
  * tan(pi/2), about 1.6e16). GIMP does not clamp; `clamp` (default on) limits colour to 0..1,
  * which is what an 8-bit save would do anyway; turn it off to keep out-of-range values. */
-#define BC_PARAMS(X)                                                                              \
-    X(BRIGHTNESS, "brightness", TSR_PARAM_NUMBER, "0", -1.0, 1.0, NULL, 0,                        \
-      "-1..1 (GIMP's slider / 127): < 0 scales towards black, > 0 lifts towards white")          \
-    X(CONTRAST, "contrast", TSR_PARAM_NUMBER, "0", -1.0, 1.0, NULL, 0,                            \
-      "-1..1 (GIMP's slider / 127): slope tan((contrast+1)*pi/4) around mid-grey 0.5")           \
+#define BC_PARAMS(X)                                                                               \
+    X(BRIGHTNESS, "brightness", TSR_PARAM_NUMBER, "0", -1.0, 1.0, NULL, 0,                         \
+      "-1..1 (GIMP's slider / 127): < 0 scales towards black, > 0 lifts towards white")            \
+    X(CONTRAST, "contrast", TSR_PARAM_NUMBER, "0", -1.0, 1.0, NULL, 0,                             \
+      "-1..1 (GIMP's slider / 127): slope tan((contrast+1)*pi/4) around mid-grey 0.5")             \
     X(CLAMP, "clamp", TSR_PARAM_BOOL, "true", 0, -1, NULL, 0, "clamp colour channels to 0..1")
 TSR_PARAM_ENUM_DECL(BC_PARAMS)
 TSR_PARAM_TABLE_DECL(bc, BC_PARAMS)
@@ -46,8 +46,7 @@ static tsr_status bc_run_cl(tsr_exec *ex, const tsr_node *n, const tsr_region *i
                         TSR_ARG(colour), TSR_ARG(b), TSR_ARG(slope), TSR_ARG(clamp));
     if (rc)
         return rc;
-    return tsr__exec_launch(ex, k, (size_t)out->rect.w, (size_t)out->rect.h,
-                            (size_t)out->channels);
+    return tsr__exec_launch(ex, k, (size_t)out->rect.w, (size_t)out->rect.h, (size_t)out->channels);
 }
 
 static tsr_status bc_run_ref(const tsr_node *n, const tsr_region *in, const tsr_region *out,

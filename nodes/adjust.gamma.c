@@ -9,8 +9,8 @@
  * (gamma 2.2 turns linear light into display values): gamma > 1 brightens mid-tones, gamma < 1
  * darkens, 0 and 1 stay fixed. Negative values (from earlier
  * nodes) become 0 because pow of a negative base is undefined; values above 1 are kept. */
-#define GAMMA_PARAMS(X)                                                                           \
-    X(GAMMA, "gamma", TSR_PARAM_NUMBER, "1", 0.01, 10.0, NULL, 0,                                 \
+#define GAMMA_PARAMS(X)                                                                            \
+    X(GAMMA, "gamma", TSR_PARAM_NUMBER, "1", 0.01, 10.0, NULL, 0,                                  \
       "out = pow(max(v, 0), 1/gamma) on colour channels (0.01..10); > 1 brightens")
 TSR_PARAM_ENUM_DECL(GAMMA_PARAMS)
 TSR_PARAM_TABLE_DECL(gamma, GAMMA_PARAMS)
@@ -18,7 +18,10 @@ TSR_PARAM_TABLE_DECL(gamma, GAMMA_PARAMS)
 static const tsr_port_def ports[] = {{"image", TSR_PORT_IMAGE, "image"}};
 
 /* Rounded once on the host so both paths raise to the same float exponent. */
-static float gamma_exponent(const tsr_node *n) { return (float)(1.0 / n->params[P_GAMMA].num); }
+static float gamma_exponent(const tsr_node *n)
+{
+    return (float)(1.0 / n->params[P_GAMMA].num);
+}
 
 static tsr_status gamma_run_cl(tsr_exec *ex, const tsr_node *n, const tsr_region *in,
                                const tsr_region *out)
@@ -34,8 +37,7 @@ static tsr_status gamma_run_cl(tsr_exec *ex, const tsr_node *n, const tsr_region
                         TSR_ARG(colour), TSR_ARG(e));
     if (rc)
         return rc;
-    return tsr__exec_launch(ex, k, (size_t)out->rect.w, (size_t)out->rect.h,
-                            (size_t)out->channels);
+    return tsr__exec_launch(ex, k, (size_t)out->rect.w, (size_t)out->rect.h, (size_t)out->channels);
 }
 
 static tsr_status gamma_run_ref(const tsr_node *n, const tsr_region *in, const tsr_region *out,

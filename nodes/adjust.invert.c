@@ -19,8 +19,7 @@ static tsr_status invert_run_cl(tsr_exec *ex, const tsr_node *n, const tsr_regio
                         TSR_ARG(colour));
     if (rc)
         return rc;
-    return tsr__exec_launch(ex, k, (size_t)out->rect.w, (size_t)out->rect.h,
-                            (size_t)out->channels);
+    return tsr__exec_launch(ex, k, (size_t)out->rect.w, (size_t)out->rect.h, (size_t)out->channels);
 }
 
 static tsr_status invert_run_ref(const tsr_node *n, const tsr_region *in, const tsr_region *out,

@@ -16,11 +16,11 @@
 /* sigma is capped at 100 (801 taps): past that a direct convolution costs more than it is worth
  * and a box cascade or FFT path should take over. The floor keeps 1/sigma^2 finite; at 0.01
  * the outer taps underflow to 0 and the node is the identity. */
-#define BLUR_PARAMS(X)                                                                            \
-    X(SIGMA, "sigma", TSR_PARAM_NUMBER, "1", 0.01, 100.0, NULL, 0,                                \
-      "standard deviation in pixels (0.01..100); the kernel radius is ceil(4*sigma)")           \
-    X(EDGE, "edge", TSR_PARAM_ENUM, "clamp", 0, -1, "clamp|mirror|zero", 0,                       \
-      "outside the image: clamp repeats the edge pixel, mirror reflects without repeating it "   \
+#define BLUR_PARAMS(X)                                                                             \
+    X(SIGMA, "sigma", TSR_PARAM_NUMBER, "1", 0.01, 100.0, NULL, 0,                                 \
+      "standard deviation in pixels (0.01..100); the kernel radius is ceil(4*sigma)")              \
+    X(EDGE, "edge", TSR_PARAM_ENUM, "clamp", 0, -1, "clamp|mirror|zero", 0,                        \
+      "outside the image: clamp repeats the edge pixel, mirror reflects without repeating it "     \
       "(reflecting again as often as a small image needs), zero reads 0")
 TSR_PARAM_ENUM_DECL(BLUR_PARAMS)
 TSR_PARAM_TABLE_DECL(blur, BLUR_PARAMS)
@@ -98,8 +98,7 @@ static size_t mul3_sat(size_t a, size_t b, size_t c)
     return abc;
 }
 
-static void blur_plan(const tsr_node *n, const tsr_image_info *in, const tsr_rect *out,
-                      tsr_plan *p)
+static void blur_plan(const tsr_node *n, const tsr_image_info *in, const tsr_rect *out, tsr_plan *p)
 {
     int r = blur_radius(n->params[P_SIGMA].num), y0;
     int rows = blur_rows(out, r, in[0].height, &y0);

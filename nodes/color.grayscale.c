@@ -6,11 +6,11 @@
 /* rec601 is the default because it is what Pillow's convert("L") and OpenCV's cvtColor
  * RGB2GRAY produce, so results line up with those tools. The weights apply to the stored
  * (gamma-encoded) values, as those tools do: this is luma, not luminance. */
-#define GRAY_PARAMS(X)                                                                            \
-    X(METHOD, "method", TSR_PARAM_ENUM, "rec601", 0, -1, "rec601|rec709|average", 0,              \
-      "rec601: 0.299 R + 0.587 G + 0.114 B (Pillow L, OpenCV); rec709: 0.2126, 0.7152, "         \
-      "0.0722 (sRGB/HDTV); average: (R + G + B) / 3")                                            \
-    X(KEEP_CHANNELS, "keep_channels", TSR_PARAM_BOOL, "false", 0, -1, NULL, 0,                    \
+#define GRAY_PARAMS(X)                                                                             \
+    X(METHOD, "method", TSR_PARAM_ENUM, "rec601", 0, -1, "rec601|rec709|average", 0,               \
+      "rec601: 0.299 R + 0.587 G + 0.114 B (Pillow L, OpenCV); rec709: 0.2126, 0.7152, "           \
+      "0.0722 (sRGB/HDTV); average: (R + G + B) / 3")                                              \
+    X(KEEP_CHANNELS, "keep_channels", TSR_PARAM_BOOL, "false", 0, -1, NULL, 0,                     \
       "false: output grey (+ alpha); true: keep the channel count, grey in R, G and B")
 TSR_PARAM_ENUM_DECL(GRAY_PARAMS)
 TSR_PARAM_TABLE_DECL(gray, GRAY_PARAMS)
@@ -44,8 +44,8 @@ static tsr_status gray_run_cl(tsr_exec *ex, const tsr_node *n, const tsr_region 
     const float *w = gray_weights[n->params[P_METHOD].ival];
     cl_float wr = w[0], wg = w[1], wb = w[2];
     cl_int in_ch = in[0].channels, out_ch = out->channels;
-    rc = tsr__exec_args(ex, k, 8, TSR_ARG(in[0].mem), TSR_ARG(out->mem), TSR_ARG(g),
-                        TSR_ARG(in_ch), TSR_ARG(out_ch), TSR_ARG(wr), TSR_ARG(wg), TSR_ARG(wb));
+    rc = tsr__exec_args(ex, k, 8, TSR_ARG(in[0].mem), TSR_ARG(out->mem), TSR_ARG(g), TSR_ARG(in_ch),
+                        TSR_ARG(out_ch), TSR_ARG(wr), TSR_ARG(wg), TSR_ARG(wb));
     if (rc)
         return rc;
     return tsr__exec_launch(ex, k, (size_t)out->rect.w, (size_t)out->rect.h, 1);
@@ -67,8 +67,7 @@ static tsr_status gray_run_ref(const tsr_node *n, const tsr_region *in, const ts
             }
             /* Same operations, same order as the kernel. */
             float v = w[0] * tsr__ref_at(&in[0], 0, ix, iy) +
-                      w[1] * tsr__ref_at(&in[0], 1, ix, iy) +
-                      w[2] * tsr__ref_at(&in[0], 2, ix, iy);
+                      w[1] * tsr__ref_at(&in[0], 1, ix, iy) + w[2] * tsr__ref_at(&in[0], 2, ix, iy);
             int grey = out_ch == in_ch ? 3 : 1; /* planes that receive grey */
             for (int c = 0; c < grey; c++)
                 tsr__plane(out, c)[o] = v;

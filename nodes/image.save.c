@@ -9,16 +9,16 @@
 
 #include "nodeutil.h"
 
-#define SAVE_PARAMS(X)                                                                            \
-    X(PATH, "path", TSR_PARAM_STRING, NULL, 0, -1, NULL, TSR_PARAM_REQUIRED,                      \
-      "file to write, relative to the current directory; replaced only on success")              \
-    X(FORMAT, "format", TSR_PARAM_ENUM, NULL, 0, -1, "png|jpeg", TSR_PARAM_OPTIONAL,              \
-      "file format; default from the extension (.png, .jpg, .jpeg)")                             \
-    X(BIT_DEPTH, "bit_depth", TSR_PARAM_INT, NULL, 8, 16, NULL, TSR_PARAM_OPTIONAL,               \
-      "PNG bits per sample, 8 or 16; default: 16 if the source was 16-bit, else 8")              \
-    X(QUALITY, "quality", TSR_PARAM_INT, "92", 1, 100, NULL, 0, "JPEG quality")                   \
-    X(COMPRESSION, "compression", TSR_PARAM_INT, "6", 0, 9, NULL, 0, "PNG zlib level")            \
-    X(SUBSAMPLING, "subsampling", TSR_PARAM_ENUM, "420", 0, -1, "444|422|420", 0,                 \
+#define SAVE_PARAMS(X)                                                                             \
+    X(PATH, "path", TSR_PARAM_STRING, NULL, 0, -1, NULL, TSR_PARAM_REQUIRED,                       \
+      "file to write, relative to the current directory; replaced only on success")                \
+    X(FORMAT, "format", TSR_PARAM_ENUM, NULL, 0, -1, "png|jpeg", TSR_PARAM_OPTIONAL,               \
+      "file format; default from the extension (.png, .jpg, .jpeg)")                               \
+    X(BIT_DEPTH, "bit_depth", TSR_PARAM_INT, NULL, 8, 16, NULL, TSR_PARAM_OPTIONAL,                \
+      "PNG bits per sample, 8 or 16; default: 16 if the source was 16-bit, else 8")                \
+    X(QUALITY, "quality", TSR_PARAM_INT, "92", 1, 100, NULL, 0, "JPEG quality")                    \
+    X(COMPRESSION, "compression", TSR_PARAM_INT, "6", 0, 9, NULL, 0, "PNG zlib level")             \
+    X(SUBSAMPLING, "subsampling", TSR_PARAM_ENUM, "420", 0, -1, "444|422|420", 0,                  \
       "JPEG chroma subsampling")
 TSR_PARAM_ENUM_DECL(SAVE_PARAMS)
 TSR_PARAM_TABLE_DECL(save, SAVE_PARAMS)

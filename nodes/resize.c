@@ -33,16 +33,16 @@
 #include "internal.h"
 #include "nodeutil.h"
 
-#define RESIZE_PARAMS(X)                                                                          \
-    X(SCALE, "scale", TSR_PARAM_NUMBER, NULL, 0.001, 64.0, NULL, TSR_PARAM_OPTIONAL,              \
-      "Scale factor for both axes: each side becomes round(side * scale), at least 1. "           \
-      "Not with width/height")                                                                    \
-    X(WIDTH, "width", TSR_PARAM_INT, NULL, 1.0, 1048576.0, NULL, TSR_PARAM_OPTIONAL,              \
-      "Output width in pixels; given alone, the height keeps the aspect ratio")                   \
-    X(HEIGHT, "height", TSR_PARAM_INT, NULL, 1.0, 1048576.0, NULL, TSR_PARAM_OPTIONAL,            \
-      "Output height in pixels; given alone, the width keeps the aspect ratio")                   \
-    X(FILTER, "filter", TSR_PARAM_ENUM, "lanczos3", 0.0, 0.0,                                     \
-      "nearest|bilinear|bicubic|mitchell|lanczos3", 0,                                            \
+#define RESIZE_PARAMS(X)                                                                           \
+    X(SCALE, "scale", TSR_PARAM_NUMBER, NULL, 0.001, 64.0, NULL, TSR_PARAM_OPTIONAL,               \
+      "Scale factor for both axes: each side becomes round(side * scale), at least 1. "            \
+      "Not with width/height")                                                                     \
+    X(WIDTH, "width", TSR_PARAM_INT, NULL, 1.0, 1048576.0, NULL, TSR_PARAM_OPTIONAL,               \
+      "Output width in pixels; given alone, the height keeps the aspect ratio")                    \
+    X(HEIGHT, "height", TSR_PARAM_INT, NULL, 1.0, 1048576.0, NULL, TSR_PARAM_OPTIONAL,             \
+      "Output height in pixels; given alone, the width keeps the aspect ratio")                    \
+    X(FILTER, "filter", TSR_PARAM_ENUM, "lanczos3", 0.0, 0.0,                                      \
+      "nearest|bilinear|bicubic|mitchell|lanczos3", 0,                                             \
       "Resampling filter; widened when reducing, so reductions are antialiased")
 
 TSR_PARAM_ENUM_DECL(RESIZE_PARAMS)
@@ -192,14 +192,16 @@ static tsr_status resize_infer(const tsr_node *n, const tsr_image_info *in, tsr_
     int blame = n->params[P_SCALE].set ? P_SCALE : (n->params[P_WIDTH].set ? P_WIDTH : P_HEIGHT);
     /* The message carries the position; the status says which kind of failure it is. */
     if (ow > RESIZE_MAX_SIDE || oh > RESIZE_MAX_SIDE) {
-        tsr__node_error(err, n, blame, "output of %.0fx%.0f pixels: each side is limited to %d",
-                        ow, oh, RESIZE_MAX_SIDE);
+        tsr__node_error(err, n, blame, "output of %.0fx%.0f pixels: each side is limited to %d", ow,
+                        oh, RESIZE_MAX_SIDE);
         return TSR_ERR_LIMIT;
     }
     if (ow * oh > (double)RESIZE_MAX_PIXELS ||
         !tsr__image_bytes((int)ow, (int)oh, in[0].channels)) {
-        tsr__node_error(err, n, blame, "output of %.0fx%.0f pixels exceeds the limit of %llu "
-                        "pixels", ow, oh, (unsigned long long)RESIZE_MAX_PIXELS);
+        tsr__node_error(err, n, blame,
+                        "output of %.0fx%.0f pixels exceeds the limit of %llu "
+                        "pixels",
+                        ow, oh, (unsigned long long)RESIZE_MAX_PIXELS);
         return TSR_ERR_LIMIT;
     }
     out[0] = in[0];
@@ -250,8 +252,10 @@ static tsr_status resize_run_cl(tsr_exec *ex, const tsr_node *n, const tsr_regio
     int rows = row1 - row0 + 1;
     size_t bytes = tsr__image_bytes(out->rect.w, rows, ch);
     if (!bytes) {
-        rc = tsr__seterr(ex->err, TSR_ERR_LIMIT, "node '%s' (resize): scratch of %dx%d pixels "
-                         "overflows", n->id, out->rect.w, rows);
+        rc = tsr__seterr(ex->err, TSR_ERR_LIMIT,
+                         "node '%s' (resize): scratch of %dx%d pixels "
+                         "overflows",
+                         n->id, out->rect.w, rows);
         goto fail;
     }
     rc = tsr__exec_alloc(ex, bytes, &tmp);
@@ -317,16 +321,20 @@ static tsr_status rs_taps_make(const tsr_node *n, int filter, int o0, int count,
     size_t cells, bytes;
     if (!tsr__mul_size((size_t)count, (size_t)t->k, &cells) ||
         !tsr__mul_size(cells, sizeof(float), &bytes))
-        return tsr__seterr(err, TSR_ERR_LIMIT, "node '%s' (resize): %d x %d weight table "
-                           "overflows", n->id, count, t->k);
+        return tsr__seterr(err, TSR_ERR_LIMIT,
+                           "node '%s' (resize): %d x %d weight table "
+                           "overflows",
+                           n->id, count, t->k);
     t->lo = malloc((size_t)count * sizeof *t->lo);
     t->n = malloc((size_t)count * sizeof *t->n);
     t->w = malloc(bytes);
     t->wsum = malloc((size_t)count * sizeof *t->wsum);
     if (!t->lo || !t->n || !t->w || !t->wsum) {
         rs_taps_free(t);
-        return tsr__seterr(err, TSR_ERR_NOMEM, "node '%s' (resize): out of memory for a %zu-byte "
-                           "weight table", n->id, bytes);
+        return tsr__seterr(err, TSR_ERR_NOMEM,
+                           "node '%s' (resize): out of memory for a %zu-byte "
+                           "weight table",
+                           n->id, bytes);
     }
     /* As rs_weight's callers in kernels/resize.cl. */
     int64_t m = n_in > n_out ? n_in : n_out;
@@ -376,8 +384,10 @@ static tsr_status resize_run_ref(const tsr_node *n, const tsr_region *in, const 
     size_t bytes = tsr__image_bytes(o->w, rows, ch);
     tsr_status rc = TSR_OK;
     if (!bytes) {
-        rc = tsr__seterr(err, TSR_ERR_LIMIT, "node '%s' (resize): scratch of %dx%d pixels "
-                         "overflows", n->id, o->w, rows);
+        rc = tsr__seterr(err, TSR_ERR_LIMIT,
+                         "node '%s' (resize): scratch of %dx%d pixels "
+                         "overflows",
+                         n->id, o->w, rows);
         goto fail;
     }
     rc = rs_taps_make(n, filter, o->x, o->w, src->img_w, ow, &tx, err);
@@ -388,8 +398,10 @@ static tsr_status resize_run_ref(const tsr_node *n, const tsr_region *in, const 
         goto fail;
     tmp = malloc(bytes);
     if (!tmp) {
-        rc = tsr__seterr(err, TSR_ERR_NOMEM, "node '%s' (resize): out of memory for a %zu-byte "
-                         "scratch buffer", n->id, bytes);
+        rc = tsr__seterr(err, TSR_ERR_NOMEM,
+                         "node '%s' (resize): out of memory for a %zu-byte "
+                         "scratch buffer",
+                         n->id, bytes);
         goto fail;
     }
     /* Horizontal pass: as tsr_resize_h. */

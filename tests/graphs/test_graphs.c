@@ -40,9 +40,8 @@ static int load_golden(golden *g, int cap)
     while (fgets(line, sizeof line, f) && n < cap) {
         if (line[0] == '#' || line[0] == '\n')
             continue;
-        assert_int_equal(sscanf(line, "%255s %63s %7s %llx", g[n].graph, g[n].node, g[n].ext,
-                                &g[n].hash),
-                         4);
+        assert_int_equal(
+            sscanf(line, "%255s %63s %7s %llx", g[n].graph, g[n].node, g[n].ext, &g[n].hash), 4);
         n++;
     }
     fclose(f);

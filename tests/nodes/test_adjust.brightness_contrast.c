@@ -22,7 +22,10 @@ static tsr_node *bc_node(const char *b, const char *c, const char *clamp)
     return tu_node("adjust.brightness_contrast", kv, 3);
 }
 
-static double slope_of(double contrast) { return tan((contrast + 1.0) * M_PI / 4.0); }
+static double slope_of(double contrast)
+{
+    return tan((contrast + 1.0) * M_PI / 4.0);
+}
 
 /* The kernel disables contraction and repeats the reference's float operations, so PoCL
  * matches bit for bit. A device that fuses the two multiply-adds anyway differs by one rounding
@@ -39,13 +42,12 @@ static void cl_matches_ref(void **state)
             for (size_t p = 0; p < sizeof params / sizeof params[0]; p++) {
                 tsr_node *n = bc_node(params[p].b, params[p].c, params[p].clamp);
                 tsr_image *in = fg_random_range(sizes[s][0], sizes[s][1], ch,
-                                                5 + (uint32_t)(s * 64 + ch * 8 + p), -0.25f,
-                                                1.25f);
+                                                5 + (uint32_t)(s * 64 + ch * 8 + p), -0.25f, 1.25f);
                 tsr_image *ref = tu_run(tu_engine_ref(), n, in, 0, 0);
                 tsr_image *cl = tu_run(tu_engine_cl(), n, in, 0, 0);
                 char what[96];
-                snprintf(what, sizeof what, "%dx%dx%d b=%s c=%s clamp=%s", sizes[s][0],
-                         sizes[s][1], ch, params[p].b, params[p].c, params[p].clamp);
+                snprintf(what, sizeof what, "%dx%dx%d b=%s c=%s clamp=%s", sizes[s][0], sizes[s][1],
+                         ch, params[p].b, params[p].c, params[p].clamp);
                 fg_check(cl, ref, cl_tol(atof(params[p].c), 1.25), 0, what);
                 /* Alpha is copied bit for bit; clamped colour stays in 0..1. */
                 size_t plane = (size_t)in->width * in->height;
@@ -146,8 +148,8 @@ static void tiled_equals_whole(void **state)
 
 static void bad_params_rejected(void **state)
 {
-    static const char *bad[] = {"brightness=1.5", "brightness=-1.01", "contrast=2",
-                                "contrast=-1.1", "clamp=maybe"};
+    static const char *bad[] = {"brightness=1.5", "brightness=-1.01", "contrast=2", "contrast=-1.1",
+                                "clamp=maybe"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         tsr__err err;
         tsr__err_clear(&err);

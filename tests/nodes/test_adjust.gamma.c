@@ -27,8 +27,7 @@ static void cl_matches_ref(void **state)
                 tsr_node *n = gamma_node(gammas[g]);
                 /* Colour in [-0.25, 1.25): negatives must become 0, values above 1 stay. */
                 tsr_image *in = fg_random_range(sizes[s][0], sizes[s][1], ch,
-                                                3 + (uint32_t)(s * 32 + ch * 8 + g), -0.25f,
-                                                1.25f);
+                                                3 + (uint32_t)(s * 32 + ch * 8 + g), -0.25f, 1.25f);
                 tsr_image *ref = tu_run(tu_engine_ref(), n, in, 0, 0);
                 tsr_image *cl = tu_run(tu_engine_cl(), n, in, 0, 0);
                 char what[96];
@@ -49,8 +48,8 @@ static void cl_matches_ref(void **state)
                         }
                         double want = v > 0 ? pow(v, e) : 0.0;
                         if (!(fabs(r - want) <= FLT_EPSILON * want + FLT_MIN))
-                            fail_msg("%s: pow(%.9g, %.9g) = %.9g, reference %.9g", what, v, e,
-                                     want, r);
+                            fail_msg("%s: pow(%.9g, %.9g) = %.9g, reference %.9g", what, v, e, want,
+                                     r);
                     }
                 tsr_image_free(in);
                 tsr_image_free(ref);

@@ -12,7 +12,10 @@ typedef struct blur_case {
 static const blur_case params[] = {
     {"0.5", "clamp"}, {"2", "mirror"}, {"7.3", "zero"}, {"25", "mirror"}, {"1", "zero"}};
 
-static int radius_of(double sigma) { return (int)ceil(4.0 * sigma); }
+static int radius_of(double sigma)
+{
+    return (int)ceil(4.0 * sigma);
+}
 
 /* Each output is two passes of 2r+1 products summed in float with weights summing to 1; the
  * recursive-summation bound is (2r+1) * 2^-24 * max|v| per pass. The kernels disable
@@ -47,8 +50,8 @@ static void cl_matches_ref(void **state)
                 tsr_image *ref = tu_run(tu_engine_ref(), n, in, 0, 0);
                 tsr_image *cl = tu_run(tu_engine_cl(), n, in, 0, 0);
                 char what[128];
-                snprintf(what, sizeof what, "%dx%dx%d sigma=%s edge=%s", sizes[s][0],
-                         sizes[s][1], ch, params[p].sigma, params[p].edge);
+                snprintf(what, sizeof what, "%dx%dx%d sigma=%s edge=%s", sizes[s][0], sizes[s][1],
+                         ch, params[p].sigma, params[p].edge);
                 fg_check(cl, ref, blur_tol(atof(params[p].sigma), 1.0), 0, what);
                 tsr_image_free(in);
                 tsr_image_free(ref);
@@ -86,7 +89,7 @@ static void ref_matches_opencv(void **state)
  * halo is up to 160 pixels, past the tiles and (sigma 40) past the image, so mirror folds. */
 static void tiled_equals_whole(void **state)
 {
-    static const blur_case tp[] = {{"1.3", "clamp"}, {"3", "mirror"}, {"2.2", "zero"},
+    static const blur_case tp[] = {{"1.3", "clamp"}, {"3", "mirror"},  {"2.2", "zero"},
                                    {"12", "mirror"}, {"40", "mirror"}, {"40", "zero"}};
     static const int tiles[][2] = {{37, 19}, {7, 5}};
     for (size_t p = 0; p < sizeof tp / sizeof tp[0]; p++) {
@@ -169,8 +172,8 @@ static void plan_grows_by_radius(void **state)
 
 static void bad_params_rejected(void **state)
 {
-    static const char *bad[] = {"sigma=0", "sigma=-1", "sigma=0.009", "sigma=100.5",
-                                "edge=wrap", "edge=", "sigma=abc"};
+    static const char *bad[] = {"sigma=0",   "sigma=-1", "sigma=0.009", "sigma=100.5",
+                                "edge=wrap", "edge=",    "sigma=abc"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         tsr__err err;
         tsr__err_clear(&err);
@@ -189,8 +192,8 @@ static void bad_params_rejected(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(cl_matches_ref),      cmocka_unit_test(ref_matches_opencv),
-        cmocka_unit_test(tiled_equals_whole),  cmocka_unit_test(identity_and_constant),
+        cmocka_unit_test(cl_matches_ref),       cmocka_unit_test(ref_matches_opencv),
+        cmocka_unit_test(tiled_equals_whole),   cmocka_unit_test(identity_and_constant),
         cmocka_unit_test(plan_grows_by_radius), cmocka_unit_test(bad_params_rejected),
     };
     return cmocka_run_group_tests_name("blur.gaussian", tests, NULL, NULL);

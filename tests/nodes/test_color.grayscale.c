@@ -112,8 +112,7 @@ static void tiled_equals_whole(void **state)
 
 static void bad_params_rejected(void **state)
 {
-    static const char *bad[] = {"method=bt2020", "method=", "method=REC601",
-                                "keep_channels=maybe"};
+    static const char *bad[] = {"method=bt2020", "method=", "method=REC601", "keep_channels=maybe"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         tsr__err err;
         tsr__err_clear(&err);

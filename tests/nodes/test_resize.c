@@ -31,9 +31,8 @@ static tsr_image *load_f32(const char *name)
     assert_int_equal(fread(hdr, 1, sizeof hdr, f), sizeof hdr);
     assert_memory_equal(hdr, "TF32", 4);
     tsr_image *img = NULL;
-    assert_int_equal(tsr_image_new((int)le32(hdr + 4), (int)le32(hdr + 8), (int)le32(hdr + 12),
-                                   &img),
-                     TSR_OK);
+    assert_int_equal(
+        tsr_image_new((int)le32(hdr + 4), (int)le32(hdr + 8), (int)le32(hdr + 12), &img), TSR_OK);
     size_t n = (size_t)img->width * img->height * img->channels;
     for (size_t i = 0; i < n; i++) {
         unsigned char b[4];
@@ -114,8 +113,8 @@ static void cl_matches_ref(void **state)
 static void tiled_equals_whole(void **state)
 {
     tsr_image *in = tu_random_image(127, 129, 3, 99);
-    const char *factors[][2] = {{"scale=1.7", NULL}, {"scale=0.37", NULL},
-                                {"width=300", "height=50"}};
+    const char *factors[][2] = {
+        {"scale=1.7", NULL}, {"scale=0.37", NULL}, {"width=300", "height=50"}};
     for (int f = 0; f < N_FILTERS; f++)
         for (int k = 0; k < 3; k++) {
             tsr_node *n = make(filters[f], factors[k][0], factors[k][1]);
@@ -280,14 +279,14 @@ static void infer_sizes(void **state)
         int in_w, in_h, ch, w, h;
         tsr_status rc;
     } cases[] = {
-        {"scale=0.37", NULL, 97, 61, 1, 36, 23, TSR_OK},   /* 35.89, 22.57 rounded */
-        {"scale=1.7", NULL, 64, 48, 4, 109, 82, TSR_OK},   /* 108.8, 81.6 */
-        {"scale=0.001", NULL, 13, 7, 2, 1, 1, TSR_OK},     /* at least 1 */
-        {"width=80", NULL, 64, 48, 3, 80, 60, TSR_OK},     /* aspect kept */
+        {"scale=0.37", NULL, 97, 61, 1, 36, 23, TSR_OK}, /* 35.89, 22.57 rounded */
+        {"scale=1.7", NULL, 64, 48, 4, 109, 82, TSR_OK}, /* 108.8, 81.6 */
+        {"scale=0.001", NULL, 13, 7, 2, 1, 1, TSR_OK},   /* at least 1 */
+        {"width=80", NULL, 64, 48, 3, 80, 60, TSR_OK},   /* aspect kept */
         {"height=30", NULL, 64, 48, 3, 40, 30, TSR_OK},
         {"width=50", "height=70", 64, 48, 3, 50, 70, TSR_OK},
         {"width=1", NULL, 1000, 1, 1, 1, 1, TSR_OK},
-        {"scale=64", NULL, 20000, 100, 1, 0, 0, TSR_ERR_LIMIT}, /* side 1280000 */
+        {"scale=64", NULL, 20000, 100, 1, 0, 0, TSR_ERR_LIMIT},            /* side 1280000 */
         {"width=1048576", "height=1048576", 8, 8, 1, 0, 0, TSR_ERR_LIMIT}, /* 2^40 pixels */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

@@ -43,17 +43,17 @@ static void matches_skimage(void **state)
             continue;
         char an[64], bn[64], psnr_s[64];
         double max_abs, mean_abs, ssim;
-        assert_int_equal(sscanf(line, "%63s %63s %lf %lf %63s %lf", an, bn, &max_abs,
-                                &mean_abs, psnr_s, &ssim),
-                         6);
+        assert_int_equal(
+            sscanf(line, "%63s %63s %lf %lf %63s %lf", an, bn, &max_abs, &mean_abs, psnr_s, &ssim),
+            6);
         double psnr = strcmp(psnr_s, "inf") ? strtod(psnr_s, NULL) : INFINITY;
         char pa[128], pb[128];
         snprintf(pa, sizeof pa, GOLDEN "%s", an);
         snprintf(pb, sizeof pb, GOLDEN "%s", bn);
         tsr_image *a = tu_load(pa), *b = tu_load(pb);
         tsr_compare_result r = compare_ok(a, b);
-        print_message("%s vs %s: max %.6f mean %.6f psnr %.6f ssim %.9f (off by %.2g)\n", an,
-                      bn, r.max_abs, r.mean_abs, r.psnr, r.ssim, r.ssim - ssim);
+        print_message("%s vs %s: max %.6f mean %.6f psnr %.6f ssim %.9f (off by %.2g)\n", an, bn,
+                      r.max_abs, r.mean_abs, r.psnr, r.ssim, r.ssim - ssim);
         close_rel("max_abs", r.max_abs, max_abs, 1e-9);
         close_rel("mean_abs", r.mean_abs, mean_abs, 1e-9);
         close_rel("psnr", r.psnr, psnr, 1e-9);
@@ -220,8 +220,8 @@ static void public_wrapper(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(matches_skimage),   cmocka_unit_test(ssim_matches_direct),
-        cmocka_unit_test(closed_forms),      cmocka_unit_test(identical),
+        cmocka_unit_test(matches_skimage),        cmocka_unit_test(ssim_matches_direct),
+        cmocka_unit_test(closed_forms),           cmocka_unit_test(identical),
         cmocka_unit_test(nan_counts_as_infinite), cmocka_unit_test(shape_mismatch),
         cmocka_unit_test(public_wrapper),
     };

@@ -29,16 +29,14 @@ typedef struct sha256 {
 } sha256;
 
 static const uint32_t sha_k[64] = {
-    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
-    0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
-    0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
-    0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
-    0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
-    0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
-    0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
-    0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
-    0xc67178f2};
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
 
 #define ROR(x, n) ((x) >> (n) | (x) << (32 - (n)))
 
@@ -187,7 +185,10 @@ static int remove_tree(const char *path)
     return unlink(path);
 }
 
-static int drop_tmpdir(void **state) { return remove_tree(tmpdir); }
+static int drop_tmpdir(void **state)
+{
+    return remove_tree(tmpdir);
+}
 
 static const char *tmp_path(const char *name)
 {
@@ -243,8 +244,7 @@ static void pngsuite_matches_pypng(void **state)
             continue;
         char name[64], hash[80];
         int w, h, ch, depth;
-        assert_int_equal(sscanf(line, "%63s %d %d %d %d %79s", name, &w, &h, &ch, &depth, hash),
-                         6);
+        assert_int_equal(sscanf(line, "%63s %d %d %d %d %79s", name, &w, &h, &ch, &depth, hash), 6);
         char rel[256];
         snprintf(rel, sizeof rel, "testdata/pngsuite/%s", name);
         const char *path = tu_shared(rel);
@@ -254,8 +254,8 @@ static void pngsuite_matches_pypng(void **state)
         if (rc)
             fail_msg("%s: %s", name, err.msg);
         if (img->width != w || img->height != h || img->channels != ch || img->bit_depth != depth)
-            fail_msg("%s: %dx%dx%d %d-bit, expected %dx%dx%d %d-bit", name, img->width,
-                     img->height, img->channels, img->bit_depth, w, h, ch, depth);
+            fail_msg("%s: %dx%dx%d %d-bit, expected %dx%dx%d %d-bit", name, img->width, img->height,
+                     img->channels, img->bit_depth, w, h, ch, depth);
         char got[65];
         image_hash(img, got);
         if (strcmp(got, hash))
@@ -295,10 +295,9 @@ static void pngsuite_matches_pypng(void **state)
  * pixels. */
 static void libpng_copies_match_originals(void **state)
 {
-    static const char *const names[] = {
-        "basn0g01", "basn0g02", "basn0g04", "basn0g08", "basn0g16", "basn2c08", "basn2c16",
-        "basn3p01", "basn3p02", "basn3p04", "basn3p08", "basn4a08", "basn4a16", "basn6a08",
-        "basn6a16"};
+    static const char *const names[] = {"basn0g01", "basn0g02", "basn0g04", "basn0g08", "basn0g16",
+                                        "basn2c08", "basn2c16", "basn3p01", "basn3p02", "basn3p04",
+                                        "basn3p08", "basn4a08", "basn4a16", "basn6a08", "basn6a16"};
     int compared = 0;
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         char rel[256];
@@ -363,14 +362,16 @@ static void invalid_pngs_refused(void **state)
 /* Truncated copies fail cleanly: every prefix from memory, a spread of prefixes from files. */
 static void truncated_files_refused(void **state)
 {
-    static const char *const files[] = {
-        "testdata/pngsuite/basn0g01.png", "testdata/pngsuite/basi6a16.png",
-        "testdata/pngsuite/basn3p08.png", "testdata/libjpeg-turbo/testorig.jpg",
-        GOLDEN "prog.jpg",                GOLDEN "gray.jpg",
-        GOLDEN "cmyk.jpg"};
+    static const char *const files[] = {"testdata/pngsuite/basn0g01.png",
+                                        "testdata/pngsuite/basi6a16.png",
+                                        "testdata/pngsuite/basn3p08.png",
+                                        "testdata/libjpeg-turbo/testorig.jpg",
+                                        GOLDEN "prog.jpg",
+                                        GOLDEN "gray.jpg",
+                                        GOLDEN "cmyk.jpg"};
     for (size_t f = 0; f < sizeof files / sizeof files[0]; f++) {
-        const char *src = strncmp(files[f], GOLDEN, strlen(GOLDEN)) ? tu_shared(files[f])
-                                                                    : files[f];
+        const char *src =
+            strncmp(files[f], GOLDEN, strlen(GOLDEN)) ? tu_shared(files[f]) : files[f];
         size_t len;
         unsigned char *buf = read_all(src, &len);
         tsr_image *img = NULL;
@@ -383,8 +384,7 @@ static void truncated_files_refused(void **state)
             tsr__err_clear(&err);
             tsr_status rc = tsr__image_decode(buf, n, "cut", 0, &img, &err);
             if (rc != TSR_ERR_DECODE)
-                fail_msg("%s cut to %zu bytes: %s (%s)", files[f], n, tsr_status_str(rc),
-                         err.msg);
+                fail_msg("%s cut to %zu bytes: %s (%s)", files[f], n, tsr_status_str(rc), err.msg);
             assert_null(img);
             assert_int_equal(strncmp(err.msg, "cut: ", 5), 0);
         }
@@ -411,14 +411,13 @@ static void truncated_files_refused(void **state)
  * the JPEG tables, so a third of the damage goes there. */
 static void corrupted_files_fail_cleanly(void **state)
 {
-    static const char *const files[] = {"testdata/pngsuite/basi6a16.png",
-                                        "testdata/pngsuite/tbwn0g16.png",
-                                        "testdata/libjpeg-turbo/testimgari.jpg", GOLDEN "prog.jpg",
-                                        GOLDEN "cmyk.jpg"};
+    static const char *const files[] = {
+        "testdata/pngsuite/basi6a16.png", "testdata/pngsuite/tbwn0g16.png",
+        "testdata/libjpeg-turbo/testimgari.jpg", GOLDEN "prog.jpg", GOLDEN "cmyk.jpg"};
     uint32_t s = 12345;
     for (size_t f = 0; f < sizeof files / sizeof files[0]; f++) {
-        const char *src = strncmp(files[f], GOLDEN, strlen(GOLDEN)) ? tu_shared(files[f])
-                                                                    : files[f];
+        const char *src =
+            strncmp(files[f], GOLDEN, strlen(GOLDEN)) ? tu_shared(files[f]) : files[f];
         size_t len;
         unsigned char *buf = read_all(src, &len), *m = malloc(len);
         assert_non_null(m);
@@ -778,9 +777,9 @@ static void png_quantization(void **state)
     static const struct {
         float v;
         int k;
-    } cases[] = {{NAN, 0},         {-0.5f, 0},          {-INFINITY, 0},      {0.0f, 0},
-                 {0.49f / 255, 0}, {0.51f / 255, 1},    {100.49f / 255, 100}, {100.51f / 255, 101},
-                 {1.0f, 255},      {1.5f, 255},         {INFINITY, 255},     {254.6f / 255, 255}};
+    } cases[] = {{NAN, 0},         {-0.5f, 0},       {-INFINITY, 0},       {0.0f, 0},
+                 {0.49f / 255, 0}, {0.51f / 255, 1}, {100.49f / 255, 100}, {100.51f / 255, 101},
+                 {1.0f, 255},      {1.5f, 255},      {INFINITY, 255},      {254.6f / 255, 255}};
     int n = (int)(sizeof cases / sizeof cases[0]);
     tsr_image *img;
     assert_int_equal(tsr_image_new(n, 1, 1, &img), TSR_OK);
@@ -1121,8 +1120,7 @@ static void public_wrappers(void **state)
     const char *png = tu_shared("testdata/pngsuite/basn2c08.png");
     assert_int_equal(tsr_image_read(e, png, &img), TSR_ERR_LIMIT);
     assert_non_null(strstr(tsr_errmsg(e), png));
-    assert_int_equal(tsr_image_read(e, tu_shared("testdata/pngsuite/s09n3p02.png"), &img),
-                     TSR_OK);
+    assert_int_equal(tsr_image_read(e, tu_shared("testdata/pngsuite/s09n3p02.png"), &img), TSR_OK);
     assert_string_equal(tsr_errmsg(e), "");
     const char *out = tmp_path("wrapped.png");
     assert_int_equal(tsr_image_write(e, img, out, NULL), TSR_OK);

@@ -158,8 +158,7 @@ static void cl_errors_name_node_and_kernel(void **state)
     assert_non_null(strstr(e->err.msg, "node 'inv1' (adjust.invert)"));
     assert_non_null(strstr(e->err.msg, "kernel 'tsr_adjust_invert'"));
     assert_non_null(strstr(e->err.msg, "CL_MEM_OBJECT_ALLOCATION_FAILURE"));
-    assert_int_equal(tsr__exec_cl_error(&ex, CL_OUT_OF_RESOURCES, "clFoo"),
-                     TSR_ERR_DEVICE_NOMEM);
+    assert_int_equal(tsr__exec_cl_error(&ex, CL_OUT_OF_RESOURCES, "clFoo"), TSR_ERR_DEVICE_NOMEM);
     assert_int_equal(tsr__exec_cl_error(&ex, CL_INVALID_VALUE, "clFoo"), TSR_ERR_DEVICE);
     /* A real failing call: an argument of the wrong size. */
     char big[3] = {0};
