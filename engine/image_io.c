@@ -594,6 +594,10 @@ static tsr_status png_encode_run(enc *e)
                  ctypes[ch], PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
                  PNG_FILTER_TYPE_DEFAULT);
     png_set_compression_level(e->png, e->o.compression);
+    /* Adaptive row filtering costs more than fast deflate itself: levels 0-2 ask for speed
+     * (libvips writes unfiltered by default), levels 3-9 for size. */
+    png_set_filter(e->png, PNG_FILTER_TYPE_BASE,
+                   e->o.compression <= 2 ? PNG_FILTER_NONE : PNG_ALL_FILTERS);
     png_write_info(e->png, e->pinfo);
     for (size_t y = 0; y < (size_t)img->height; y++) {
         const float *in = img->data + y * w;
