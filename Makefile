@@ -104,7 +104,8 @@ install: all
 	ln -sf libtessera.so.0 $(DESTDIR)$(PREFIX)/lib/libtessera.so
 	install -m 644 engine/tessera.h $(DESTDIR)$(PREFIX)/include/
 	install -m 755 $(BUILD)/tessera $(DESTDIR)$(PREFIX)/bin/
-	install -m 644 $(BUILD)/tessera.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|0.1.0|g' tools/tessera.pc.in \
+	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/tessera.pc
 
 format:
 	clang-format -i engine/*.[ch] nodes/*.c tools/*.c tests/*/*.c
