@@ -225,6 +225,40 @@ static void equals_blur_then_formula(void **state)
     }
 }
 
+/* The threshold is inclusive: a sample whose |in - blur| equals it exactly is sharpened, as
+ * documented. The threshold is taken from the blur itself ("%.9g" reads back the same float). */
+static void threshold_is_inclusive(void **state)
+{
+    static const sharpen_case bc = {"1.2", "2", "0", "clamp"};
+    tsr_node *b = blur_node(&bc);
+    tsr_image *in = tu_random_image(9, 7, 1, 4242);
+    tsr_image *blurred = tu_run(tu_engine_ref(), b, in, 0, 0);
+    size_t at = 0;
+    for (size_t i = 1; i < 63; i++)
+        if (fabsf(in->data[i] - blurred->data[i]) > fabsf(in->data[at] - blurred->data[at]))
+            at = i;
+    float d = in->data[at] - blurred->data[at];
+    char t[64];
+    snprintf(t, sizeof t, "%.9g", fabsf(d));
+    const sharpen_case c = {"1.2", "2", t, "clamp"};
+    tsr_node *n = sharpen_node(&c);
+    tsr_engine *engines[2] = {tu_engine_ref(), tu_engine_cl()};
+    for (int e = 0; e < 2; e++) {
+        tsr_image *got = tu_run(engines[e], n, in, 0, 0);
+        for (size_t i = 0; i < 63; i++) {
+            float v = in->data[i], w = i == at ? v + 2.0f * d : v;
+            if (memcmp(&got->data[i], &w, sizeof w) != 0)
+                fail_msg("%s, threshold %s: sample %zu got %.9g, expected %.9g", e ? "cl" : "ref",
+                         t, i, got->data[i], w);
+        }
+        tsr_image_free(got);
+    }
+    tsr_image_free(blurred);
+    tsr_image_free(in);
+    tsr__node_free(n);
+    tsr__node_free(b);
+}
+
 /* Exact identities: amount 0 adds (+-)0; threshold 1 leaves every sample of a 0..1 image alone
  * (|in - blur| < 1 there); sigma 0.01 blurs to the input itself, so in - blur is 0. */
 static void identities(void **state)
@@ -356,13 +390,10 @@ static void bad_params_rejected(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(cl_matches_ref),
-        cmocka_unit_test(ref_matches_opencv),
-        cmocka_unit_test(tiled_equals_whole),
-        cmocka_unit_test(equals_blur_then_formula),
-        cmocka_unit_test(identities),
-        cmocka_unit_test(plan_grows_by_radius),
-        cmocka_unit_test(plan_matches_device_peak),
+        cmocka_unit_test(cl_matches_ref),         cmocka_unit_test(ref_matches_opencv),
+        cmocka_unit_test(tiled_equals_whole),     cmocka_unit_test(equals_blur_then_formula),
+        cmocka_unit_test(threshold_is_inclusive), cmocka_unit_test(identities),
+        cmocka_unit_test(plan_grows_by_radius),   cmocka_unit_test(plan_matches_device_peak),
         cmocka_unit_test(bad_params_rejected),
     };
     return cmocka_run_group_tests_name("sharpen", tests, NULL, NULL);
