@@ -1,4 +1,5 @@
 /* Engine: device choice, message slot, statistics. */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +9,67 @@
 void tsr_engine_options_init(tsr_engine_options *opt)
 {
     memset(opt, 0, sizeof *opt);
+}
+
+tsr_status tsr_parse_size(const char *text, uint64_t total, uint64_t *out, char *msg, size_t msglen)
+{
+    const char *p = text ? text : "";
+    char *end;
+    double v = strtod(p, &end);
+    double mult = 1;
+    while (*end == ' ')
+        end++;
+    if (*end == '%') {
+        mult = (double)total / 100.0;
+        end++;
+    } else if (*end) {
+        const char *units = "KMGT";
+        const char *u = strchr(units, toupper((unsigned char)*end));
+        if (u) {
+            for (const char *q = units; q <= u; q++)
+                mult *= 1024.0;
+            end++;
+            if (*end == 'i' || *end == 'I')
+                end++;
+        }
+        if (*end == 'B' || *end == 'b')
+            end++;
+    }
+    if (end == p || *end || !(v > 0) || v * mult >= 1.8e19 || v * mult < 1) {
+        if (msg && msglen)
+            snprintf(msg, msglen,
+                     "'%s' is not a memory size: expected a positive number with an optional "
+                     "unit (512M, 2G, 1.5GiB, 300MB, bytes) or a percentage of device memory "
+                     "(60%%)",
+                     p);
+        return TSR_ERR_INVALID;
+    }
+    *out = (uint64_t)(v * mult);
+    return TSR_OK;
+}
+
+/* The budget: as given (never above the device's memory), else the device's memory less a
+ * headroom of max(256 MiB, 10%) for the driver, the display and other programs, but at least
+ * half of it. */
+static tsr_status set_limits(tsr_engine *e, const tsr_engine_options *opt)
+{
+    uint64_t total = e->cl->info.global_mem, limit = opt->vram_limit;
+    const char *env = getenv("TSR_VRAM_LIMIT");
+    char msg[512];
+    if (!limit && env && *env) {
+        if (tsr_parse_size(env, total, &limit, msg, sizeof msg))
+            return tsr__seterr(&e->err, TSR_ERR_INVALID, "TSR_VRAM_LIMIT: %s", msg);
+    }
+    if (!limit) {
+        uint64_t headroom = total / 10 > (256ull << 20) ? total / 10 : 256ull << 20;
+        limit = total > 2 * headroom ? total - headroom : total / 2;
+    }
+    if (limit > total)
+        limit = total;
+    e->vram_limit = limit;
+    tsr__pool_set_cap(e->pool, (size_t)limit);
+    tsr__pool_set_cap(e->staging, (size_t)(opt->staging_limit ? opt->staging_limit : 64ull << 20));
+    return TSR_OK;
 }
 
 tsr_status tsr_engine_new(const tsr_engine_options *opt, tsr_engine **out, char *msg, size_t msglen)
@@ -34,8 +96,11 @@ tsr_status tsr_engine_new(const tsr_engine_options *opt, tsr_engine **out, char 
         e->ref_info.index = -1;
     } else {
         rc = tsr__cl_open(device, opt->cache_dir, &e->cl, &e->err);
-        if (rc == TSR_OK && tsr__pool_new(e->cl, &e->pool) != TSR_OK)
+        if (rc == TSR_OK &&
+            (tsr__pool_new(e->cl, &e->pool) || tsr__staging_new(e->cl, &e->staging)))
             rc = tsr__seterr(&e->err, TSR_ERR_NOMEM, "out of memory creating the buffer pool");
+        if (rc == TSR_OK)
+            rc = set_limits(e, opt);
         if (rc)
             goto fail;
     }
@@ -59,6 +124,7 @@ void tsr_engine_free(tsr_engine *e)
 {
     if (!e)
         return;
+    tsr__pool_free(e->staging);
     tsr__pool_free(e->pool);
     tsr__cl_close(e->cl);
     free(e->stats);
@@ -88,4 +154,24 @@ void tsr_engine_interrupt(tsr_engine *e)
 char *tsr_engine_stats(const tsr_engine *e)
 {
     return strdup(e->stats ? e->stats : "");
+}
+
+tsr_status tsr_engine_pool_stats(tsr_engine *e, int staging, tsr_pool_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!e->cl)
+        return tsr__seterr(&e->err, TSR_ERR_INVALID, "the reference engine has no device pool");
+    tsr__pool_get_stats(staging ? e->staging : e->pool, out);
+    return TSR_OK;
+}
+
+void tsr_engine_trim(tsr_engine *e)
+{
+    tsr__pool_trim(e->pool);
+    tsr__pool_trim(e->staging);
+}
+
+uint64_t tsr_engine_vram_limit(const tsr_engine *e)
+{
+    return e->vram_limit;
 }

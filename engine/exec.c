@@ -106,22 +106,6 @@ tsr_status tsr__exec_launch(tsr_exec *ex, cl_kernel k, size_t gx, size_t gy, siz
 
 /* ---- rectangles and transfers -------------------------------------------------------------- */
 
-static int clampi(int v, int lo, int hi)
-{
-    return v < lo ? lo : (v > hi ? hi : v);
-}
-
-/* The part of the image that reads clamped to the image can touch when a node asks for `want`:
- * never empty, even when `want` lies wholly outside the image. */
-static tsr_rect clamp_rect(tsr_rect want, int w, int h)
-{
-    int x0 = clampi(want.x, 0, w - 1), x1 = clampi(want.x + want.w - 1, 0, w - 1);
-    int y0 = clampi(want.y, 0, h - 1), y1 = clampi(want.y + want.h - 1, 0, h - 1);
-    if (want.w <= 0 || want.h <= 0)
-        x1 = x0, y1 = y0;
-    return (tsr_rect){x0, y0, x1 - x0 + 1, y1 - y0 + 1};
-}
-
 /* Copy rectangle r of img into a packed planar buffer. */
 static void pack(const tsr_image *img, tsr_rect r, float *dst)
 {
@@ -218,7 +202,7 @@ tsr_status tsr__run_node(tsr_engine *e, const tsr_node *n, tsr_image *const *inp
             tsr_region in[TSR_MAX_PORTS], outr;
             memset(in, 0, sizeof in);
             for (int i = 0; i < cls->n_inputs; i++) {
-                tsr_rect r = clamp_rect(plan.in[i], inputs[i]->width, inputs[i]->height);
+                tsr_rect r = tsr__clamp_rect(plan.in[i], inputs[i]->width, inputs[i]->height);
                 in[i] = (tsr_region){
                     r, inputs[i]->channels, inputs[i]->width, inputs[i]->height, NULL, NULL};
                 size_t bytes = tsr__image_bytes(r.w, r.h, inputs[i]->channels);
@@ -315,11 +299,7 @@ tsr_status tsr_graph_infer(tsr_engine *e, tsr_graph *g)
     return TSR_OK;
 }
 
-typedef struct slot {
-    tsr_image *host; /* reference path, or a SOURCE's output before upload */
-    cl_mem mem;      /* OpenCL path */
-    int consumers;   /* consumers still to run */
-} slot;
+/* ---- the graph: stages of tiles ------------------------------------------------------------ */
 
 static double now_s(void)
 {
@@ -328,123 +308,440 @@ static double now_s(void)
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static void release_slot(tsr_engine *e, slot *s)
+/* A device buffer (OpenCL engine) or a host buffer (reference engine) holding one rectangle. */
+typedef struct tbuf {
+    cl_mem mem;
+    float *host;
+} tbuf;
+
+typedef struct run_state {
+    tsr_engine *e;
+    tsr_graph *g;
+    tsr__plan plan;
+    tsr__tile tile;
+    tsr_image **img; /* per node: materialized image on the host */
+    int *users;      /* per node: stages and sinks still to read img[] */
+    tbuf *out;       /* per node: its output for the current tile */
+    tbuf *up;        /* [node * TSR_MAX_PORTS + port]: uploaded input for the current tile */
+    const tsr_run_options *opt;
+    double t0;
+    int64_t tiles_done, tiles_total, downgrades;
+    int node_index;
+    char events[1024];
+} run_state;
+
+static void emit(run_state *rs, const char *json)
 {
-    tsr_image_free(s->host);
-    s->host = NULL;
-    if (s->mem)
-        tsr__pool_release(e->pool, s->mem);
-    s->mem = NULL;
+    if (rs->opt && rs->opt->event)
+        rs->opt->event(rs->opt->user, json);
 }
 
-/* Bring slot s to the host (downloads on the OpenCL path). */
-static tsr_status slot_to_host(tsr_exec *ex, slot *s, const tsr_image_info *info, tsr_image **out)
+static void tbuf_release(run_state *rs, tbuf *b)
 {
-    if (s->host) {
-        *out = tsr_image_ref(s->host);
-        return TSR_OK;
-    }
-    tsr_image *img = NULL;
-    tsr_status rc = tsr_image_new(info->width, info->height, info->channels, &img);
-    if (rc)
-        return tsr__seterr(ex->err, rc, "out of host memory for a %dx%d image", info->width,
-                           info->height);
-    img->bit_depth = info->bit_depth;
-    rc = download(ex, s->mem, img->data, tsr__image_bytes(img->width, img->height, img->channels));
-    if (rc) {
-        tsr_image_free(img);
-        return rc;
-    }
-    *out = img;
+    if (b->mem)
+        tsr__pool_release(rs->e->pool, b->mem);
+    free(b->host);
+    b->mem = NULL;
+    b->host = NULL;
+}
+
+static tsr_status tbuf_alloc(tsr_exec *ex, tbuf *b, tsr_rect r, int channels)
+{
+    size_t bytes = tsr__image_bytes(r.w, r.h, channels);
+    if (!bytes)
+        return tsr__seterr(ex->err, TSR_ERR_LIMIT, "node '%s': a %dx%d buffer is too large",
+                           ex->node->id, r.w, r.h);
+    if (ex->cl)
+        return tsr__exec_alloc(ex, bytes, &b->mem);
+    if (!(b->host = malloc(bytes)))
+        return tsr__seterr(ex->err, TSR_ERR_NOMEM, "node '%s': out of host memory (%zu bytes)",
+                           ex->node->id, bytes);
     return TSR_OK;
 }
 
-static tsr_status run_node_whole(tsr_exec *ex, tsr_graph *g, tsr_node *n, slot *slots, slot *out)
+/* Rows per staging chunk: the staging pool's cap bounds pinned memory, a quarter per chunk. */
+static int chunk_rows(run_state *rs, int w)
 {
-    const tsr_node_class *cls = n->cls;
-    tsr_engine *e = ex->engine;
-    tsr_image_info in_info[TSR_MAX_PORTS];
-    tsr_region in[TSR_MAX_PORTS];
-    memset(in_info, 0, sizeof in_info);
-    memset(in, 0, sizeof in);
-    for (int i = 0; i < cls->n_inputs; i++) {
-        const tsr_input_ref *r = &n->inputs[i];
-        in_info[i] = g->nodes[r->node].out_info[r->port];
-        slot *s = &slots[r->node];
-        in[i] = (tsr_region){{0, 0, in_info[i].width, in_info[i].height},
-                             in_info[i].channels,
-                             in_info[i].width,
-                             in_info[i].height,
-                             s->mem,
-                             s->host ? s->host->data : NULL};
+    size_t chunk = tsr__pool_cap(rs->e->staging) / 4, row = (size_t)w * sizeof(float);
+    size_t rows = chunk / row;
+    return rows < 1 ? 1 : rows > (size_t)INT32_MAX ? INT32_MAX : (int)rows;
+}
+
+/* Move rectangle r of host image img to or from device buffer m through pinned staging. */
+static tsr_status transfer(tsr_exec *ex, run_state *rs, tsr_image *img, tsr_rect r, cl_mem m,
+                           int to_device)
+{
+    int rows = chunk_rows(rs, r.w);
+    if (rows > r.h)
+        rows = r.h;
+    size_t row_bytes = (size_t)r.w * sizeof(float), plane = (size_t)img->width * img->height;
+    cl_mem st = NULL;
+    ex->kernel = to_device ? "upload" : "download";
+    tsr_status rc = tsr__pool_alloc(rs->e->staging, row_bytes * (size_t)rows, &st, ex->err);
+    if (rc) {
+        tsr__err_prefix(ex->err, "node '%s': ", ex->node->id);
+        return rc;
     }
-    const tsr_image_info *oi = &n->out_info[0];
-    tsr_rect orect = {0, 0, oi->width, oi->height};
-    tsr_plan plan;
-    memset(&plan, 0, sizeof plan);
-    cls->plan(n, in_info, &orect, &plan); /* whole images always cover what plan asks for */
-    tsr_region outr = {orect, oi->channels, oi->width, oi->height, NULL, NULL};
-    tsr_status rc;
-    if (!e->cl) {
-        rc = tsr_image_new(oi->width, oi->height, oi->channels, &out->host);
-        if (rc)
-            return tsr__node_error(ex->err, n, -1, "out of host memory for a %dx%d image",
-                                   oi->width, oi->height);
-        out->host->bit_depth = oi->bit_depth;
-        outr.host = out->host->data;
-        return cls->run_ref(n, in, &outr, ex->err);
+    cl_command_queue q = ex->cl->queue;
+    for (int c = 0; c < img->channels && !rc; c++)
+        for (int y = 0; y < r.h && !rc; y += rows) {
+            int n = rows < r.h - y ? rows : r.h - y;
+            size_t bytes = row_bytes * (size_t)n;
+            size_t off = ((size_t)c * r.h + (size_t)y) * row_bytes;
+            cl_int err = CL_SUCCESS;
+            if (!to_device) {
+                err = clEnqueueCopyBuffer(q, m, st, off, 0, bytes, 0, NULL, NULL);
+                if (err != CL_SUCCESS) {
+                    rc = tsr__exec_cl_error(ex, err, "clEnqueueCopyBuffer");
+                    break;
+                }
+            }
+            float *map = clEnqueueMapBuffer(
+                q, st, CL_TRUE, to_device ? CL_MAP_WRITE_INVALIDATE_REGION : CL_MAP_READ, 0, bytes,
+                0, NULL, NULL, &err);
+            if (err != CL_SUCCESS) {
+                rc = tsr__exec_cl_error(ex, err, "clEnqueueMapBuffer");
+                break;
+            }
+            for (int j = 0; j < n; j++) {
+                float *h = img->data + c * plane + (size_t)(r.y + y + j) * img->width + r.x;
+                if (to_device)
+                    memcpy(map + (size_t)j * r.w, h, row_bytes);
+                else
+                    memcpy(h, map + (size_t)j * r.w, row_bytes);
+            }
+            err = clEnqueueUnmapMemObject(q, st, map, 0, NULL, NULL);
+            if (err != CL_SUCCESS) {
+                rc = tsr__exec_cl_error(ex, err, "clEnqueueUnmapMemObject");
+                break;
+            }
+            if (to_device) {
+                err = clEnqueueCopyBuffer(q, st, m, 0, off, bytes, 0, NULL, NULL);
+                if (err != CL_SUCCESS)
+                    rc = tsr__exec_cl_error(ex, err, "clEnqueueCopyBuffer");
+            }
+        }
+    /* The staging block goes back only once the queue no longer reads it. */
+    if (!rc) {
+        cl_int err = clFinish(q);
+        if (err != CL_SUCCESS)
+            rc = tsr__exec_cl_error(ex, err, "clFinish");
     }
-    rc = tsr__exec_alloc(ex, tsr__image_bytes(oi->width, oi->height, oi->channels), &out->mem);
+    tsr__pool_release(rs->e->staging, st);
+    return rc;
+}
+
+/* Bring rectangle r of materialized node `src` into b (upload, or a host copy). */
+static tsr_status fetch(tsr_exec *ex, run_state *rs, int src, tsr_rect r, tbuf *b)
+{
+    tsr_image *img = rs->img[src];
+    tsr_status rc = tbuf_alloc(ex, b, r, img->channels);
     if (rc)
         return rc;
-    outr.mem = out->mem;
-    rc = cls->run_cl(ex, n, in, &outr);
-    if (!rc)
-        rc = finish(ex);
+    if (!ex->cl) {
+        pack(img, r, b->host);
+        return TSR_OK;
+    }
+    return transfer(ex, rs, img, r, b->mem, 1);
+}
+
+static int is_oom(tsr_status rc)
+{
+    return rc == TSR_ERR_DEVICE_NOMEM;
+}
+
+/* One tile of a stage: every node of the stage on the rectangles the root's tile needs, the
+ * root's output to its host image. Everything the tile allocated is released, on success and
+ * on failure. */
+static tsr_status run_tile(run_state *rs, const tsr__stage *s, tsr_rect r)
+{
+    tsr_engine *e = rs->e;
+    tsr_graph *g = rs->g;
+    tsr__tile *t = &rs->tile;
+    tsr__stage_tile(g, &rs->plan, s, r, t);
+    tsr_status rc = TSR_OK;
+    tsr_exec ex;
+    for (int k = 0; k < s->n_nodes && !rc; k++) {
+        int v = s->nodes[k];
+        tsr_node *n = &g->nodes[v];
+        exec_init(&ex, e, n);
+        tsr_region in[TSR_MAX_PORTS];
+        memset(in, 0, sizeof in);
+        for (int i = 0; i < n->cls->n_inputs && !rc; i++) {
+            int src = n->inputs[i].node;
+            const tsr_image_info *si = &g->nodes[src].out_info[n->inputs[i].port];
+            tbuf *b;
+            tsr_rect rr;
+            if (rs->plan.host[src]) {
+                b = &rs->up[v * TSR_MAX_PORTS + i];
+                rr = t->up[v * TSR_MAX_PORTS + i];
+                rc = fetch(&ex, rs, src, rr, b);
+            } else {
+                b = &rs->out[src];
+                rr = t->need[src];
+            }
+            in[i] = (tsr_region){rr, si->channels, si->width, si->height, b->mem, b->host};
+        }
+        const tsr_image_info *oi = &n->out_info[0];
+        if (!rc)
+            rc = tbuf_alloc(&ex, &rs->out[v], t->need[v], oi->channels);
+        if (!rc) {
+            tsr_region outr = {t->need[v], oi->channels,   oi->width,
+                               oi->height, rs->out[v].mem, rs->out[v].host};
+            rc = e->cl ? n->cls->run_cl(&ex, n, in, &outr) : n->cls->run_ref(n, in, &outr, ex.err);
+            if (!rc && e->cl)
+                rc = finish(&ex);
+        }
+        for (int i = 0; i < n->cls->n_inputs; i++) {
+            int src = n->inputs[i].node;
+            tbuf_release(rs, rs->plan.host[src] ? &rs->up[v * TSR_MAX_PORTS + i] : &rs->out[src]);
+        }
+    }
+    if (!rc) {
+        tbuf *b = &rs->out[s->root];
+        exec_init(&ex, e, &g->nodes[s->root]);
+        if (e->cl)
+            rc = transfer(&ex, rs, rs->img[s->root], r, b->mem, 0);
+        else
+            unpack(rs->img[s->root], r, b->host);
+    }
+    for (int k = 0; k < s->n_nodes; k++) /* after a failure, whatever is still held */
+        tbuf_release(rs, &rs->out[s->nodes[k]]);
+    return rc;
+}
+
+static tsr_status progress(run_state *rs, const tsr_node *n, int64_t done, int64_t total)
+{
+    if (__atomic_load_n(&rs->e->interrupt, __ATOMIC_SEQ_CST))
+        return tsr__seterr(&rs->e->err, TSR_ERR_CANCELLED, "cancelled at node '%s'", n->id);
+    if (rs->opt && rs->opt->progress) {
+        tsr_progress p = {n->id, n->cls->name, rs->node_index,  rs->g->n_nodes,
+                          done,  total,        now_s() - rs->t0};
+        if (rs->opt->progress(rs->opt->user, &p))
+            return tsr__seterr(&rs->e->err, TSR_ERR_CANCELLED,
+                               "cancelled by the progress callback at node '%s'", n->id);
+    }
+    return TSR_OK;
+}
+
+/* Tiles of `area` in bands of th rows and tiles of tw columns. Out of memory on a tile: the tile's
+ * buffers are already back, the cache is trimmed, the tile is tried once more; a second failure
+ * halves the tile for the rest of the stage (down to TSR_MIN_TILE / 2). */
+static tsr_status run_area(run_state *rs, tsr__stage *s, tsr_rect area, int *tw, int *th)
+{
+    const tsr_node *root = &rs->g->nodes[s->root];
+    for (int y = area.y; y < area.y + area.h;) {
+        int bh = *th < area.y + area.h - y ? *th : area.y + area.h - y;
+        for (int x = area.x; x < area.x + area.w;) {
+            int bw = *tw < area.x + area.w - x ? *tw : area.x + area.w - x;
+            tsr_rect r = {x, y, bw, bh};
+            tsr_status rc = run_tile(rs, s, r);
+            if (is_oom(rc)) {
+                tsr_engine_trim(rs->e);
+                rc = run_tile(rs, s, r);
+            }
+            if (is_oom(rc)) {
+                int nw = *tw > TSR_MIN_TILE / 2 ? (*tw + 1) / 2 : *tw;
+                int nh = *th > TSR_MIN_TILE / 2 ? (*th + 1) / 2 : *th;
+                if ((nw == *tw && nh == *th) || (nw < TSR_MIN_TILE / 2 && nh < TSR_MIN_TILE / 2)) {
+                    tsr__err_prefix(&rs->e->err,
+                                    "stage '%s': out of device memory even with %dx%d tiles "
+                                    "(budget %zu bytes): ",
+                                    root->id, *tw, *th, rs->plan.budget);
+                    return rc;
+                }
+                rs->downgrades++;
+                snprintf(rs->events, sizeof rs->events,
+                         "{\"event\":\"downgrade\",\"stage\":\"%s\",\"x\":%d,\"y\":%d,"
+                         "\"from\":[%d,%d],\"to\":[%d,%d]}",
+                         root->id, x, y, *tw, *th, nw, nh);
+                emit(rs, rs->events);
+                *tw = nw;
+                *th = nh;
+                /* The rest of this band with the smaller tiles, then the bands below. */
+                rc = run_area(rs, s, (tsr_rect){x, y, area.x + area.w - x, bh}, tw, th);
+                if (rc)
+                    return rc;
+                break;
+            }
+            if (rc)
+                return rc;
+            rs->tiles_done++;
+            if ((rc = progress(rs, root, rs->tiles_done, rs->tiles_total)))
+                return rc;
+            x += bw;
+        }
+        y += bh;
+    }
+    return TSR_OK;
+}
+
+static tsr_status run_stage(run_state *rs, tsr__stage *s)
+{
+    const tsr_node *root = &rs->g->nodes[s->root];
+    const tsr_image_info *o = &root->out_info[0];
+    tsr_status rc = tsr_image_new(o->width, o->height, o->channels, &rs->img[s->root]);
+    if (rc)
+        return tsr__seterr(&rs->e->err, rc, "node '%s': out of host memory for a %dx%d image",
+                           root->id, o->width, o->height);
+    rs->img[s->root]->bit_depth = o->bit_depth;
+    snprintf(rs->events, sizeof rs->events,
+             "{\"event\":\"stage\",\"root\":\"%s\",\"tile_width\":%d,\"tile_height\":%d,"
+             "\"tiles\":%lld,\"estimate_bytes\":%zu}",
+             root->id, s->tile_w, s->tile_h, (long long)s->tiles, s->estimate);
+    emit(rs, rs->events);
+    rs->tiles_done = 0;
+    rs->tiles_total = s->tiles;
+    int tw = s->tile_w, th = s->tile_h;
+    rc = run_area(rs, s, (tsr_rect){0, 0, o->width, o->height}, &tw, &th);
+    s->tile_w = tw; /* what the stage ended with, for the statistics */
+    s->tile_h = th;
+    return rc;
+}
+
+static void release_inputs(run_state *rs, const tsr_node *n)
+{
+    for (int i = 0; i < n->cls->n_inputs; i++) {
+        int src = n->inputs[i].node;
+        if (rs->plan.host[src] && --rs->users[src] == 0) {
+            tsr_image_free(rs->img[src]);
+            rs->img[src] = NULL;
+        }
+    }
+}
+
+static void write_stats(run_state *rs, tsr_status rc, double total, int builds0, int cached0)
+{
+    tsr_engine *e = rs->e;
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f)
+        return;
+    fprintf(f, "run.status: %s\nrun.seconds: %.6f\nrun.nodes: %d\n", rc ? tsr_status_str(rc) : "ok",
+            total, rs->g->n_nodes);
+    if (e->cl)
+        fprintf(f, "kernels.compiled: %d\nkernels.from_cache: %d\n",
+                e->cl->builds_compiled - builds0, e->cl->builds_cached - cached0);
+    char pool[1024];
+    if (e->pool) {
+        tsr__pool_stats(e->pool, pool, sizeof pool);
+        fputs(pool, f);
+        tsr__pool_stats(e->staging, pool, sizeof pool);
+        fputs(pool, f);
+    }
+    int64_t tiles = 0;
+    const tsr__stage *big = NULL;
+    for (int i = 0; i < rs->plan.n_stages; i++) {
+        const tsr__stage *s = &rs->plan.stages[i];
+        tiles += s->tiles;
+        if (!big || s->estimate > big->estimate)
+            big = s;
+    }
+    fprintf(f, "plan.budget_bytes: %zu\nplan.stages: %d\nplan.tiles: %lld\n", rs->plan.budget,
+            rs->plan.n_stages, (long long)tiles);
+    fprintf(f, "plan.tile_width: %d\nplan.tile_height: %d\nplan.estimate_bytes: %zu\n",
+            big ? big->tile_w : 0, big ? big->tile_h : 0, big ? big->estimate : 0);
+    fprintf(f, "plan.downgrades: %lld\n", (long long)rs->downgrades);
+    for (int i = 0; i < rs->plan.n_stages; i++) {
+        const tsr__stage *s = &rs->plan.stages[i];
+        const char *id = rs->g->nodes[s->root].id;
+        fprintf(f,
+                "stage.%s.tiles: %lld\nstage.%s.tile_width: %d\nstage.%s.tile_height: %d\n"
+                "stage.%s.estimate_bytes: %zu\n",
+                id, (long long)s->tiles, id, s->tile_w, id, s->tile_h, id, s->estimate);
+    }
+    if (fclose(f) == 0) {
+        free(e->stats);
+        e->stats = buf;
+    } else {
+        free(buf);
+    }
+}
+
+static void run_state_free(run_state *rs)
+{
+    if (rs->img)
+        for (int i = 0; i < rs->g->n_nodes; i++)
+            tsr_image_free(rs->img[i]);
+    if (rs->out)
+        for (int i = 0; i < rs->g->n_nodes; i++)
+            tbuf_release(rs, &rs->out[i]);
+    if (rs->up)
+        for (int i = 0; i < rs->g->n_nodes * TSR_MAX_PORTS; i++)
+            tbuf_release(rs, &rs->up[i]);
+    free(rs->img);
+    free(rs->users);
+    free(rs->out);
+    free(rs->up);
+    tsr__tile_free(&rs->tile);
+    tsr__plan_clear(&rs->plan);
+}
+
+static tsr_status run_prepare(tsr_engine *e, tsr_graph *g, const tsr_run_options *opt,
+                              run_state *rs)
+{
+    memset(rs, 0, sizeof *rs);
+    rs->e = e;
+    rs->g = g;
+    rs->opt = opt;
+    tsr_status rc = g->inferred ? TSR_OK : tsr_graph_infer(e, g);
+    if (rc)
+        return rc;
+    tsr__err_clear(&e->err);
+    size_t n = (size_t)g->n_nodes;
+    rs->img = calloc(n, sizeof *rs->img);
+    rs->users = calloc(n, sizeof *rs->users);
+    rs->out = calloc(n, sizeof *rs->out);
+    rs->up = calloc(n * TSR_MAX_PORTS, sizeof *rs->up);
+    if (!rs->img || !rs->users || !rs->out || !rs->up || tsr__tile_alloc(g, &rs->tile))
+        return tsr__seterr(&e->err, TSR_ERR_NOMEM, "out of memory preparing the run");
+    return tsr__plan_make(e, g, opt ? opt->tile_width : 0, opt ? opt->tile_height : 0, &rs->plan);
+}
+
+tsr_status tsr_graph_plan_text(tsr_engine *e, tsr_graph *g, const tsr_run_options *opt, char **out)
+{
+    run_state rs;
+    *out = NULL;
+    tsr_status rc = run_prepare(e, g, opt, &rs);
+    if (!rc && !(*out = tsr__plan_describe(g, &rs.plan, 0)))
+        rc = tsr__seterr(&e->err, TSR_ERR_NOMEM, "out of memory");
+    run_state_free(&rs);
     return rc;
 }
 
 tsr_status tsr_graph_run(tsr_engine *e, tsr_graph *g, const tsr_run_options *opt)
 {
     __atomic_store_n(&e->interrupt, 0, __ATOMIC_SEQ_CST);
-    tsr_status rc = g->inferred ? TSR_OK : tsr_graph_infer(e, g);
-    if (rc)
-        return rc;
-    tsr__err_clear(&e->err);
-    slot *slots = calloc((size_t)g->n_nodes, sizeof *slots);
-    double *times = calloc((size_t)g->n_nodes, sizeof *times);
-    if (!slots || !times) {
-        free(slots);
-        free(times);
-        return tsr__seterr(&e->err, TSR_ERR_NOMEM, "out of memory");
-    }
-    for (int i = 0; i < g->n_nodes; i++)
-        for (int p = 0; p < g->nodes[i].cls->n_inputs; p++)
-            if (g->nodes[i].inputs[p].connected)
-                slots[g->nodes[i].inputs[p].node].consumers++;
+    run_state rs;
+    tsr_status rc = run_prepare(e, g, opt, &rs);
     int builds0 = e->cl ? e->cl->builds_compiled : 0, cached0 = e->cl ? e->cl->builds_cached : 0;
-    double t0 = now_s();
+    if (e->pool) {
+        tsr__pool_reset_peaks(e->pool);
+        tsr__pool_reset_peaks(e->staging);
+    }
+    rs.t0 = now_s();
+    if (!rc) {
+        char *plan = tsr__plan_describe(g, &rs.plan, 1);
+        if (plan)
+            emit(&rs, plan);
+        free(plan);
+    }
+    if (!rc && opt && opt->dry_run)
+        goto done;
+    /* Readers of each materialized image: every (node, port) of a stage or sink reading it. */
+    for (int v = 0; !rc && v < g->n_nodes; v++)
+        for (int i = 0; i < g->nodes[v].cls->n_inputs; i++)
+            rs.users[g->nodes[v].inputs[i].node] += rs.plan.host[g->nodes[v].inputs[i].node];
     for (int k = 0; k < g->n_nodes && !rc; k++) {
-        tsr_node *n = &g->nodes[g->order[k]];
-        slot *out = &slots[g->order[k]];
+        int v = g->order[k];
+        tsr_node *n = &g->nodes[v];
+        rs.node_index = k;
         tsr_exec ex;
         exec_init(&ex, e, n);
-        if (__atomic_load_n(&e->interrupt, __ATOMIC_SEQ_CST)) {
-            rc = tsr__seterr(&e->err, TSR_ERR_CANCELLED, "cancelled before node '%s'", n->id);
-            break;
-        }
-        if (opt && opt->progress) {
-            tsr_progress p = {n->id, n->cls->name, k, g->n_nodes, 0, 1, now_s() - t0};
-            if (opt->progress(opt->user, &p)) {
-                rc = tsr__seterr(&e->err, TSR_ERR_CANCELLED,
-                                 "cancelled by the progress "
-                                 "callback before node '%s'",
-                                 n->id);
-                break;
-            }
-        }
-        double tn = now_s();
         if (n->cls->flags & TSR_NODE_SOURCE) {
+            if ((rc = progress(&rs, n, 0, 1)))
+                break;
             tsr_image *img = NULL;
             if (n->bound)
                 img = tsr_image_ref(n->bound);
@@ -456,57 +753,38 @@ tsr_status tsr_graph_run(tsr_engine *e, tsr_graph *g, const tsr_run_options *opt
                 rc = tsr__node_error(&e->err, n, -1,
                                      "image changed since validation: now %dx%d, %d channels",
                                      img->width, img->height, img->channels);
-            if (!rc && e->cl)
-                rc = upload(&ex, img->data,
-                            tsr__image_bytes(img->width, img->height, img->channels), &out->mem);
-            if (!rc && !e->cl)
-                out->host = tsr_image_ref(img);
-            tsr_image_free(img);
+            if (rc)
+                tsr_image_free(img);
+            else
+                rs.img[v] = img;
+            if (!rc && rs.users[v] == 0) { /* read by nobody */
+                tsr_image_free(rs.img[v]);
+                rs.img[v] = NULL;
+            }
         } else if (n->cls->flags & TSR_NODE_SINK) {
-            const tsr_input_ref *r = &n->inputs[0];
-            tsr_image *img = NULL;
-            rc = slot_to_host(&ex, &slots[r->node], &g->nodes[r->node].out_info[r->port], &img);
-            if (!rc)
-                rc = n->cls->consume(&ex, n, img);
-            tsr_image_free(img);
-        } else {
-            rc = run_node_whole(&ex, g, n, slots, out);
-        }
-        times[g->order[k]] = now_s() - tn;
-        for (int p = 0; p < n->cls->n_inputs; p++)
-            if (n->inputs[p].connected && --slots[n->inputs[p].node].consumers == 0)
-                release_slot(e, &slots[n->inputs[p].node]);
-        if (out->consumers == 0)
-            release_slot(e, out);
-        if (!rc && opt && opt->progress) {
-            tsr_progress p = {n->id, n->cls->name, k, g->n_nodes, 1, 1, now_s() - t0};
-            if (opt->progress(opt->user, &p) && k + 1 < g->n_nodes)
-                rc = tsr__seterr(&e->err, TSR_ERR_CANCELLED,
-                                 "cancelled by the progress callback after node '%s'", n->id);
+            if ((rc = progress(&rs, n, 0, 1)))
+                break;
+            rc = n->cls->consume(&ex, n, rs.img[n->inputs[0].node]);
+            release_inputs(&rs, n);
+        } else if (rs.plan.host[v]) {
+            tsr__stage *s = &rs.plan.stages[rs.plan.stage_of[v]];
+            rc = run_stage(&rs, s);
+            for (int j = 0; j < s->n_nodes; j++)
+                release_inputs(&rs, &g->nodes[s->nodes[j]]);
+            if (!rc && rs.users[v] == 0) {
+                tsr_image_free(rs.img[v]);
+                rs.img[v] = NULL;
+            }
         }
     }
-    double total = now_s() - t0;
-    for (int i = 0; i < g->n_nodes; i++)
-        release_slot(e, &slots[i]);
-    /* Statistics of this run. */
-    size_t cap = 4096 + (size_t)g->n_nodes * 160;
-    char *st = malloc(cap);
-    if (st) {
-        int len = snprintf(st, cap, "run.status: %s\nrun.seconds: %.6f\nrun.nodes: %d\n",
-                           rc ? tsr_status_str(rc) : "ok", total, g->n_nodes);
-        if (e->cl)
-            len += snprintf(st + len, cap - (size_t)len,
-                            "kernels.compiled: %d\nkernels.from_cache: %d\n",
-                            e->cl->builds_compiled - builds0, e->cl->builds_cached - cached0);
-        if (e->pool)
-            len += tsr__pool_stats(e->pool, st + len, cap - (size_t)len);
-        for (int k = 0; k < g->n_nodes && (size_t)len < cap; k++)
-            len += snprintf(st + len, cap - (size_t)len, "node.%s.seconds: %.6f\n",
-                            g->nodes[g->order[k]].id, times[g->order[k]]);
-        free(e->stats);
-        e->stats = st;
-    }
-    free(slots);
-    free(times);
+done:;
+    double total = now_s() - rs.t0;
+    if (rs.plan.stages || rc == TSR_OK)
+        write_stats(&rs, rc, total, builds0, cached0);
+    snprintf(rs.events, sizeof rs.events,
+             "{\"event\":\"done\",\"status\":\"%s\",\"seconds\":%.6f,\"downgrades\":%lld}",
+             rc ? tsr_status_str(rc) : "ok", total, (long long)rs.downgrades);
+    emit(&rs, rs.events);
+    run_state_free(&rs);
     return rc;
 }

@@ -314,8 +314,18 @@ tsr_status tsr__pool_new(tsr__cl *cl, tsr__pool **out);
 void tsr__pool_free(tsr__pool *p);
 tsr_status tsr__pool_alloc(tsr__pool *p, size_t bytes, cl_mem *out, tsr__err *err);
 void tsr__pool_release(tsr__pool *p, cl_mem m);
-void tsr__pool_trim(tsr__pool *p);                              /* give every cached block back */
-void tsr__pool_set_cap(tsr__pool *p, size_t cap);               /* 0: no cap */
+tsr_status tsr__staging_new(tsr__cl *cl, tsr__pool **out); /* pinned host buffers */
+void tsr__pool_trim(tsr__pool *p);                         /* give every cached block back */
+void tsr__pool_set_cap(tsr__pool *p, size_t cap);          /* 0: no cap */
+size_t tsr__pool_cap(const tsr__pool *p);
+/* Fail allocations number `from` through `to` (1-based, counted from the pool's creation) as if
+ * the device were out of memory; from = 0 turns injection off. TSR_FAULT_ALLOC=N (the Nth),
+ * N+ (from the Nth on) or N-M sets it when the engine is created. */
+void tsr__pool_set_fault(tsr__pool *p, uint64_t from, uint64_t to);
+uint64_t tsr__pool_allocations(const tsr__pool *p); /* requests so far */
+size_t tsr__pool_class_size(size_t bytes);          /* the size a request of `bytes` really takes */
+void tsr__pool_get_stats(const tsr__pool *p, tsr_pool_stats *out);
+void tsr__pool_reset_peaks(tsr__pool *p);
 int tsr__pool_stats(const tsr__pool *p, char *buf, size_t len); /* "key: value" lines */
 
 /* Execution context handed to run_cl. */
@@ -351,11 +361,58 @@ tsr_status tsr__exec_launch(tsr_exec *ex, cl_kernel k, size_t gx, size_t gy, siz
 tsr_status tsr__run_node(tsr_engine *e, const tsr_node *n, tsr_image *const *inputs, int tile_w,
                          int tile_h, tsr_image **out);
 
+/* ---------------------------------------------------------------------------------------------
+ * Planner (engine/plan.c). A stage is a tree of tileable nodes whose output is materialized on
+ * the host (a stage root); its leaves read materialized images (sources, other stages' roots).
+ * A node is materialized when it is a source, a barrier, or its output does not go to exactly
+ * one tileable consumer. Tile sizes are in the root's output pixels. */
+typedef struct tsr__stage {
+    int root;
+    int *nodes; /* graph node indices in execution order (inputs first), root last */
+    int n_nodes;
+    int tile_w, tile_h; /* chosen (or forced) tile size */
+    int64_t tiles;
+    size_t estimate;     /* estimated peak device bytes of one tile, pool rounding included */
+    size_t min_estimate; /* what the smallest tile needs (for messages) */
+} tsr__stage;
+
+typedef struct tsr__plan {
+    tsr__stage *stages;
+    int n_stages;
+    size_t budget;       /* 0: none (reference engine) */
+    unsigned char *host; /* per node: 1 if its output is materialized on the host */
+    int *stage_of;       /* per node: the stage it runs in, -1 if none */
+} tsr__plan;
+
+/* What one tile of a stage needs: per graph node, the rectangle it produces (need), the
+ * rectangles uploaded for inputs read from the host (up, per port), and its plan. */
+typedef struct tsr__tile {
+    tsr_rect *need;
+    tsr_rect *up; /* [node * TSR_MAX_PORTS + port] */
+    tsr_plan *plan;
+} tsr__tile;
+
+#define TSR_MIN_TILE 16
+
+tsr_status tsr__plan_make(tsr_engine *e, tsr_graph *g, int force_w, int force_h, tsr__plan *out);
+void tsr__plan_clear(tsr__plan *p);
+tsr_status tsr__tile_alloc(const tsr_graph *g, tsr__tile *t);
+void tsr__tile_free(tsr__tile *t);
+/* Fill t for output rectangle r of stage s; returns the estimated peak device bytes. */
+size_t tsr__stage_tile(const tsr_graph *g, const tsr__plan *p, const tsr__stage *s, tsr_rect r,
+                       tsr__tile *t);
+/* The part of a w x h image that reads clamped to the image can touch for `want`. */
+tsr_rect tsr__clamp_rect(tsr_rect want, int w, int h);
+/* The plan as text (--dry-run) or as one JSON object (the "plan" event). */
+char *tsr__plan_describe(const tsr_graph *g, const tsr__plan *p, int json);
+
 /* Engine internals */
 struct tsr_engine {
     tsr__err err;
-    tsr__cl *cl; /* NULL for the ref engine */
-    tsr__pool *pool;
+    tsr__cl *cl;        /* NULL for the ref engine */
+    tsr__pool *pool;    /* device buffers, capped at the budget */
+    tsr__pool *staging; /* pinned host buffers for transfers */
+    uint64_t vram_limit;
     tsr_device_info ref_info;
     uint64_t max_pixels;
     int interrupt; /* set from any thread with __atomic builtins */

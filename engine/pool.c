@@ -1,9 +1,18 @@
-/* Device buffer pool: every device allocation of the engine comes from here. Freed blocks are
- * cached and reused best-fit (within 25% waste) so that nodes and images reuse buffers.
- * `cap` (0 = none) bounds all bytes held, in use plus cached: an allocation that would pass it
- * first gives cached blocks back, then fails with TSR_ERR_DEVICE_NOMEM. */
+/* Device buffer pool: every device allocation of the engine comes from here.
+ *
+ * Sizes are rounded up to classes, four per power of two (2^k * {4,5,6,7}/4, at least 256 bytes),
+ * so a freed block fits later requests of nearby sizes. A request reuses the smallest cached
+ * block of its own class or the next one (waste bounded by the class spacing: at most 40% of the
+ * request). The cap bounds every byte the pool holds, in use plus cached: an allocation that
+ * would pass it first gives the cache back, then fails with TSR_ERR_DEVICE_NOMEM and the
+ * figures. New buffers are written once and waited on, so that a lazily allocating driver
+ * reports out-of-memory here and not inside a later kernel.
+ *
+ * The staging pool holds pinned host buffers (CL_MEM_ALLOC_HOST_PTR) for transfers, with the
+ * same classes and counters and its own cap. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "internal.h"
 
@@ -15,39 +24,81 @@ typedef struct block {
 
 struct tsr__pool {
     tsr__cl *cl;
+    cl_mem_flags flags;
+    const char *name; /* "device" or "staging", for messages */
     block *blocks;
     int n, cap_blocks;
     size_t cap;
-    size_t in_use, held, peak_in_use, peak_held;
-    uint64_t allocations, hits, misses, trims;
+    tsr_pool_stats st;
+    /* fault injection: fail allocations fault_at..fault_to (1-based, inclusive) */
+    uint64_t fault_at, fault_to;
 };
 
-tsr_status tsr__pool_new(tsr__cl *cl, tsr__pool **out)
+size_t tsr__pool_class_size(size_t bytes)
+{
+    if (bytes <= 256)
+        return 256;
+    size_t p = 256;
+    while (p <= bytes / 2)
+        p *= 2; /* p <= bytes < 2p */
+    for (size_t q = 4; q <= 8; q++) {
+        size_t c = p / 4 * q;
+        if (c >= bytes)
+            return c;
+    }
+    return 2 * p;
+}
+
+static tsr_status pool_new(tsr__cl *cl, cl_mem_flags flags, const char *name, tsr__pool **out)
 {
     tsr__pool *p = calloc(1, sizeof *p);
     if (!p)
         return TSR_ERR_NOMEM;
     p->cl = cl;
+    p->flags = flags;
+    p->name = name;
+    const char *f = getenv("TSR_FAULT_ALLOC");
+    if (f && *f && strcmp(name, "device") == 0) {
+        /* "N": the Nth allocation fails; "N+": every one from the Nth; "N-M": N through M. */
+        char *end;
+        p->fault_at = p->fault_to = strtoull(f, &end, 10);
+        if (*end == '+')
+            p->fault_to = UINT64_MAX;
+        else if (*end == '-')
+            p->fault_to = strtoull(end + 1, NULL, 10);
+    }
     *out = p;
     return TSR_OK;
+}
+
+tsr_status tsr__pool_new(tsr__cl *cl, tsr__pool **out)
+{
+    return pool_new(cl, CL_MEM_READ_WRITE, "device", out);
+}
+
+tsr_status tsr__staging_new(tsr__cl *cl, tsr__pool **out)
+{
+    return pool_new(cl, CL_MEM_READ_WRITE | CL_MEM_ALLOC_HOST_PTR, "staging", out);
 }
 
 static void drop(tsr__pool *p, int i)
 {
     clReleaseMemObject(p->blocks[i].mem);
-    p->held -= p->blocks[i].size;
+    p->st.held_bytes -= p->blocks[i].size;
     p->blocks[i] = p->blocks[--p->n];
 }
 
 void tsr__pool_trim(tsr__pool *p)
 {
+    if (!p)
+        return;
     int any = 0;
     for (int i = p->n - 1; i >= 0; i--)
         if (!p->blocks[i].in_use) {
             drop(p, i);
             any = 1;
         }
-    p->trims += any;
+    p->st.trims += (uint64_t)any;
 }
 
 void tsr__pool_free(tsr__pool *p)
@@ -64,40 +115,81 @@ void tsr__pool_set_cap(tsr__pool *p, size_t cap)
 {
     p->cap = cap;
 }
+size_t tsr__pool_cap(const tsr__pool *p)
+{
+    return p->cap;
+}
+
+void tsr__pool_set_fault(tsr__pool *p, uint64_t from, uint64_t to)
+{
+    p->fault_at = from;
+    p->fault_to = to;
+}
+
+uint64_t tsr__pool_allocations(const tsr__pool *p)
+{
+    return p->st.allocations;
+}
+
+static void note_use(tsr__pool *p, size_t size)
+{
+    p->st.in_use_bytes += size;
+    if (p->st.in_use_bytes > p->st.peak_in_use_bytes)
+        p->st.peak_in_use_bytes = p->st.in_use_bytes;
+    if (p->st.held_bytes > p->st.peak_held_bytes)
+        p->st.peak_held_bytes = p->st.held_bytes;
+}
+
+static tsr_status oom(tsr__pool *p, tsr__err *err, const char *fmt, size_t a, size_t b)
+{
+    p->st.oom_events++;
+    char text[256];
+    snprintf(text, sizeof text, fmt, a, b);
+    return tsr__seterr(err, TSR_ERR_DEVICE_NOMEM,
+                       "%s memory: %s (%zu bytes in use, %zu held, cap %zu)", p->name, text,
+                       (size_t)p->st.in_use_bytes, (size_t)p->st.held_bytes, p->cap);
+}
+
+/* Write the new buffer once and wait: lazy drivers commit memory here. */
+static cl_int touch(tsr__pool *p, cl_mem m, size_t size)
+{
+    cl_uchar zero = 0;
+    cl_int st = clEnqueueFillBuffer(p->cl->queue, m, &zero, 1, 0, size, 0, NULL, NULL);
+    return st == CL_SUCCESS ? clFinish(p->cl->queue) : st;
+}
 
 tsr_status tsr__pool_alloc(tsr__pool *p, size_t bytes, cl_mem *out, tsr__err *err)
 {
     *out = NULL;
-    if (bytes == 0)
-        bytes = 4;
-    p->allocations++;
+    p->st.allocations++;
+    if (p->fault_at && p->st.allocations >= p->fault_at && p->st.allocations <= p->fault_to)
+        return oom(p, err, "injected failure of allocation %zu (TSR_FAULT_ALLOC) of %zu bytes",
+                   (size_t)p->st.allocations, bytes);
+    size_t size = tsr__pool_class_size(bytes);
+    size_t next = tsr__pool_class_size(size + 1);
     int best = -1;
     for (int i = 0; i < p->n; i++) {
         block *b = &p->blocks[i];
-        if (!b->in_use && b->size >= bytes && b->size - bytes <= bytes / 4 &&
+        if (!b->in_use && b->size >= size && b->size <= next &&
             (best < 0 || b->size < p->blocks[best].size))
             best = i;
     }
     if (best >= 0) {
-        p->hits++;
+        p->st.hits++;
         p->blocks[best].in_use = 1;
-        p->in_use += p->blocks[best].size;
-        if (p->in_use > p->peak_in_use)
-            p->peak_in_use = p->in_use;
+        note_use(p, p->blocks[best].size);
         *out = p->blocks[best].mem;
         return TSR_OK;
     }
-    p->misses++;
-    if (p->cap && p->held + bytes > p->cap)
+    p->st.misses++;
+    if (p->cl->info.max_alloc && size > p->cl->info.max_alloc)
+        return oom(p, err, "a buffer of %zu bytes exceeds the device's largest allocation (%zu)",
+                   size, (size_t)p->cl->info.max_alloc);
+    if (p->cap && (size > p->cap || p->st.held_bytes + size > p->cap))
         tsr__pool_trim(p);
-    if (p->cap && p->held + bytes > p->cap)
-        return tsr__seterr(err, TSR_ERR_DEVICE_NOMEM,
-                           "device memory budget exceeded: %zu bytes requested, %zu of %zu held",
-                           bytes, p->held, p->cap);
-    if (p->cl->info.max_alloc && bytes > p->cl->info.max_alloc)
-        return tsr__seterr(err, TSR_ERR_DEVICE_NOMEM,
-                           "buffer of %zu bytes exceeds the device's largest allocation (%llu)",
-                           bytes, (unsigned long long)p->cl->info.max_alloc);
+    if (p->cap && (size > p->cap || p->st.held_bytes + size > p->cap))
+        return oom(p, err, "%zu more bytes would pass the budget (%zu bytes still free)", size,
+                   p->cap > p->st.held_bytes ? p->cap - (size_t)p->st.held_bytes : 0);
     if (p->n == p->cap_blocks) {
         int nc = p->cap_blocks ? p->cap_blocks * 2 : 32;
         block *nb = realloc(p->blocks, (size_t)nc * sizeof *nb);
@@ -107,22 +199,27 @@ tsr_status tsr__pool_alloc(tsr__pool *p, size_t bytes, cl_mem *out, tsr__err *er
         p->cap_blocks = nc;
     }
     cl_int st;
-    cl_mem m = clCreateBuffer(p->cl->ctx, CL_MEM_READ_WRITE, bytes, NULL, &st);
-    if (st != CL_SUCCESS)
-        return tsr__seterr(err,
-                           st == CL_MEM_OBJECT_ALLOCATION_FAILURE || st == CL_OUT_OF_RESOURCES ||
-                                   st == CL_INVALID_BUFFER_SIZE
-                               ? TSR_ERR_DEVICE_NOMEM
-                               : TSR_ERR_DEVICE,
-                           "clCreateBuffer(%zu bytes) failed: %s (%d)", bytes,
+    cl_mem m = clCreateBuffer(p->cl->ctx, p->flags, size, NULL, &st);
+    if (st == CL_SUCCESS) {
+        st = touch(p, m, size);
+        if (st != CL_SUCCESS)
+            clReleaseMemObject(m);
+    }
+    if (st == CL_MEM_OBJECT_ALLOCATION_FAILURE || st == CL_OUT_OF_RESOURCES ||
+        st == CL_OUT_OF_HOST_MEMORY) {
+        /* The driver refused: give the cache back so that a retry can succeed. */
+        tsr__pool_trim(p);
+        p->st.oom_events++;
+        return tsr__seterr(err, TSR_ERR_DEVICE_NOMEM,
+                           "%s memory: the driver refused %zu bytes: %s (%d)", p->name, size,
                            tsr__cl_status_name(st), st);
-    p->blocks[p->n++] = (block){m, bytes, 1};
-    p->held += bytes;
-    p->in_use += bytes;
-    if (p->in_use > p->peak_in_use)
-        p->peak_in_use = p->in_use;
-    if (p->held > p->peak_held)
-        p->peak_held = p->held;
+    }
+    if (st != CL_SUCCESS)
+        return tsr__seterr(err, TSR_ERR_DEVICE, "%s memory: allocating %zu bytes failed: %s (%d)",
+                           p->name, size, tsr__cl_status_name(st), st);
+    p->blocks[p->n++] = (block){m, size, 1};
+    p->st.held_bytes += size;
+    note_use(p, size);
     *out = m;
     return TSR_OK;
 }
@@ -134,18 +231,36 @@ void tsr__pool_release(tsr__pool *p, cl_mem m)
     for (int i = 0; i < p->n; i++)
         if (p->blocks[i].mem == m && p->blocks[i].in_use) {
             p->blocks[i].in_use = 0;
-            p->in_use -= p->blocks[i].size;
+            p->st.in_use_bytes -= p->blocks[i].size;
             return;
         }
 }
 
+void tsr__pool_get_stats(const tsr__pool *p, tsr_pool_stats *out)
+{
+    *out = p->st;
+    out->cap_bytes = p->cap;
+}
+
+void tsr__pool_reset_peaks(tsr__pool *p)
+{
+    p->st.peak_in_use_bytes = p->st.in_use_bytes;
+    p->st.peak_held_bytes = p->st.held_bytes;
+}
+
 int tsr__pool_stats(const tsr__pool *p, char *buf, size_t len)
 {
+    const char *k = strcmp(p->name, "device") == 0 ? "pool" : "staging";
+    const tsr_pool_stats *s = &p->st;
     return snprintf(buf, len,
-                    "pool.in_use_bytes: %zu\npool.held_bytes: %zu\npool.peak_in_use_bytes: %zu\n"
-                    "pool.peak_held_bytes: %zu\npool.allocations: %llu\npool.hits: %llu\n"
-                    "pool.misses: %llu\npool.trims: %llu\n",
-                    p->in_use, p->held, p->peak_in_use, p->peak_held,
-                    (unsigned long long)p->allocations, (unsigned long long)p->hits,
-                    (unsigned long long)p->misses, (unsigned long long)p->trims);
+                    "%s.cap_bytes: %zu\n%s.in_use_bytes: %llu\n%s.held_bytes: %llu\n"
+                    "%s.peak_in_use_bytes: %llu\n%s.peak_held_bytes: %llu\n"
+                    "%s.allocations: %llu\n%s.hits: %llu\n%s.misses: %llu\n%s.trims: %llu\n"
+                    "%s.oom_events: %llu\n",
+                    k, p->cap, k, (unsigned long long)s->in_use_bytes, k,
+                    (unsigned long long)s->held_bytes, k, (unsigned long long)s->peak_in_use_bytes,
+                    k, (unsigned long long)s->peak_held_bytes, k,
+                    (unsigned long long)s->allocations, k, (unsigned long long)s->hits, k,
+                    (unsigned long long)s->misses, k, (unsigned long long)s->trims, k,
+                    (unsigned long long)s->oom_events);
 }

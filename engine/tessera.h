@@ -87,7 +87,21 @@ typedef struct tsr_engine_options {
     /* Largest image (width*height) accepted by loaders, checked from the header before any
      * allocation. 0: $TSR_MAX_PIXELS, else 2^28. */
     uint64_t max_pixels;
+    /* Device memory budget in bytes: a hard cap on every byte the engine's device pool holds,
+     * and the limit the tile planner plans under. 0: $TSR_VRAM_LIMIT (parsed like
+     * tsr_parse_size), else the default rule of docs/MEMORY.md: the device's global memory
+     * minus a headroom of max(256 MiB, 10%), at least half of it. Never above the device's
+     * global memory. Ignored by the "ref" engine. */
+    uint64_t vram_limit;
+    /* Cap on pinned host staging buffers (transfers); 0: 64 MiB. */
+    uint64_t staging_limit;
 } tsr_engine_options;
+
+/* Parse a memory size: "512M", "2G", "1.5GiB", "300MB", "65536" (bytes), or a percentage of
+ * `total` ("60%"). K/M/G/T are binary (2^10...), with or without "i" and "B". Returns
+ * TSR_ERR_INVALID with a message naming the text when it is not a size. */
+tsr_status tsr_parse_size(const char *text, uint64_t total, uint64_t *out, char *msg,
+                          size_t msglen);
 
 /* Fill *opt with defaults (all zero / NULL). */
 void tsr_engine_options_init(tsr_engine_options *opt);
@@ -108,6 +122,29 @@ int tsr_engine_is_ref(const tsr_engine *e);
 /* Ask the running job to stop. Safe from any thread and from signal handlers. The run returns
  * TSR_ERR_CANCELLED after the node (later: tile) in flight. */
 void tsr_engine_interrupt(tsr_engine *e);
+
+/* Device memory statistics (one set for the device pool, one for the staging pool). Peaks are
+ * since the start of the last run. */
+typedef struct tsr_pool_stats {
+    uint64_t cap_bytes;    /* hard cap (the budget); 0 = none */
+    uint64_t in_use_bytes; /* held by live buffers */
+    uint64_t held_bytes;   /* in use plus cached */
+    uint64_t peak_in_use_bytes;
+    uint64_t peak_held_bytes;
+    uint64_t allocations; /* requests */
+    uint64_t hits;        /* served from the cache */
+    uint64_t misses;      /* new buffers */
+    uint64_t trims;       /* times cached blocks were given back */
+    uint64_t oom_events;  /* refusals (budget, driver, injected) */
+} tsr_pool_stats;
+
+/* Statistics of the device (staging = 0) or staging (staging = 1) pool. TSR_ERR_INVALID on the
+ * "ref" engine, which has no device memory. */
+tsr_status tsr_engine_pool_stats(tsr_engine *e, int staging, tsr_pool_stats *out);
+/* Give every cached (unused) device and staging buffer back to the driver. */
+void tsr_engine_trim(tsr_engine *e);
+/* The device memory budget in bytes (0 on the "ref" engine). */
+uint64_t tsr_engine_vram_limit(const tsr_engine *e);
 
 /* Schema of every node type as a JSON document (for GUIs). Free with tsr_free(). */
 char *tsr_nodes_json(void);
@@ -196,10 +233,23 @@ typedef struct tsr_progress {
 /* Return non-zero to cancel the run. Called on the thread that runs the graph. */
 typedef int (*tsr_progress_fn)(void *user, const tsr_progress *p);
 
+/* Receives one JSON object per event (no newline): "plan", "stage", "downgrade", "done".
+ * Called on the thread that runs the graph; the text is valid only during the call. */
+typedef void (*tsr_event_fn)(void *user, const char *json);
+
 typedef struct tsr_run_options {
     tsr_progress_fn progress;
     void *user;
+    tsr_event_fn event; /* optional */
+    int tile_width;     /* > 0: force this tile size (in each stage's output pixels) */
+    int tile_height;
+    int dry_run; /* plan only: no pixel is read, computed or written */
 } tsr_run_options;
+
+/* Plan the graph under the engine's budget and describe it as text (what `--dry-run` prints):
+ * stages, their nodes, tile size and count, estimated peak bytes, and the budget. *out is freed
+ * with tsr_free(). opt may be NULL (its tile size, if set, is honoured). */
+tsr_status tsr_graph_plan_text(tsr_engine *e, tsr_graph *g, const tsr_run_options *opt, char **out);
 
 /* Run the graph. Blocking. opt may be NULL. */
 tsr_status tsr_graph_run(tsr_engine *e, tsr_graph *g, const tsr_run_options *opt);

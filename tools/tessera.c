@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -70,6 +71,11 @@ static const char *run_help =
     "\n"
     "  --set NODE.PARAM=VALUE  override a param (repeatable)\n"
     "  --device D              OpenCL device: index, part of its name, or 'ref' (plain C)\n"
+    "  --vram-limit SIZE       device memory budget: 512M, 2G, 1.5GiB, or 60%% of the\n"
+    "                          device's memory (default: all but max(256 MiB, 10%%))\n"
+    "  --tile WxH              force the tile size (default: the largest that fits)\n"
+    "  --dry-run               print the plan (stages, tiles, estimated memory) and stop\n"
+    "  --json                  events as JSON lines on stdout (plan, stage, downgrade, done)\n"
     "  -q, --quiet             no progress line\n"
     "  --stats                 print run statistics to stderr as 'key: value' lines\n"
     "  --help                  this text\n";
@@ -119,6 +125,14 @@ static int on_progress(void *user, const tsr_progress *p)
     return 0;
 }
 
+static void on_event(void *user, const char *json)
+{
+    (void)user;
+    fputs(json, stdout);
+    fputc('\n', stdout);
+    fflush(stdout);
+}
+
 static int cmd_run(int argc, char **argv, int validate_only)
 {
     const char *cmd = validate_only ? "validate " : "run ";
@@ -128,21 +142,36 @@ static int cmd_run(int argc, char **argv, int validate_only)
     }
     const char *graph_path = NULL, *device = NULL;
     const char **sets = calloc((size_t)argc + 1, sizeof *sets);
-    int n_sets = 0, quiet = 0, stats = 0;
+    int n_sets = 0, quiet = 0, stats = 0, dry_run = 0, json = 0, tile_w = 0, tile_h = 0;
+    const char *vram = NULL;
+    char junk;
     if (!sets)
         return fail(TSR_ERR_NOMEM, NULL);
     int code = EXIT_OK;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
-        if (strcmp(a, "--set") == 0 || strcmp(a, "--device") == 0) {
+        if (strcmp(a, "--set") == 0 || strcmp(a, "--device") == 0 ||
+            strcmp(a, "--vram-limit") == 0 || strcmp(a, "--tile") == 0) {
             if (i + 1 >= argc) {
                 code = usage_error(cmd, "option '%s' needs a value", a);
                 goto done;
             }
+            const char *v = argv[++i];
             if (a[2] == 's')
-                sets[n_sets++] = argv[++i];
-            else
-                device = argv[++i];
+                sets[n_sets++] = v;
+            else if (a[2] == 'd')
+                device = v;
+            else if (a[2] == 'v')
+                vram = v;
+            else if (sscanf(v, "%dx%d%c", &tile_w, &tile_h, &junk) != 2 || tile_w < 1 ||
+                     tile_h < 1) {
+                code = usage_error(cmd, "--tile needs WxH with positive sizes, got '%s'", v);
+                goto done;
+            }
+        } else if (strcmp(a, "--dry-run") == 0) {
+            dry_run = 1;
+        } else if (strcmp(a, "--json") == 0) {
+            json = 1;
         } else if (strncmp(a, "--set=", 6) == 0) {
             sets[n_sets++] = a + 6;
         } else if (strncmp(a, "--device=", 9) == 0) {
@@ -173,7 +202,26 @@ static int cmd_run(int argc, char **argv, int validate_only)
     char msg[2048];
     tsr_engine *e = NULL;
     tsr_graph *g = NULL;
-    tsr_status rc = tsr_engine_new(&o, &e, msg, sizeof msg);
+    tsr_status rc = TSR_OK;
+    if (vram) {
+        /* A percentage needs the device's memory: ask the default (or named) device. */
+        uint64_t total = 0;
+        tsr_engine *probe = NULL;
+        if (strchr(vram, '%')) {
+            rc = tsr_engine_new(&o, &probe, msg, sizeof msg);
+            if (rc) {
+                code = fail(rc, msg);
+                goto done;
+            }
+            total = tsr_engine_device(probe)->global_mem;
+            tsr_engine_free(probe);
+        }
+        if (tsr_parse_size(vram, total, &o.vram_limit, msg, sizeof msg)) {
+            code = usage_error(cmd, "--vram-limit: %s", msg);
+            goto done;
+        }
+    }
+    rc = tsr_engine_new(&o, &e, msg, sizeof msg);
     if (rc) {
         code = fail(rc, msg);
         goto done;
@@ -186,9 +234,16 @@ static int cmd_run(int argc, char **argv, int validate_only)
         rc = tsr_graph_infer(e, g);
     if (!rc && validate_only)
         printf("%s: ok\n", graph_path);
-    if (!rc && !validate_only) {
-        progress_state ps = {!quiet && isatty(2), 0};
-        tsr_run_options ro = {on_progress, &ps};
+    if (!rc && !validate_only && dry_run && !json) {
+        tsr_run_options ro = {.tile_width = tile_w, .tile_height = tile_h, .dry_run = 1};
+        char *text = NULL;
+        rc = tsr_graph_plan_text(e, g, &ro, &text);
+        if (!rc)
+            fputs(text, stdout);
+        tsr_free(text);
+    } else if (!rc && !validate_only) {
+        progress_state ps = {!quiet && !json && isatty(2), 0};
+        tsr_run_options ro = {on_progress, &ps, json ? on_event : NULL, tile_w, tile_h, dry_run};
         signal(SIGINT, on_sigint);
         rc = tsr_graph_run(e, g, &ro);
         signal(SIGINT, SIG_DFL);
@@ -196,7 +251,10 @@ static int cmd_run(int argc, char **argv, int validate_only)
             fputc('\n', stderr);
         if (stats) {
             char *s = tsr_engine_stats(e);
-            fprintf(stderr, "device: %s\n%s", tsr_engine_device(e)->name, s ? s : "");
+            struct rusage ru;
+            long rss = getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss : 0;
+            fprintf(stderr, "device: %s\n%sprocess.peak_rss_bytes: %lld\n",
+                    tsr_engine_device(e)->name, s ? s : "", (long long)rss * 1024);
             tsr_free(s);
         }
     }

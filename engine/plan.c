@@ -1,0 +1,322 @@
+/* Planner: splits the graph into tiled stages, estimates the device memory of a tile, and picks
+ * the largest tile whose estimate fits the budget. Pure: reads the graph, touches no pixel, so
+ * the same graph, image sizes and budget give the same plan on every machine. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+static int clampi(int v, int lo, int hi)
+{
+    return v < lo ? lo : (v > hi ? hi : v);
+}
+
+tsr_rect tsr__clamp_rect(tsr_rect want, int w, int h)
+{
+    int x0 = clampi(want.x, 0, w - 1), x1 = clampi(want.x + want.w - 1, 0, w - 1);
+    int y0 = clampi(want.y, 0, h - 1), y1 = clampi(want.y + want.h - 1, 0, h - 1);
+    if (want.w <= 0 || want.h <= 0)
+        x1 = x0, y1 = y0;
+    return (tsr_rect){x0, y0, x1 - x0 + 1, y1 - y0 + 1};
+}
+
+static int tileable(const tsr_node *n)
+{
+    return !(n->cls->flags & (TSR_NODE_SOURCE | TSR_NODE_SINK | TSR_NODE_BARRIER));
+}
+
+tsr_status tsr__tile_alloc(const tsr_graph *g, tsr__tile *t)
+{
+    size_t n = (size_t)g->n_nodes;
+    t->need = calloc(n, sizeof *t->need);
+    t->up = calloc(n * TSR_MAX_PORTS, sizeof *t->up);
+    t->plan = calloc(n, sizeof *t->plan);
+    if (t->need && t->up && t->plan)
+        return TSR_OK;
+    tsr__tile_free(t);
+    return TSR_ERR_NOMEM;
+}
+
+void tsr__tile_free(tsr__tile *t)
+{
+    free(t->need);
+    free(t->up);
+    free(t->plan);
+    memset(t, 0, sizeof *t);
+}
+
+/* Rounded like the pool rounds, so the estimate includes its slack. */
+static size_t pool_bytes(int w, int h, int c)
+{
+    size_t b = tsr__image_bytes(w, h, c);
+    return b ? tsr__pool_class_size(b) : 0;
+}
+
+static size_t add_sat(size_t a, size_t b)
+{
+    return a > SIZE_MAX - b ? SIZE_MAX : a + b;
+}
+
+size_t tsr__stage_tile(const tsr_graph *g, const tsr__plan *p, const tsr__stage *s, tsr_rect r,
+                       tsr__tile *t)
+{
+    /* Requests flow from the root to the leaves... */
+    t->need[s->root] = r;
+    for (int k = s->n_nodes - 1; k >= 0; k--) {
+        int v = s->nodes[k];
+        const tsr_node *n = &g->nodes[v];
+        tsr_image_info in[TSR_MAX_PORTS];
+        memset(in, 0, sizeof in);
+        for (int i = 0; i < n->cls->n_inputs; i++)
+            in[i] = g->nodes[n->inputs[i].node].out_info[n->inputs[i].port];
+        memset(&t->plan[v], 0, sizeof t->plan[v]);
+        n->cls->plan(n, in, &t->need[v], &t->plan[v]);
+        for (int i = 0; i < n->cls->n_inputs; i++) {
+            int src = n->inputs[i].node;
+            tsr_rect c = tsr__clamp_rect(t->plan[v].in[i], in[i].width, in[i].height);
+            if (p->host[src])
+                t->up[v * TSR_MAX_PORTS + i] = c;
+            else
+                t->need[src] = c;
+        }
+    }
+    /* ...and buffers live from their creation to their consumer's end, in execution order. */
+    size_t live = 0, peak = 0;
+    for (int k = 0; k < s->n_nodes; k++) {
+        int v = s->nodes[k];
+        const tsr_node *n = &g->nodes[v];
+        size_t inputs = 0;
+        for (int i = 0; i < n->cls->n_inputs; i++) {
+            int src = n->inputs[i].node;
+            const tsr_image_info *si = &g->nodes[src].out_info[n->inputs[i].port];
+            tsr_rect c = p->host[src] ? t->up[v * TSR_MAX_PORTS + i] : t->need[src];
+            size_t b = pool_bytes(c.w, c.h, si->channels);
+            inputs = add_sat(inputs, b);
+            if (p->host[src])
+                live = add_sat(live, b); /* uploaded just before the node runs */
+        }
+        live = add_sat(live, pool_bytes(t->need[v].w, t->need[v].h, n->out_info[0].channels));
+        size_t during = live;
+        if (t->plan[v].tile_bytes)
+            during = add_sat(during, tsr__pool_class_size(t->plan[v].tile_bytes));
+        if (t->plan[v].fixed_bytes)
+            during = add_sat(during, tsr__pool_class_size(t->plan[v].fixed_bytes));
+        if (during > peak)
+            peak = during;
+        live = live >= inputs ? live - inputs : 0;
+    }
+    return peak;
+}
+
+/* Largest estimate over every tile of a tw x th grid; stops early past `limit`. */
+static size_t grid_estimate(const tsr_graph *g, const tsr__plan *p, const tsr__stage *s,
+                            tsr__tile *t, int tw, int th, size_t limit)
+{
+    const tsr_image_info *o = &g->nodes[s->root].out_info[0];
+    size_t worst = 0;
+    for (int y = 0; y < o->height; y += th)
+        for (int x = 0; x < o->width; x += tw) {
+            tsr_rect r = {x, y, tw < o->width - x ? tw : o->width - x,
+                          th < o->height - y ? th : o->height - y};
+            size_t e = tsr__stage_tile(g, p, s, r, t);
+            if (e > worst)
+                worst = e;
+            if (limit && worst > limit)
+                return worst;
+        }
+    return worst;
+}
+
+/* Largest k in [lo, hi] with fits(k), or lo - 1; fits is monotone (true then false). */
+#define BSEARCH(lo, hi, fits_expr, result)                                                         \
+    do {                                                                                           \
+        int lo_ = (lo), hi_ = (hi);                                                                \
+        (result) = lo_ - 1;                                                                        \
+        while (lo_ <= hi_) {                                                                       \
+            int k = lo_ + (hi_ - lo_) / 2;                                                         \
+            if (fits_expr) {                                                                       \
+                (result) = k;                                                                      \
+                lo_ = k + 1;                                                                       \
+            } else {                                                                               \
+                hi_ = k - 1;                                                                       \
+            }                                                                                      \
+        }                                                                                          \
+    } while (0)
+
+/* Tile sizes are multiples of 8 (or the whole side): full-width strips first, as tall as fit;
+ * else near-square tiles, as large as fit. */
+static tsr_status choose_tile(tsr_engine *e, const tsr_graph *g, const tsr__plan *p, tsr__stage *s,
+                              tsr__tile *t)
+{
+    const tsr_node *root = &g->nodes[s->root];
+    int W = root->out_info[0].width, H = root->out_info[0].height;
+    size_t B = p->budget;
+    int whole = !B || (root->cls->flags & TSR_NODE_BARRIER);
+    if (whole || grid_estimate(g, p, s, t, W, H, B) <= B) {
+        s->tile_w = W;
+        s->tile_h = H;
+    } else {
+        int best, lo = TSR_MIN_TILE / 8;
+        BSEARCH(lo, H / 8, grid_estimate(g, p, s, t, W, k * 8, B) <= B, best);
+        if (best >= lo) {
+            s->tile_w = W;
+            s->tile_h = best * 8;
+        } else {
+            int side = W > H ? W : H;
+            BSEARCH(lo, (side + 7) / 8,
+                    grid_estimate(g, p, s, t, k * 8 < W ? k * 8 : W, k * 8 < H ? k * 8 : H, B) <= B,
+                    best);
+            if (best < lo) {
+                int mw = W < TSR_MIN_TILE ? W : TSR_MIN_TILE,
+                    mh = H < TSR_MIN_TILE ? H : TSR_MIN_TILE;
+                size_t need = grid_estimate(g, p, s, t, mw, mh, 0);
+                return tsr__seterr(&e->err, TSR_ERR_DEVICE_NOMEM,
+                                   "stage '%s': even the smallest tile (%dx%d) needs about %zu "
+                                   "bytes (%.1f MiB) of device memory, over the budget of %zu "
+                                   "bytes (%.1f MiB): raise --vram-limit",
+                                   root->id, mw, mh, need, need / 1048576.0, B, B / 1048576.0);
+            }
+            s->tile_w = best * 8 < W ? best * 8 : W;
+            s->tile_h = best * 8 < H ? best * 8 : H;
+        }
+    }
+    s->estimate = grid_estimate(g, p, s, t, s->tile_w, s->tile_h, 0);
+    return TSR_OK;
+}
+
+static void stage_collect(const tsr_graph *g, const tsr__plan *p, int v, tsr__stage *s)
+{
+    const tsr_node *n = &g->nodes[v];
+    for (int i = 0; i < n->cls->n_inputs; i++) {
+        int src = n->inputs[i].node;
+        if (!p->host[src])
+            stage_collect(g, p, src, s);
+    }
+    s->nodes[s->n_nodes++] = v;
+}
+
+void tsr__plan_clear(tsr__plan *p)
+{
+    for (int i = 0; i < p->n_stages; i++)
+        free(p->stages[i].nodes);
+    free(p->stages);
+    free(p->host);
+    free(p->stage_of);
+    memset(p, 0, sizeof *p);
+}
+
+tsr_status tsr__plan_make(tsr_engine *e, tsr_graph *g, int force_w, int force_h, tsr__plan *out)
+{
+    memset(out, 0, sizeof *out);
+    size_t n = (size_t)g->n_nodes;
+    int *consumers = calloc(n, sizeof *consumers);
+    int *tile_consumers = calloc(n, sizeof *tile_consumers);
+    out->host = calloc(n, 1);
+    out->stage_of = malloc(n * sizeof *out->stage_of);
+    out->stages = calloc(n, sizeof *out->stages);
+    tsr__tile t = {0};
+    tsr_status rc = TSR_OK;
+    if (!consumers || !tile_consumers || !out->host || !out->stage_of || !out->stages ||
+        tsr__tile_alloc(g, &t)) {
+        rc = tsr__seterr(&e->err, TSR_ERR_NOMEM, "out of memory planning the graph");
+        goto done;
+    }
+    out->budget = e->cl ? (size_t)e->vram_limit : 0;
+    for (size_t v = 0; v < n; v++) {
+        out->stage_of[v] = -1;
+        const tsr_node *nd = &g->nodes[v];
+        for (int i = 0; i < nd->cls->n_inputs; i++) {
+            consumers[nd->inputs[i].node]++;
+            tile_consumers[nd->inputs[i].node] += tileable(nd);
+        }
+    }
+    for (size_t v = 0; v < n; v++) {
+        const tsr_node *nd = &g->nodes[v];
+        if (nd->cls->flags & TSR_NODE_SINK)
+            continue;
+        out->host[v] = !tileable(nd) || consumers[v] != 1 || tile_consumers[v] != 1;
+    }
+    for (int k = 0; k < g->n_nodes && !rc; k++) {
+        int v = g->order[k];
+        const tsr_node *nd = &g->nodes[v];
+        if (!out->host[v] || (nd->cls->flags & TSR_NODE_SOURCE))
+            continue;
+        tsr__stage *s = &out->stages[out->n_stages];
+        if (!(s->nodes = malloc(n * sizeof *s->nodes))) {
+            rc = tsr__seterr(&e->err, TSR_ERR_NOMEM, "out of memory planning the graph");
+            break;
+        }
+        s->root = v;
+        stage_collect(g, out, v, s);
+        for (int j = 0; j < s->n_nodes; j++)
+            out->stage_of[s->nodes[j]] = out->n_stages;
+        out->n_stages++;
+        const tsr_image_info *o = &nd->out_info[0];
+        if (force_w > 0 && force_h > 0) {
+            s->tile_w = force_w < o->width ? force_w : o->width;
+            s->tile_h = force_h < o->height ? force_h : o->height;
+            s->estimate = grid_estimate(g, out, s, &t, s->tile_w, s->tile_h, 0);
+        } else {
+            rc = choose_tile(e, g, out, s, &t);
+        }
+        s->tiles = (int64_t)((o->width + s->tile_w - 1) / s->tile_w) *
+                   ((o->height + s->tile_h - 1) / s->tile_h);
+        int mw = o->width < TSR_MIN_TILE ? o->width : TSR_MIN_TILE;
+        int mh = o->height < TSR_MIN_TILE ? o->height : TSR_MIN_TILE;
+        s->min_estimate = grid_estimate(g, out, s, &t, mw, mh, 0);
+    }
+done:
+    free(consumers);
+    free(tile_consumers);
+    tsr__tile_free(&t);
+    if (rc)
+        tsr__plan_clear(out);
+    return rc;
+}
+
+char *tsr__plan_describe(const tsr_graph *g, const tsr__plan *p, int json)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f)
+        return NULL;
+    if (json) {
+        fprintf(f, "{\"event\":\"plan\",\"budget_bytes\":%zu,\"stages\":[", p->budget);
+        for (int i = 0; i < p->n_stages; i++) {
+            const tsr__stage *s = &p->stages[i];
+            fprintf(f, "%s{\"root\":\"%s\",\"nodes\":[", i ? "," : "", g->nodes[s->root].id);
+            for (int j = 0; j < s->n_nodes; j++)
+                fprintf(f, "%s\"%s\"", j ? "," : "", g->nodes[s->nodes[j]].id);
+            fprintf(f,
+                    "],\"tile_width\":%d,\"tile_height\":%d,\"tiles\":%lld,"
+                    "\"estimate_bytes\":%zu}",
+                    s->tile_w, s->tile_h, (long long)s->tiles, s->estimate);
+        }
+        fprintf(f, "]}");
+    } else {
+        if (p->budget)
+            fprintf(f, "budget: %zu bytes (%.1f MiB)\n", p->budget, p->budget / 1048576.0);
+        else
+            fprintf(f, "budget: none (reference engine, host memory)\n");
+        for (int i = 0; i < p->n_stages; i++) {
+            const tsr__stage *s = &p->stages[i];
+            const tsr_image_info *o = &g->nodes[s->root].out_info[0];
+            fprintf(f, "stage %d: ", i + 1);
+            for (int j = 0; j < s->n_nodes; j++)
+                fprintf(f, "%s%s", j ? " -> " : "", g->nodes[s->nodes[j]].id);
+            fprintf(f, "\n  output %dx%d, %d channel%s\n", o->width, o->height, o->channels,
+                    o->channels == 1 ? "" : "s");
+            fprintf(f, "  tile %dx%d, %lld tile%s\n", s->tile_w, s->tile_h, (long long)s->tiles,
+                    s->tiles == 1 ? "" : "s");
+            fprintf(f, "  estimated peak %zu bytes (%.1f MiB)\n", s->estimate,
+                    s->estimate / 1048576.0);
+        }
+    }
+    if (fclose(f)) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
