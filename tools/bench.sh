@@ -44,7 +44,7 @@ tessera_time() {
         TSR_DEVICE=$2 "$tessera" run "$1" -q --stats 2>"$dir/stats"
         t1=$(now)
         walls+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN {print b - a}')")
-        procs+=("$(awk '/^node.op.seconds:/ {print $2}' "$dir/stats")")
+        procs+=("$(awk '/^stage.op.seconds:/ {print $2}' "$dir/stats")")
     done
     echo "$(printf '%s\n' "${walls[@]}" | best) $(printf '%s\n' "${procs[@]}" | best)"
 }
@@ -93,7 +93,7 @@ nodes:
 YAML
 echo
 echo "blur sigma 2 -> resize x2 lanczos3 -> sharpen, 6000x4000 RGB in, 12000x8000 out (one run each)"
-printf '%-24s %8s %8s %9s %14s %14s %14s\n' "implementation" "limit" "wall s" "tiles" "est. peak MiB" "pool peak MiB" "peak RSS MiB"
+printf '%-24s %6s %7s %6s %9s %9s %9s %9s\n' "implementation" "limit" "wall s" "tiles" "est. MiB" "used MiB" "held MiB" "RSS MiB"
 for limit in 64M 256M 2G; do
     t0=$(now)
     if /usr/bin/time -f '%M' -o "$dir/rss" "$tessera" run "$dir/chain.yaml" -q --stats \
@@ -102,11 +102,11 @@ for limit in 64M 256M 2G; do
         awk -v lim="$limit" -v wall="$(awk -v a="$t0" -v b="$t1" 'BEGIN {print b - a}')" \
             -v rss="$(cat "$dir/rss")" '
             /^plan.tiles:/ {tiles = $2} /^plan.estimate_bytes:/ {est = $2}
-            /^pool.peak_held_bytes:/ {peak = $2}
-            END {printf "%-24s %8s %8.2f %9d %14.1f %14.1f %14.1f\n", "tessera (OpenCL)", lim, wall,
-                 tiles, est / 1048576, peak / 1048576, rss / 1024}' "$dir/stats"
+            /^pool.peak_held_bytes:/ {held = $2} /^pool.peak_in_use_bytes:/ {used = $2}
+            END {printf "%-24s %6s %7.2f %6d %9.1f %9.1f %9.1f %9.1f\n", "tessera (OpenCL)", lim,
+                 wall, tiles, est / 1048576, used / 1048576, held / 1048576, rss / 1024}' "$dir/stats"
     else
-        printf '%-24s %8s failed: %s\n' "tessera (OpenCL)" "$limit" "$(tail -n1 "$dir/stats")"
+        printf '%-24s %6s failed: %s\n' "tessera (OpenCL)" "$limit" "$(tail -n1 "$dir/stats")"
     fi
 done
 t0=$(now)
@@ -114,10 +114,11 @@ t0=$(now)
     vips resize '$dir/b.v' '$dir/r.v' 2 --kernel lanczos3 && \
     vips sharpen '$dir/r.v' '$dir/vchain.png[compression=1]' --sigma 1"
 t1=$(now)
-printf '%-24s %8s %8.2f %9s %14s %14s %14.1f\n' "vips (3 commands, .v)" "-" \
-    "$(awk -v a="$t0" -v b="$t1" 'BEGIN {print b - a}')" "-" "-" "-" "$(awk '{print $1 / 1024}' "$dir/rss")"
-echo "(peak RSS of tessera includes the host copies of the input and the output, 288 MiB and"
-echo " 1152 MiB as float32: stage images live on the host; the pool peak is the device part."
+printf '%-24s %6s %7.2f %6s %9s %9s %9s %9.1f\n' "vips (3 commands, .v)" "-" \
+    "$(awk -v a="$t0" -v b="$t1" 'BEGIN {print b - a}')" "-" "-" "-" "-" "$(awk '{print $1 / 1024}' "$dir/rss")"
+echo "(est. = planner's estimate of a tile's peak; used/held = pool peak in use / in use + cached;"
+echo " tessera's RSS includes the host copies of the input and the output, 288 MiB and 1152 MiB"
+echo " as float32, since stage images live on the host; the pool is the device part."
 echo " vips RSS is the largest of its three processes; vips sharpen works in LAB on 8 bits.)"
 
 echo
