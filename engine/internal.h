@@ -374,6 +374,7 @@ typedef struct tsr__stage {
     int64_t tiles;
     size_t estimate;     /* estimated peak device bytes of one tile, pool rounding included */
     size_t min_estimate; /* what the smallest tile needs (for messages) */
+    double seconds;      /* time spent running it (statistics) */
 } tsr__stage;
 
 typedef struct tsr__plan {
