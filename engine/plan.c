@@ -273,8 +273,8 @@ tsr_status tsr__plan_make(tsr_engine *e, tsr_graph *g, int force_w, int force_h,
             s->tile_w = force_w < o->width ? force_w : o->width;
             s->tile_h = force_h < o->height ? force_h : o->height;
             s->estimate = grid_estimate(g, out, s, &t, s->tile_w, s->tile_h, 0);
-        } else {
-            rc = choose_tile(e, g, out, s, &t);
+        } else if ((rc = choose_tile(e, g, out, s, &t))) {
+            break; /* no tile fits: tile_w is 0, there is nothing to count */
         }
         s->tiles = (int64_t)((o->width + s->tile_w - 1) / s->tile_w) *
                    ((o->height + s->tile_h - 1) / s->tile_h);
