@@ -582,6 +582,8 @@ static tsr_status run_area(run_state *rs, tsr__stage *s, tsr_rect area, int *tw,
             if (rc)
                 return rc;
             rs->tiles_done++;
+            if (rs->tiles_total < rs->tiles_done) /* after a downgrade the plan's count is low */
+                rs->tiles_total = rs->tiles_done + 1;
             if ((rc = progress(rs, root, rs->tiles_done, rs->tiles_total)))
                 return rc;
             x += bw;
@@ -608,7 +610,10 @@ static tsr_status run_stage(run_state *rs, tsr__stage *s)
     rs->tiles_done = 0;
     rs->tiles_total = s->tiles;
     int tw = s->tile_w, th = s->tile_h;
+    double t0 = now_s();
     rc = run_area(rs, s, (tsr_rect){0, 0, o->width, o->height}, &tw, &th);
+    s->seconds = now_s() - t0;
+    s->tiles_run = rs->tiles_done;
     s->tile_w = tw; /* what the stage ended with, for the statistics */
     s->tile_h = th;
     return rc;
@@ -645,11 +650,12 @@ static void write_stats(run_state *rs, tsr_status rc, double total, int builds0,
         tsr__pool_stats(e->staging, pool, sizeof pool);
         fputs(pool, f);
     }
-    int64_t tiles = 0;
+    int64_t tiles = 0, tiles_run = 0;
     const tsr__stage *big = NULL;
     for (int i = 0; i < rs->plan.n_stages; i++) {
         const tsr__stage *s = &rs->plan.stages[i];
         tiles += s->tiles;
+        tiles_run += s->tiles_run;
         if (!big || s->estimate > big->estimate)
             big = s;
     }
@@ -657,7 +663,8 @@ static void write_stats(run_state *rs, tsr_status rc, double total, int builds0,
             rs->plan.n_stages, (long long)tiles);
     fprintf(f, "plan.tile_width: %d\nplan.tile_height: %d\nplan.estimate_bytes: %zu\n",
             big ? big->tile_w : 0, big ? big->tile_h : 0, big ? big->estimate : 0);
-    fprintf(f, "plan.downgrades: %lld\n", (long long)rs->downgrades);
+    fprintf(f, "plan.downgrades: %lld\nrun.tiles: %lld\n", (long long)rs->downgrades,
+            (long long)tiles_run);
     for (int i = 0; i < rs->plan.n_stages; i++) {
         const tsr__stage *s = &rs->plan.stages[i];
         const char *id = rs->g->nodes[s->root].id;

@@ -379,6 +379,7 @@ typedef struct tsr__stage {
     size_t estimate;     /* estimated peak device bytes of one tile, pool rounding included */
     size_t min_estimate; /* what the smallest tile needs (for messages) */
     double seconds;      /* time spent running it (statistics) */
+    int64_t tiles_run;   /* tiles really run (more than `tiles` after a downgrade) */
     size_t *bytes;       /* per graph node, TSR_SLOTS sizes every tile asks the pool for */
 } tsr__stage;
 

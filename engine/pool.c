@@ -62,16 +62,6 @@ static tsr_status pool_new(tsr__cl *cl, cl_mem_flags flags, const char *name, ts
     p->cl = cl;
     p->flags = flags;
     p->name = name;
-    const char *f = getenv("TSR_FAULT_ALLOC");
-    if (f && *f && strcmp(name, "device") == 0) {
-        /* "N": the Nth allocation fails; "N+": every one from the Nth; "N-M": N through M. */
-        char *end;
-        p->fault_at = p->fault_to = strtoull(f, &end, 10);
-        if (*end == '+')
-            p->fault_to = UINT64_MAX;
-        else if (*end == '-')
-            p->fault_to = strtoull(end + 1, NULL, 10);
-    }
     *out = p;
     return TSR_OK;
 }
