@@ -157,7 +157,7 @@ static size_t rs_taps_bytes(int count, int k)
     return bytes;
 }
 
-/* Both axes' tables for output rectangle r: what run_cl uploads; 0 on overflow. */
+/* Both axes' tables for output rectangle r, as run_cl uploads them; 0 on overflow. */
 static size_t rs_tables_bytes(int filter, int in_w, int in_h, int ow, int oh, const tsr_rect *r)
 {
     size_t bx = rs_taps_bytes(r->w, rs_taps_max(filter, in_w, ow));
@@ -317,13 +317,13 @@ static void resize_plan(const tsr_node *n, const tsr_image_info *in, const tsr_r
     p->fixed_bytes = 0;
     p->tile_bytes = 0;
     if (filter != RS_NEAREST) {
-        /* The horizontal pass's output: the tile's columns over every input row it reads. */
+        /* One buffer: the horizontal pass's output (the tile's columns over every input row it
+         * reads), then the two axes' tap tables (about 40 bytes per output column and row when
+         * enlarging). One buffer, because the executor sizes a node's scratch and fixed
+         * requests by class, and a table can outgrow a small tile's scratch. */
         size_t bytes = tsr__image_bytes(out->w, y1 - y0 + 1, in[0].channels);
-        p->tile_bytes = bytes ? bytes : SIZE_MAX;
-        /* The two axes' tap tables, one buffer per tile (small: about 40 bytes per output column
-         * and row when enlarging). */
-        bytes = rs_tables_bytes(filter, in[0].width, in[0].height, ow, oh, out);
-        p->fixed_bytes = bytes ? bytes : SIZE_MAX;
+        size_t tables = rs_tables_bytes(filter, in[0].width, in[0].height, ow, oh, out);
+        p->tile_bytes = bytes && tables && bytes <= SIZE_MAX - tables ? bytes + tables : SIZE_MAX;
     }
 }
 
@@ -332,7 +332,7 @@ static void resize_plan(const tsr_node *n, const tsr_image_info *in, const tsr_r
 static tsr_status resize_run_cl(tsr_exec *ex, const tsr_node *n, const tsr_region *in,
                                 const tsr_region *out)
 {
-    cl_mem tmp = NULL, tab = NULL;
+    cl_mem scratch = NULL;
     cl_kernel k;
     rs_taps tx, ty;
     memset(&tx, 0, sizeof tx);
@@ -368,50 +368,52 @@ static tsr_status resize_run_cl(tsr_exec *ex, const tsr_node *n, const tsr_regio
     rc = rs_taps_make(n, filter, out->rect.y, out->rect.h, in[0].img_h, oh, &ty, ex->err);
     if (rc)
         goto fail;
-    /* tx.bytes + ty.bytes is what plan() declared; rs_taps_make checked each. */
-    rc = tsr__exec_alloc(ex, tx.bytes + ty.bytes, &tab);
+    /* Laid out as plan() declared: scratch image, x table, y table. */
+    if (tx.bytes > SIZE_MAX - ty.bytes || bytes > SIZE_MAX - tx.bytes - ty.bytes) {
+        rc = tsr__seterr(ex->err, TSR_ERR_LIMIT, "node '%s' (resize): scratch size overflows",
+                         n->id);
+        goto fail;
+    }
+    rc = tsr__exec_alloc(ex, bytes + tx.bytes + ty.bytes, &scratch);
     if (rc)
         goto fail;
     /* Blocking: the host tables are freed on return. A few KiB to a few MiB once per tile. */
-    cl_int st = clEnqueueWriteBuffer(ex->cl->queue, tab, CL_TRUE, 0, tx.bytes, tx.block, 0, NULL,
-                                     NULL);
+    cl_int st = clEnqueueWriteBuffer(ex->cl->queue, scratch, CL_TRUE, bytes, tx.bytes, tx.block, 0,
+                                     NULL, NULL);
     if (st == CL_SUCCESS)
-        st = clEnqueueWriteBuffer(ex->cl->queue, tab, CL_TRUE, tx.bytes, ty.bytes, ty.block, 0,
-                                  NULL, NULL);
+        st = clEnqueueWriteBuffer(ex->cl->queue, scratch, CL_TRUE, bytes + tx.bytes, ty.bytes,
+                                  ty.block, 0, NULL, NULL);
     if (st != CL_SUCCESS) {
         rc = tsr__exec_cl_error(ex, st, "clEnqueueWriteBuffer (tap tables)");
         goto fail;
     }
-    rc = tsr__exec_alloc(ex, bytes, &tmp);
-    if (rc)
-        goto fail;
+    /* Offsets of the tables, in floats from the start of the buffer. */
+    cl_long xtab = (cl_long)(bytes / sizeof(float));
+    cl_long ytab = (cl_long)((bytes + tx.bytes) / sizeof(float));
     rc = tsr__exec_kernel(ex, "tsr_resize_h", &k);
     if (rc)
         goto fail;
-    cl_long ybase = (cl_long)(tx.bytes / sizeof(float)); /* the y table's first word */
-    rc = tsr__exec_args(ex, k, 8, TSR_ARG(in[0].mem), TSR_ARG(tmp), TSR_ARG(g), TSR_ARG(tab),
+    rc = tsr__exec_args(ex, k, 8, TSR_ARG(in[0].mem), TSR_ARG(scratch), TSR_ARG(g), TSR_ARG(xtab),
                         TSR_ARG(tx.k), TSR_ARG(row0), TSR_ARG(rows), TSR_ARG(ch));
     if (rc)
         goto fail;
-    rc = tsr__exec_launch(ex, k, (size_t)out->rect.w, (size_t)(rows + RS_PER_ITEM - 1) / RS_PER_ITEM,
-                          1);
+    rc = tsr__exec_launch(ex, k, (size_t)out->rect.w,
+                          (size_t)(rows + RS_PER_ITEM - 1) / RS_PER_ITEM, 1);
     if (rc)
         goto fail;
     rc = tsr__exec_kernel(ex, "tsr_resize_v", &k);
     if (rc)
         goto fail;
-    rc = tsr__exec_args(ex, k, 9, TSR_ARG(tmp), TSR_ARG(out->mem), TSR_ARG(g), TSR_ARG(tab),
-                        TSR_ARG(ybase), TSR_ARG(ty.k), TSR_ARG(row0), TSR_ARG(rows), TSR_ARG(ch));
+    rc = tsr__exec_args(ex, k, 8, TSR_ARG(scratch), TSR_ARG(out->mem), TSR_ARG(g), TSR_ARG(ytab),
+                        TSR_ARG(ty.k), TSR_ARG(row0), TSR_ARG(rows), TSR_ARG(ch));
     if (rc)
         goto fail;
     rc = tsr__exec_launch(ex, k, (size_t)(out->rect.w + RS_PER_ITEM - 1) / RS_PER_ITEM,
                           (size_t)out->rect.h, 1);
 fail:
-    /* The queue is in order, so the pool may hand these out again once both passes are queued. */
-    if (tmp)
-        tsr__exec_release(ex, tmp);
-    if (tab)
-        tsr__exec_release(ex, tab);
+    /* The queue is in order, so the pool may hand it out again once both passes are queued. */
+    if (scratch)
+        tsr__exec_release(ex, scratch);
     rs_taps_free(&tx);
     rs_taps_free(&ty);
     return rc;
