@@ -40,8 +40,8 @@ static oom_case chain = {
            "  inv: { type: adjust.invert, inputs: { image: up.image } }\n"
            "  out: { type: image.save, inputs: { image: inv.image },\n"
            "         params: { path: '%1$s/out.png', bit_depth: 16 } }\n"
-           "  cap_out: { type: image.save, inputs: { image: inv.image }, params: { path: "
-           "'%1$s/c.png' } }\n",
+           "  cap_out: { type: image.save, inputs: { image: inv.image },\n"
+           "             params: { path: '%1$s/c.png' } }\n",
     .strip_w = SRC_W * 3 / 2,
 };
 
@@ -59,10 +59,10 @@ static oom_case fanout = {
            "  gam: { type: adjust.gamma, inputs: { image: blur.image }, params: { gamma: 0.7 } }\n"
            "  out: { type: image.save, inputs: { image: inv.image },\n"
            "         params: { path: '%1$s/out.png', bit_depth: 16 } }\n"
-           "  cap_out: { type: image.save, inputs: { image: inv.image }, params: { path: "
-           "'%1$s/c.png' } }\n"
-           "  cap_gam: { type: image.save, inputs: { image: gam.image }, params: { path: "
-           "'%1$s/g.png' } }\n",
+           "  cap_out: { type: image.save, inputs: { image: inv.image },\n"
+           "             params: { path: '%1$s/c.png' } }\n"
+           "  cap_gam: { type: image.save, inputs: { image: gam.image },\n"
+           "             params: { path: '%1$s/g.png' } }\n",
     .strip_w = SRC_W,
 };
 
