@@ -259,6 +259,8 @@ tsr_status tsr__plan_make(tsr_engine *e, tsr_graph *g, int force_w, int force_h,
             s->estimate = grid_estimate(g, out, s, &t, s->tile_w, s->tile_h, 0);
         } else {
             rc = choose_tile(e, g, out, s, &t);
+            if (rc) /* tile_w/h are 0 */
+                break;
         }
         s->tiles = (int64_t)((o->width + s->tile_w - 1) / s->tile_w) *
                    ((o->height + s->tile_h - 1) / s->tile_h);
