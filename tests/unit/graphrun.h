@@ -34,6 +34,7 @@ typedef struct gr_result {
     char plan_json[4096];
     char downgrade_json[512]; /* the first downgrade event */
     char *stats;              /* tsr_engine_stats after the run */
+    int discard;              /* note which sinks were reached, keep no pixels (large outputs) */
 } gr_result;
 
 static gr_result *gr_current; /* the run being captured (tests are single-threaded) */
@@ -43,6 +44,11 @@ static inline tsr_status gr_capture_consume(tsr_exec *ex, const tsr_node *n, con
 {
     if (!gr_current || gr_current->n_caps == GR_MAX_CAPS)
         return tsr__seterr(ex->err, TSR_ERR_INTERNAL, "capture: no slot for '%s'", n->id);
+    if (gr_current->discard) {
+        snprintf(gr_current->caps[gr_current->n_caps++].id, sizeof gr_current->caps[0].id, "%s",
+                 n->id);
+        return TSR_OK;
+    }
     tsr_image *c = NULL;
     tsr_status rc = tsr_image_new(img->width, img->height, img->channels, &c);
     if (rc)
@@ -122,10 +128,12 @@ static inline tsr_graph *gr_load(tsr_engine *e, const char *yaml)
 }
 
 /* Run g with forced tiles (0, 0: the planner's choice); the result holds the status, message,
- * captured images, event counts and statistics. */
-static inline void gr_run(tsr_engine *e, tsr_graph *g, int tile_w, int tile_h, gr_result *r)
+ * captured images (unless discard), event counts and statistics. */
+static inline void gr_run_ex(tsr_engine *e, tsr_graph *g, int tile_w, int tile_h, int discard,
+                             gr_result *r)
 {
     memset(r, 0, sizeof *r);
+    r->discard = discard;
     tsr_run_options o;
     memset(&o, 0, sizeof o);
     o.event = gr_event;
@@ -137,6 +145,11 @@ static inline void gr_run(tsr_engine *e, tsr_graph *g, int tile_w, int tile_h, g
     gr_current = NULL;
     snprintf(r->msg, sizeof r->msg, "%s", r->rc ? tsr_errmsg(e) : "");
     r->stats = tsr_engine_stats(e);
+}
+
+static inline void gr_run(tsr_engine *e, tsr_graph *g, int tile_w, int tile_h, gr_result *r)
+{
+    gr_run_ex(e, g, tile_w, tile_h, 0, r);
 }
 
 /* A temporary directory for one test, removed (with its files) by gr_rmdir. */
