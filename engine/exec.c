@@ -648,8 +648,9 @@ static void write_stats(run_state *rs, tsr_status rc, double total, int builds0,
         const char *id = rs->g->nodes[s->root].id;
         fprintf(f,
                 "stage.%s.tiles: %lld\nstage.%s.tile_width: %d\nstage.%s.tile_height: %d\n"
-                "stage.%s.estimate_bytes: %zu\n",
-                id, (long long)s->tiles, id, s->tile_w, id, s->tile_h, id, s->estimate);
+                "stage.%s.estimate_bytes: %zu\nstage.%s.seconds: %.6f\n",
+                id, (long long)s->tiles, id, s->tile_w, id, s->tile_h, id, s->estimate, id,
+                s->seconds);
     }
     if (fclose(f) == 0) {
         free(e->stats);

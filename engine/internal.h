@@ -374,12 +374,14 @@ typedef struct tsr__stage {
     int64_t tiles;
     size_t estimate;     /* estimated peak device bytes of one tile, pool rounding included */
     size_t min_estimate; /* what the smallest tile needs (for messages) */
+    double seconds;      /* time spent running it (statistics) */
 } tsr__stage;
 
 typedef struct tsr__plan {
     tsr__stage *stages;
     int n_stages;
     size_t budget;       /* 0: none (reference engine) */
+    size_t max_alloc;    /* largest single buffer the device allows; 0: no limit */
     unsigned char *host; /* per node: 1 if its output is materialized on the host */
     int *stage_of;       /* per node: the stage it runs in, -1 if none */
 } tsr__plan;
@@ -390,6 +392,7 @@ typedef struct tsr__tile {
     tsr_rect *need;
     tsr_rect *up; /* [node * TSR_MAX_PORTS + port] */
     tsr_plan *plan;
+    size_t largest; /* largest single buffer of the tile (pool-rounded) */
 } tsr__tile;
 
 #define TSR_MIN_TILE 16

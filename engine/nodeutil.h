@@ -35,4 +35,43 @@ tsr_status tsr__infer_same(const tsr_node *n, const tsr_image_info *in, tsr_imag
 void tsr__plan_pointwise(const tsr_node *n, const tsr_image_info *in, const tsr_rect *out,
                          tsr_plan *p);
 
+/* ---------------------------------------------------------------------------------------------
+ * Separable Gaussian blur, shared by blur.gaussian and the nodes built on it (sharpen), so that
+ * they agree bit for bit. The device passes are the kernels of kernels/blur.gaussian.cl. */
+
+/* sigma is capped at 100 (801 taps): past that a direct convolution costs more than it is worth
+ * and a box cascade or FFT path should take over. The floor keeps 1/sigma^2 finite; at 0.01
+ * the outer taps underflow to 0 and the blur is the identity. */
+#define TSR_GAUSS_SIGMA_MIN 0.01
+#define TSR_GAUSS_SIGMA_MAX 100.0
+#define TSR_GAUSS_SIGMA_DOC                                                                        \
+    "standard deviation in pixels (0.01..100); the kernel radius is ceil(4*sigma)"
+#define TSR_GAUSS_MAX_RADIUS 400 /* ceil(4 * TSR_GAUSS_SIGMA_MAX) */
+#define TSR_GAUSS_EDGES "clamp|mirror|zero"
+#define TSR_GAUSS_EDGE_DOC                                                                         \
+    "outside the image: clamp repeats the edge pixel, mirror reflects without repeating it "       \
+    "(reflecting again as often as a small image needs), zero reads 0"
+
+/* Edge policies: the index of the word in TSR_GAUSS_EDGES; kernels/blur.gaussian.cl uses the same
+ * numbers. */
+enum { TSR_EDGE_CLAMP = 0, TSR_EDGE_MIRROR = 1, TSR_EDGE_ZERO = 2 };
+
+/* Kernel radius ceil(4 sigma), at least 1 and at most TSR_GAUSS_MAX_RADIUS. */
+int tsr__gauss_radius(double sigma);
+/* Taps for offsets -r..r into w (room for 2 * TSR_GAUSS_MAX_RADIUS + 1), normalised to sum 1.
+ * Returns r. */
+int tsr__gauss_weights(double sigma, float *w);
+/* Input rectangle, fixed bytes (weights) and per-tile scratch of a blur of the first `planes`
+ * planes of input 0 for output rectangle `out`. */
+void tsr__gauss_plan(double sigma, int planes, const tsr_image_info *in, const tsr_rect *out,
+                     tsr_plan *p);
+/* Blur planes 0..planes-1 of `in` into the same planes of `out`, leaving the others untouched.
+ * The reference path; n names the node in messages. */
+tsr_status tsr__gauss_ref(const tsr_node *n, const tsr_region *in, const tsr_region *out,
+                          int planes, double sigma, int edge, tsr__err *err);
+/* The same on the device: enqueues the two passes; weights and scratch come from the pool and go
+ * back to it before returning (the queue is in order, so later kernels may reuse them). */
+tsr_status tsr__gauss_cl(tsr_exec *ex, const tsr_region *in, const tsr_region *out, int planes,
+                         double sigma, int edge);
+
 #endif

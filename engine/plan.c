@@ -83,6 +83,8 @@ size_t tsr__stage_tile(const tsr_graph *g, const tsr__plan *p, const tsr__stage 
     }
     /* ...and buffers live from their creation to their consumer's end, in execution order. */
     size_t live = 0, peak = 0;
+    t->largest = 0;
+#define LARGEST(b) (t->largest = (b) > t->largest ? (b) : t->largest)
     for (int k = 0; k < s->n_nodes; k++) {
         int v = s->nodes[k];
         const tsr_node *n = &g->nodes[v];
@@ -92,20 +94,26 @@ size_t tsr__stage_tile(const tsr_graph *g, const tsr__plan *p, const tsr__stage 
             const tsr_image_info *si = &g->nodes[src].out_info[n->inputs[i].port];
             tsr_rect c = p->host[src] ? t->up[v * TSR_MAX_PORTS + i] : t->need[src];
             size_t b = pool_bytes(c.w, c.h, si->channels);
+            LARGEST(b);
             inputs = add_sat(inputs, b);
             if (p->host[src])
                 live = add_sat(live, b); /* uploaded just before the node runs */
         }
-        live = add_sat(live, pool_bytes(t->need[v].w, t->need[v].h, n->out_info[0].channels));
+        size_t ob = pool_bytes(t->need[v].w, t->need[v].h, n->out_info[0].channels);
+        LARGEST(ob);
+        live = add_sat(live, ob);
         size_t during = live;
-        if (t->plan[v].tile_bytes)
+        if (t->plan[v].tile_bytes) {
             during = add_sat(during, tsr__pool_class_size(t->plan[v].tile_bytes));
+            LARGEST(tsr__pool_class_size(t->plan[v].tile_bytes));
+        }
         if (t->plan[v].fixed_bytes)
             during = add_sat(during, tsr__pool_class_size(t->plan[v].fixed_bytes));
         if (during > peak)
             peak = during;
         live = live >= inputs ? live - inputs : 0;
     }
+#undef LARGEST
     return peak;
 }
 
@@ -120,6 +128,8 @@ static size_t grid_estimate(const tsr_graph *g, const tsr__plan *p, const tsr__s
             tsr_rect r = {x, y, tw < o->width - x ? tw : o->width - x,
                           th < o->height - y ? th : o->height - y};
             size_t e = tsr__stage_tile(g, p, s, r, t);
+            if (p->max_alloc && t->largest > p->max_alloc)
+                e = SIZE_MAX; /* one buffer would pass the device's largest allocation */
             if (e > worst)
                 worst = e;
             if (limit && worst > limit)
@@ -171,6 +181,11 @@ static tsr_status choose_tile(tsr_engine *e, const tsr_graph *g, const tsr__plan
                 int mw = W < TSR_MIN_TILE ? W : TSR_MIN_TILE,
                     mh = H < TSR_MIN_TILE ? H : TSR_MIN_TILE;
                 size_t need = grid_estimate(g, p, s, t, mw, mh, 0);
+                if (need == SIZE_MAX)
+                    return tsr__seterr(&e->err, TSR_ERR_DEVICE_NOMEM,
+                                       "stage '%s': even a %dx%d tile needs a buffer larger than "
+                                       "the device's largest allocation (%zu bytes)",
+                                       root->id, mw, mh, p->max_alloc);
                 return tsr__seterr(&e->err, TSR_ERR_DEVICE_NOMEM,
                                    "stage '%s': even the smallest tile (%dx%d) needs about %zu "
                                    "bytes (%.1f MiB) of device memory, over the budget of %zu "
@@ -223,6 +238,7 @@ tsr_status tsr__plan_make(tsr_engine *e, tsr_graph *g, int force_w, int force_h,
         goto done;
     }
     out->budget = e->cl ? (size_t)e->vram_limit : 0;
+    out->max_alloc = e->cl ? (size_t)e->cl->info.max_alloc : 0;
     for (size_t v = 0; v < n; v++) {
         out->stage_of[v] = -1;
         const tsr_node *nd = &g->nodes[v];

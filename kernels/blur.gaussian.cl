@@ -1,11 +1,12 @@
-/* blur.gaussian: see nodes/blur.gaussian.c. */
+/* blur.gaussian: see nodes/blur.gaussian.c. Launched by tsr__gauss_cl (engine/nodeutil.c) for
+ * every node that blurs: blur.gaussian and sharpen. */
 /* tsr_geom, tsr_out_index come from kernels/common.clh, prepended at build. */
 
 /* No fused multiply-add: each tap is the same rounded multiply and add as the C reference, so
  * conforming devices reproduce it bit for bit. */
 #pragma OPENCL FP_CONTRACT OFF
 
-/* Edge policies, numbered as in nodes/blur.gaussian.c. */
+/* Edge policies, numbered as TSR_EDGE_* in engine/nodeutil.h. */
 #define TSR_EDGE_CLAMP 0
 #define TSR_EDGE_MIRROR 1
 #define TSR_EDGE_ZERO 2
@@ -32,7 +33,7 @@ int tsr_blur_edge(int v, int n, int edge)
 /* Both passes compute TSR_BLUR_COLS adjacent output columns per work item: on CPU devices the
  * eight sums run side by side in one vector register instead of one serial chain of adds (4x
  * faster than one column per item on PoCL), on GPUs the loads get wider. Each lane still adds
- * its taps one by one in the reference's order. Must match BLUR_COLS in nodes/blur.gaussian.c. */
+ * its taps one by one in the reference's order. Must match GAUSS_COLS in engine/nodeutil.c. */
 #define TSR_BLUR_COLS 8
 
 /* One horizontal sum with the edge policy applied per tap (near the left and right edges). */

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Goldens for blur.gaussian, color.grayscale, adjust.gamma and adjust.brightness_contrast.
+"""Goldens for blur.gaussian, sharpen, color.grayscale, adjust.gamma, adjust.brightness_contrast.
 
 Writes tests/golden/filters/: the inputs, one output per case, and MANIFEST (one case a line:
 `node input output [param=value ...]`, with the library versions in its header). The C tests
@@ -17,6 +17,10 @@ Independent implementations and the exact calls (img: float32, H x W, one plane 
 - blur.gaussian, per plane: cv2.GaussianBlur(plane, (2r+1, 2r+1), sigmaX=sigma, sigmaY=sigma,
   borderType=B, hint=cv2.ALGO_HINT_ACCURATE) with r = ceil(4 sigma) and B = BORDER_REPLICATE
   (edge=clamp), BORDER_REFLECT_101 (mirror), BORDER_CONSTANT with value 0 (zero).
+- sharpen (unsharp mask), per colour plane: b = the blur.gaussian call above, then in float64
+  d = v - b; out = v where |d| < threshold, else v + amount * d; rounded to float32 once; alpha
+  copied. A threshold case is refused when some sample's |d| lies within the blur's tolerance of
+  the threshold, since there two correct implementations may decide either way.
 - color.grayscale rec601: cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) (RGBA2GRAY for 4 channels, alpha
   copied). rec709 and average: numpy in float64, rounded to float32 once.
 - adjust.gamma: numpy float64 pow(max(v, 0), e) with e = float32(1 / gamma), the exponent
@@ -69,6 +73,26 @@ def blur(planes, sigma, edge):
                          hint=cv2.ALGO_HINT_ACCURATE)
         for p in planes
     ])
+
+
+def blur_tol(sigma, max_abs):
+    """The C tests' bound on |Tessera's blur - OpenCV's| (tests/nodes/test_blur.gaussian.c)."""
+    return 2.0 * (2 * radius(sigma) + 1) * 2.0**-23 * max(max_abs, 1.0)
+
+
+def sharpen(planes, sigma, amount, threshold, edge):
+    n = colour_count(planes.shape[0])
+    v = planes[:n].astype(np.float64)
+    d = v - blur(planes[:n], sigma, edge).astype(np.float64)
+    if threshold > 0:
+        margin = np.abs(np.abs(d) - threshold).min()
+        tol = blur_tol(sigma, float(np.abs(planes).max()))
+        if margin <= tol:
+            sys.exit("sharpen: threshold %g is within %.3g of some |in - blur| (tolerance %.3g): "
+                     "pick another" % (threshold, margin, tol))
+    out = planes.copy()
+    out[:n] = np.where(np.abs(d) < threshold, v, v + amount * d).astype(np.float32)
+    return out
 
 
 GRAY_W = {"rec709": (0.2126, 0.7152, 0.0722), "average": (1 / 3, 1 / 3, 1 / 3)}
@@ -155,6 +179,20 @@ def main():
                  blur(small, sigma, edge), sigma=sigma, edge=edge)
     case("blur.gaussian", "hdr", "blur_hdr_s1_mirror.f32", blur(hdr, 1.0, "mirror"),
          sigma=1, edge="mirror")
+
+    # amount 10 and sigma 30 (radius 120 on a 9x6 image) are the ends of the ranges; the
+    # thresholds leave between a quarter and nine tenths of the samples unsharpened.
+    for sigma, amount, threshold, edge in ((1.0, 1.0, 0, "clamp"), (0.6, 3.0, 0, "zero"),
+                                           (2.5, 0.7, 0.05, "mirror"), (1.5, 10.0, 0.1, "clamp")):
+        case("sharpen", "photo", "sharpen_photo_s%g_a%g_t%g_%s.f32" % (sigma, amount, threshold,
+                                                                         edge),
+             sharpen(photo, sigma, amount, threshold, edge), sigma=sigma, amount=amount,
+             threshold=threshold, edge=edge)
+    for sigma, edge in ((4, "mirror"), (30, "zero")):
+        case("sharpen", "small", "sharpen_small_s%g_a1.5_t0_%s.f32" % (sigma, edge),
+             sharpen(small, sigma, 1.5, 0, edge), sigma=sigma, amount=1.5, threshold=0, edge=edge)
+    case("sharpen", "hdr", "sharpen_hdr_s1_a2_t0.2_mirror.f32",
+         sharpen(hdr, 1.0, 2.0, 0.2, "mirror"), sigma=1, amount=2, threshold=0.2, edge="mirror")
 
     for method in ("rec601", "rec709", "average"):
         case("color.grayscale", "photo", "gray_photo_%s.f32" % method,

@@ -6,7 +6,7 @@ pkgs=(
     build-essential pkg-config
     ocl-icd-opencl-dev opencl-headers pocl-opencl-icd clinfo
     libpng-dev libjpeg62-turbo-dev libyaml-dev libcmocka-dev
-    libvips-tools python3
+    libvips-tools python3 time
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -243,8 +243,8 @@ static void err_unknown_type(void **state)
                  "t.yaml:4:17: error: ",
                  "node 'blur': unknown node type 'blur.gausian' (did you mean 'blur.gaussian'?)");
     /* Nothing close: no suggestion. */
-    expect_error(HDR SRC "  x: { type: sharpen }\n" OUT, 1,
-                 "t.yaml:4:14: error: ", "unknown node type 'sharpen'");
+    expect_error(HDR SRC "  x: { type: denoise }\n" OUT, 1,
+                 "t.yaml:4:14: error: ", "unknown node type 'denoise'");
     assert_null(strstr(tsr_errmsg(eng()), "did you mean"));
 }
 
