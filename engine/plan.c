@@ -53,6 +53,14 @@ static size_t pool_bytes(int w, int h, int c)
     return b ? tsr__pool_class_size(b) : 0;
 }
 
+/* The most the pool may hand out for a request of `class` bytes (a class size): best-fit reuse
+ * may serve it with a cached block of the next class. Counting that keeps a tile that fits on an
+ * empty pool from being refused when earlier tiles, stages or runs left bigger blocks cached. */
+static size_t pool_worst(size_t class)
+{
+    return !class ? 0 : class == SIZE_MAX ? SIZE_MAX : tsr__pool_class_size(class + 1);
+}
+
 static size_t add_sat(size_t a, size_t b)
 {
     return a > SIZE_MAX - b ? SIZE_MAX : a + b;
@@ -95,20 +103,20 @@ size_t tsr__stage_tile(const tsr_graph *g, const tsr__plan *p, const tsr__stage 
             tsr_rect c = p->host[src] ? t->up[v * TSR_MAX_PORTS + i] : t->need[src];
             size_t b = pool_bytes(c.w, c.h, si->channels);
             LARGEST(b);
-            inputs = add_sat(inputs, b);
+            inputs = add_sat(inputs, pool_worst(b));
             if (p->host[src])
-                live = add_sat(live, b); /* uploaded just before the node runs */
+                live = add_sat(live, pool_worst(b)); /* uploaded just before the node runs */
         }
         size_t ob = pool_bytes(t->need[v].w, t->need[v].h, n->out_info[0].channels);
         LARGEST(ob);
-        live = add_sat(live, ob);
+        live = add_sat(live, pool_worst(ob));
         size_t during = live;
         if (t->plan[v].tile_bytes) {
-            during = add_sat(during, tsr__pool_class_size(t->plan[v].tile_bytes));
+            during = add_sat(during, pool_worst(tsr__pool_class_size(t->plan[v].tile_bytes)));
             LARGEST(tsr__pool_class_size(t->plan[v].tile_bytes));
         }
         if (t->plan[v].fixed_bytes)
-            during = add_sat(during, tsr__pool_class_size(t->plan[v].fixed_bytes));
+            during = add_sat(during, pool_worst(tsr__pool_class_size(t->plan[v].fixed_bytes)));
         if (during > peak)
             peak = during;
         live = live >= inputs ? live - inputs : 0;
