@@ -38,6 +38,8 @@ size_t tsr__pool_class_size(size_t bytes)
 {
     if (bytes <= 256)
         return 256;
+    if (bytes > (SIZE_MAX / 8 + 1) * 7)
+        return SIZE_MAX; /* no class above 7 * 2^61: saturate rather than wrap to a small one */
     size_t p = 256;
     while (p <= bytes / 2)
         p *= 2; /* p <= bytes < 2p */
