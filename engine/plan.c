@@ -53,14 +53,6 @@ static size_t pool_bytes(int w, int h, int c)
     return b ? tsr__pool_class_size(b) : 0;
 }
 
-/* The most the pool may hand out for a request of `class` bytes (a class size): best-fit reuse
- * may serve it with a cached block of the next class. Counting that keeps a tile that fits on an
- * empty pool from being refused when earlier tiles, stages or runs left bigger blocks cached. */
-static size_t pool_worst(size_t class)
-{
-    return !class ? 0 : class == SIZE_MAX ? SIZE_MAX : tsr__pool_class_size(class + 1);
-}
-
 static size_t add_sat(size_t a, size_t b)
 {
     return a > SIZE_MAX - b ? SIZE_MAX : a + b;
@@ -103,20 +95,20 @@ size_t tsr__stage_tile(const tsr_graph *g, const tsr__plan *p, const tsr__stage 
             tsr_rect c = p->host[src] ? t->up[v * TSR_MAX_PORTS + i] : t->need[src];
             size_t b = pool_bytes(c.w, c.h, si->channels);
             LARGEST(b);
-            inputs = add_sat(inputs, pool_worst(b));
+            inputs = add_sat(inputs, b);
             if (p->host[src])
-                live = add_sat(live, pool_worst(b)); /* uploaded just before the node runs */
+                live = add_sat(live, b); /* uploaded just before the node runs */
         }
         size_t ob = pool_bytes(t->need[v].w, t->need[v].h, n->out_info[0].channels);
         LARGEST(ob);
-        live = add_sat(live, pool_worst(ob));
+        live = add_sat(live, ob);
         size_t during = live;
         if (t->plan[v].tile_bytes) {
-            during = add_sat(during, pool_worst(tsr__pool_class_size(t->plan[v].tile_bytes)));
+            during = add_sat(during, tsr__pool_class_size(t->plan[v].tile_bytes));
             LARGEST(tsr__pool_class_size(t->plan[v].tile_bytes));
         }
         if (t->plan[v].fixed_bytes)
-            during = add_sat(during, pool_worst(tsr__pool_class_size(t->plan[v].fixed_bytes)));
+            during = add_sat(during, tsr__pool_class_size(t->plan[v].fixed_bytes));
         if (during > peak)
             peak = during;
         live = live >= inputs ? live - inputs : 0;
@@ -281,10 +273,8 @@ tsr_status tsr__plan_make(tsr_engine *e, tsr_graph *g, int force_w, int force_h,
             s->tile_w = force_w < o->width ? force_w : o->width;
             s->tile_h = force_h < o->height ? force_h : o->height;
             s->estimate = grid_estimate(g, out, s, &t, s->tile_w, s->tile_h, 0);
-        } else {
-            rc = choose_tile(e, g, out, s, &t);
-            if (rc) /* tile_w/h are 0 */
-                break;
+        } else if ((rc = choose_tile(e, g, out, s, &t))) {
+            break; /* no tile fits: tile_w is 0, there is nothing to count */
         }
         s->tiles = (int64_t)((o->width + s->tile_w - 1) / s->tile_w) *
                    ((o->height + s->tile_h - 1) / s->tile_h);

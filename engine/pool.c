@@ -2,11 +2,11 @@
  *
  * Sizes are rounded up to classes, four per power of two (2^k * {4,5,6,7}/4, at least 256 bytes),
  * so a freed block fits later requests of nearby sizes. A request reuses the smallest cached
- * block of its own class or the next one (waste bounded by the class spacing: at most 40% of the
- * request). The cap bounds every byte the pool holds, in use plus cached: an allocation that
- * would pass it first gives the cache back, then fails with TSR_ERR_DEVICE_NOMEM and the
- * figures. New buffers are written once and waited on, so that a lazily allocating driver
- * reports out-of-memory here and not inside a later kernel.
+ * block of its own class or the next one, so a block is at most 1.5 times a request above 256
+ * bytes (at most 320 bytes for smaller ones). The cap bounds every byte the pool holds, in use
+ * plus cached: an allocation that would pass it first gives the cache back, then fails with
+ * TSR_ERR_DEVICE_NOMEM and the figures. New buffers are written once and waited on, so that a
+ * lazily allocating driver reports out-of-memory here and not inside a later kernel.
  *
  * The staging pool holds pinned host buffers (CL_MEM_ALLOC_HOST_PTR) for transfers, with the
  * same classes and counters and its own cap. */
@@ -38,17 +38,16 @@ size_t tsr__pool_class_size(size_t bytes)
 {
     if (bytes <= 256)
         return 256;
-    if (bytes > (SIZE_MAX / 8 + 1) * 7)
-        return SIZE_MAX; /* no class above 7 * 2^61: saturate rather than wrap to a small one */
     size_t p = 256;
     while (p <= bytes / 2)
         p *= 2; /* p <= bytes < 2p */
-    for (size_t q = 4; q <= 8; q++) {
+    for (size_t q = 4; q <= 7; q++) {
         size_t c = p / 4 * q;
         if (c >= bytes)
             return c;
     }
-    return 2 * p;
+    /* Saturate rather than wrap to 0: past the largest class no device can hold it anyway. */
+    return p > SIZE_MAX / 2 ? SIZE_MAX : 2 * p;
 }
 
 static tsr_status pool_new(tsr__cl *cl, cl_mem_flags flags, const char *name, tsr__pool **out)
