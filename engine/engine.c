@@ -72,6 +72,26 @@ static tsr_status set_limits(tsr_engine *e, const tsr_engine_options *opt)
     return TSR_OK;
 }
 
+/* TSR_FAULT_ALLOC (tests): "N" fails the Nth device allocation, "N+" every one from the Nth,
+ * "N-M" the Nth through the Mth, as if the device were out of memory. */
+static tsr_status set_fault(tsr_engine *e)
+{
+    const char *f = getenv("TSR_FAULT_ALLOC");
+    if (!f || !*f)
+        return TSR_OK;
+    char *end;
+    unsigned long long from = strtoull(f, &end, 10), to = from;
+    if (end != f && *end == '+' && end[1] == 0)
+        to = UINT64_MAX;
+    else if (end != f && *end == '-' && isdigit((unsigned char)end[1]))
+        to = strtoull(end + 1, &end, 10);
+    if (end == f || (*end && *end != '+') || from == 0 || to < from)
+        return tsr__seterr(&e->err, TSR_ERR_INVALID,
+                           "TSR_FAULT_ALLOC='%s': expected N, N+ or N-M with 1 <= N <= M", f);
+    tsr__pool_set_fault(e->pool, from, to);
+    return TSR_OK;
+}
+
 tsr_status tsr_engine_new(const tsr_engine_options *opt, tsr_engine **out, char *msg, size_t msglen)
 {
     tsr_engine_options defaults;
@@ -101,6 +121,8 @@ tsr_status tsr_engine_new(const tsr_engine_options *opt, tsr_engine **out, char 
             rc = tsr__seterr(&e->err, TSR_ERR_NOMEM, "out of memory creating the buffer pool");
         if (rc == TSR_OK)
             rc = set_limits(e, opt);
+        if (rc == TSR_OK)
+            rc = set_fault(e);
         if (rc)
             goto fail;
     }

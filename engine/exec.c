@@ -31,6 +31,11 @@ tsr_status tsr__exec_cl_error(tsr_exec *ex, cl_int st, const char *what)
 
 tsr_status tsr__exec_alloc(tsr_exec *ex, size_t bytes, cl_mem *out)
 {
+    size_t c = tsr__pool_class_size(bytes);
+    if (ex->hint_fixed && c <= ex->hint_fixed)
+        bytes = ex->hint_fixed;
+    else if (ex->hint_tile && c <= ex->hint_tile)
+        bytes = ex->hint_tile;
     tsr_status rc = tsr__pool_alloc(ex->pool, bytes, out, ex->err);
     if (rc)
         tsr__err_prefix(ex->err, "node '%s' (%s): ", node_id(ex), node_type(ex));
@@ -345,9 +350,13 @@ static void tbuf_release(run_state *rs, tbuf *b)
     b->host = NULL;
 }
 
-static tsr_status tbuf_alloc(tsr_exec *ex, tbuf *b, tsr_rect r, int channels)
+/* `at_least`: the size every tile of the stage asks for, so that tiles reuse each other's
+ * buffers (see grid_estimate). */
+static tsr_status tbuf_alloc(tsr_exec *ex, tbuf *b, tsr_rect r, int channels, size_t at_least)
 {
     size_t bytes = tsr__image_bytes(r.w, r.h, channels);
+    if (bytes && bytes < at_least)
+        bytes = at_least;
     if (!bytes)
         return tsr__seterr(ex->err, TSR_ERR_LIMIT, "node '%s': a %dx%d buffer is too large",
                            ex->node->id, r.w, r.h);
@@ -432,10 +441,10 @@ static tsr_status transfer(tsr_exec *ex, run_state *rs, tsr_image *img, tsr_rect
 }
 
 /* Bring rectangle r of materialized node `src` into b (upload, or a host copy). */
-static tsr_status fetch(tsr_exec *ex, run_state *rs, int src, tsr_rect r, tbuf *b)
+static tsr_status fetch(tsr_exec *ex, run_state *rs, int src, tsr_rect r, tbuf *b, size_t at_least)
 {
     tsr_image *img = rs->img[src];
-    tsr_status rc = tbuf_alloc(ex, b, r, img->channels);
+    tsr_status rc = tbuf_alloc(ex, b, r, img->channels, at_least);
     if (rc)
         return rc;
     if (!ex->cl) {
@@ -458,7 +467,7 @@ static tsr_status run_tile(run_state *rs, const tsr__stage *s, tsr_rect r)
     tsr_engine *e = rs->e;
     tsr_graph *g = rs->g;
     tsr__tile *t = &rs->tile;
-    tsr__stage_tile(g, &rs->plan, s, r, t);
+    tsr__stage_rects(g, &rs->plan, s, r, t);
     tsr_status rc = TSR_OK;
     tsr_exec ex;
     for (int k = 0; k < s->n_nodes && !rc; k++) {
@@ -475,7 +484,7 @@ static tsr_status run_tile(run_state *rs, const tsr__stage *s, tsr_rect r)
             if (rs->plan.host[src]) {
                 b = &rs->up[v * TSR_MAX_PORTS + i];
                 rr = t->up[v * TSR_MAX_PORTS + i];
-                rc = fetch(&ex, rs, src, rr, b);
+                rc = fetch(&ex, rs, src, rr, b, e->cl ? s->bytes[v * TSR_SLOTS + 1 + i] : 0);
             } else {
                 b = &rs->out[src];
                 rr = t->need[src];
@@ -484,11 +493,17 @@ static tsr_status run_tile(run_state *rs, const tsr__stage *s, tsr_rect r)
         }
         const tsr_image_info *oi = &n->out_info[0];
         if (!rc)
-            rc = tbuf_alloc(&ex, &rs->out[v], t->need[v], oi->channels);
+            rc = tbuf_alloc(&ex, &rs->out[v], t->need[v], oi->channels,
+                            e->cl ? s->bytes[v * TSR_SLOTS] : 0);
         if (!rc) {
             tsr_region outr = {t->need[v], oi->channels,   oi->width,
                                oi->height, rs->out[v].mem, rs->out[v].host};
+            if (e->cl) { /* the node's own scratch: the sizes the planner counted */
+                ex.hint_tile = s->bytes[v * TSR_SLOTS + TSR_MAX_PORTS + 1];
+                ex.hint_fixed = s->bytes[v * TSR_SLOTS + TSR_MAX_PORTS + 2];
+            }
             rc = e->cl ? n->cls->run_cl(&ex, n, in, &outr) : n->cls->run_ref(n, in, &outr, ex.err);
+            ex.hint_tile = ex.hint_fixed = 0;
             if (!rc && e->cl)
                 rc = finish(&ex);
         }
@@ -567,6 +582,8 @@ static tsr_status run_area(run_state *rs, tsr__stage *s, tsr_rect area, int *tw,
             if (rc)
                 return rc;
             rs->tiles_done++;
+            if (rs->tiles_total < rs->tiles_done) /* after a downgrade the plan's count is low */
+                rs->tiles_total = rs->tiles_done + 1;
             if ((rc = progress(rs, root, rs->tiles_done, rs->tiles_total)))
                 return rc;
             x += bw;
@@ -593,7 +610,10 @@ static tsr_status run_stage(run_state *rs, tsr__stage *s)
     rs->tiles_done = 0;
     rs->tiles_total = s->tiles;
     int tw = s->tile_w, th = s->tile_h;
+    double t0 = now_s();
     rc = run_area(rs, s, (tsr_rect){0, 0, o->width, o->height}, &tw, &th);
+    s->seconds = now_s() - t0;
+    s->tiles_run = rs->tiles_done;
     s->tile_w = tw; /* what the stage ended with, for the statistics */
     s->tile_h = th;
     return rc;
@@ -630,11 +650,12 @@ static void write_stats(run_state *rs, tsr_status rc, double total, int builds0,
         tsr__pool_stats(e->staging, pool, sizeof pool);
         fputs(pool, f);
     }
-    int64_t tiles = 0;
+    int64_t tiles = 0, tiles_run = 0;
     const tsr__stage *big = NULL;
     for (int i = 0; i < rs->plan.n_stages; i++) {
         const tsr__stage *s = &rs->plan.stages[i];
         tiles += s->tiles;
+        tiles_run += s->tiles_run;
         if (!big || s->estimate > big->estimate)
             big = s;
     }
@@ -642,7 +663,8 @@ static void write_stats(run_state *rs, tsr_status rc, double total, int builds0,
             rs->plan.n_stages, (long long)tiles);
     fprintf(f, "plan.tile_width: %d\nplan.tile_height: %d\nplan.estimate_bytes: %zu\n",
             big ? big->tile_w : 0, big ? big->tile_h : 0, big ? big->estimate : 0);
-    fprintf(f, "plan.downgrades: %lld\n", (long long)rs->downgrades);
+    fprintf(f, "plan.downgrades: %lld\nrun.tiles: %lld\n", (long long)rs->downgrades,
+            (long long)tiles_run);
     for (int i = 0; i < rs->plan.n_stages; i++) {
         const tsr__stage *s = &rs->plan.stages[i];
         const char *id = rs->g->nodes[s->root].id;

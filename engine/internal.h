@@ -337,6 +337,10 @@ struct tsr_exec {
     const tsr_node *node; /* node being run, for messages */
     const char *kernel;   /* kernel being launched, for messages */
     uint64_t max_pixels;
+    /* Sizes the planner counted for this node's fixed and per-tile device bytes (pool classes,
+     * largest over the stage's tiles; 0: none). tsr__exec_alloc rounds requests up to them so
+     * that every tile asks for the same sizes and reuses the previous tile's blocks. */
+    size_t hint_fixed, hint_tile;
 };
 
 /* Device scratch for a node (counts against the budget). */
@@ -375,6 +379,8 @@ typedef struct tsr__stage {
     size_t estimate;     /* estimated peak device bytes of one tile, pool rounding included */
     size_t min_estimate; /* what the smallest tile needs (for messages) */
     double seconds;      /* time spent running it (statistics) */
+    int64_t tiles_run;   /* tiles really run (more than `tiles` after a downgrade) */
+    size_t *bytes;       /* per graph node, TSR_SLOTS sizes every tile asks the pool for */
 } tsr__stage;
 
 typedef struct tsr__plan {
@@ -393,7 +399,12 @@ typedef struct tsr__tile {
     tsr_rect *up; /* [node * TSR_MAX_PORTS + port] */
     tsr_plan *plan;
     size_t largest; /* largest single buffer of the tile (pool-rounded) */
+    size_t *bytes;  /* [node * TSR_SLOTS + slot]: this tile's buffer sizes (pool-rounded):
+                       slot 0 output, 1..TSR_MAX_PORTS uploads, then scratch, fixed */
+    size_t *max;    /* the same, largest over a grid of tiles */
 } tsr__tile;
+
+#define TSR_SLOTS (TSR_MAX_PORTS + 3)
 
 #define TSR_MIN_TILE 16
 
@@ -401,7 +412,10 @@ tsr_status tsr__plan_make(tsr_engine *e, tsr_graph *g, int force_w, int force_h,
 void tsr__plan_clear(tsr__plan *p);
 tsr_status tsr__tile_alloc(const tsr_graph *g, tsr__tile *t);
 void tsr__tile_free(tsr__tile *t);
-/* Fill t for output rectangle r of stage s; returns the estimated peak device bytes. */
+/* Rectangles only: what every node of stage s produces or uploads for root rectangle r. */
+void tsr__stage_rects(const tsr_graph *g, const tsr__plan *p, const tsr__stage *s, tsr_rect r,
+                      tsr__tile *t);
+/* Fill t for output rectangle r of stage s; returns that tile's own peak device bytes. */
 size_t tsr__stage_tile(const tsr_graph *g, const tsr__plan *p, const tsr__stage *s, tsr_rect r,
                        tsr__tile *t);
 /* The part of a w x h image that reads clamped to the image can touch for `want`. */

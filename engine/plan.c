@@ -32,7 +32,9 @@ tsr_status tsr__tile_alloc(const tsr_graph *g, tsr__tile *t)
     t->need = calloc(n, sizeof *t->need);
     t->up = calloc(n * TSR_MAX_PORTS, sizeof *t->up);
     t->plan = calloc(n, sizeof *t->plan);
-    if (t->need && t->up && t->plan)
+    t->bytes = calloc(n * TSR_SLOTS, sizeof *t->bytes);
+    t->max = calloc(n * TSR_SLOTS, sizeof *t->max);
+    if (t->need && t->up && t->plan && t->bytes && t->max)
         return TSR_OK;
     tsr__tile_free(t);
     return TSR_ERR_NOMEM;
@@ -43,6 +45,8 @@ void tsr__tile_free(tsr__tile *t)
     free(t->need);
     free(t->up);
     free(t->plan);
+    free(t->bytes);
+    free(t->max);
     memset(t, 0, sizeof *t);
 }
 
@@ -58,10 +62,10 @@ static size_t add_sat(size_t a, size_t b)
     return a > SIZE_MAX - b ? SIZE_MAX : a + b;
 }
 
-size_t tsr__stage_tile(const tsr_graph *g, const tsr__plan *p, const tsr__stage *s, tsr_rect r,
-                       tsr__tile *t)
+void tsr__stage_rects(const tsr_graph *g, const tsr__plan *p, const tsr__stage *s, tsr_rect r,
+                      tsr__tile *t)
 {
-    /* Requests flow from the root to the leaves... */
+    /* Requests flow from the root to the leaves. */
     t->need[s->root] = r;
     for (int k = s->n_nodes - 1; k >= 0; k--) {
         int v = s->nodes[k];
@@ -81,61 +85,91 @@ size_t tsr__stage_tile(const tsr_graph *g, const tsr__plan *p, const tsr__stage 
                 t->need[src] = c;
         }
     }
-    /* ...and buffers live from their creation to their consumer's end, in execution order. */
-    size_t live = 0, peak = 0;
-    t->largest = 0;
-#define LARGEST(b) (t->largest = (b) > t->largest ? (b) : t->largest)
+}
+
+/* Pool-rounded size of every buffer of the tile in t (after tsr__stage_rects), into b. */
+static void tile_bytes(const tsr_graph *g, const tsr__plan *p, const tsr__stage *s,
+                       const tsr__tile *t, size_t *b)
+{
     for (int k = 0; k < s->n_nodes; k++) {
         int v = s->nodes[k];
         const tsr_node *n = &g->nodes[v];
+        size_t *slot = b + (size_t)v * TSR_SLOTS;
+        slot[0] = pool_bytes(t->need[v].w, t->need[v].h, n->out_info[0].channels);
+        for (int i = 0; i < n->cls->n_inputs; i++) {
+            int src = n->inputs[i].node;
+            if (p->host[src]) {
+                tsr_rect c = t->up[v * TSR_MAX_PORTS + i];
+                slot[1 + i] = pool_bytes(c.w, c.h, g->nodes[src].out_info[0].channels);
+            }
+        }
+        const tsr_plan *pl = &t->plan[v];
+        slot[TSR_MAX_PORTS + 1] = pl->tile_bytes ? tsr__pool_class_size(pl->tile_bytes) : 0;
+        slot[TSR_MAX_PORTS + 2] = pl->fixed_bytes ? tsr__pool_class_size(pl->fixed_bytes) : 0;
+    }
+}
+
+/* Peak of the buffers alive at once, in execution order: an upload lives while its node runs,
+ * a node's output from its run to its consumer's end, scratch during its node's run. */
+static size_t simulate(const tsr_graph *g, const tsr__plan *p, const tsr__stage *s, const size_t *b,
+                       size_t *largest)
+{
+    size_t live = 0, peak = 0, big = 0;
+    for (int k = 0; k < s->n_nodes; k++) {
+        int v = s->nodes[k];
+        const tsr_node *n = &g->nodes[v];
+        const size_t *slot = b + (size_t)v * TSR_SLOTS;
         size_t inputs = 0;
         for (int i = 0; i < n->cls->n_inputs; i++) {
             int src = n->inputs[i].node;
-            const tsr_image_info *si = &g->nodes[src].out_info[n->inputs[i].port];
-            tsr_rect c = p->host[src] ? t->up[v * TSR_MAX_PORTS + i] : t->need[src];
-            size_t b = pool_bytes(c.w, c.h, si->channels);
-            LARGEST(b);
-            inputs = add_sat(inputs, b);
+            size_t in = p->host[src] ? slot[1 + i] : b[(size_t)src * TSR_SLOTS];
+            inputs = add_sat(inputs, in);
             if (p->host[src])
-                live = add_sat(live, b); /* uploaded just before the node runs */
+                live = add_sat(live, in);
         }
-        size_t ob = pool_bytes(t->need[v].w, t->need[v].h, n->out_info[0].channels);
-        LARGEST(ob);
-        live = add_sat(live, ob);
-        size_t during = live;
-        if (t->plan[v].tile_bytes) {
-            during = add_sat(during, tsr__pool_class_size(t->plan[v].tile_bytes));
-            LARGEST(tsr__pool_class_size(t->plan[v].tile_bytes));
-        }
-        if (t->plan[v].fixed_bytes)
-            during = add_sat(during, tsr__pool_class_size(t->plan[v].fixed_bytes));
+        live = add_sat(live, slot[0]);
+        size_t during = add_sat(add_sat(live, slot[TSR_MAX_PORTS + 1]), slot[TSR_MAX_PORTS + 2]);
         if (during > peak)
             peak = during;
+        for (int j = 0; j < TSR_SLOTS; j++)
+            big = slot[j] > big ? slot[j] : big;
         live = live >= inputs ? live - inputs : 0;
     }
-#undef LARGEST
+    if (largest)
+        *largest = big;
     return peak;
 }
 
-/* Largest estimate over every tile of a tw x th grid; stops early past `limit`. */
+size_t tsr__stage_tile(const tsr_graph *g, const tsr__plan *p, const tsr__stage *s, tsr_rect r,
+                       tsr__tile *t)
+{
+    tsr__stage_rects(g, p, s, r, t);
+    tile_bytes(g, p, s, t, t->bytes);
+    return simulate(g, p, s, t->bytes, &t->largest);
+}
+
+/* Every tile of a stage asks for the same buffer sizes, the largest over the grid, so that the
+ * pool serves every tile after the first from its cache. The estimate is the peak with those
+ * sizes (an upper bound of every tile's own peak). Stops early once one tile passes `limit`. */
 static size_t grid_estimate(const tsr_graph *g, const tsr__plan *p, const tsr__stage *s,
                             tsr__tile *t, int tw, int th, size_t limit)
 {
     const tsr_image_info *o = &g->nodes[s->root].out_info[0];
-    size_t worst = 0;
+    size_t n = (size_t)g->n_nodes * TSR_SLOTS;
+    memset(t->max, 0, n * sizeof *t->max);
     for (int y = 0; y < o->height; y += th)
         for (int x = 0; x < o->width; x += tw) {
             tsr_rect r = {x, y, tw < o->width - x ? tw : o->width - x,
                           th < o->height - y ? th : o->height - y};
             size_t e = tsr__stage_tile(g, p, s, r, t);
-            if (p->max_alloc && t->largest > p->max_alloc)
-                e = SIZE_MAX; /* one buffer would pass the device's largest allocation */
-            if (e > worst)
-                worst = e;
-            if (limit && worst > limit)
-                return worst;
+            if ((p->max_alloc && t->largest > p->max_alloc) || e == SIZE_MAX)
+                return SIZE_MAX; /* one buffer would pass the device's largest allocation */
+            if (limit && e > limit)
+                return e;
+            for (size_t i = 0; i < n; i++)
+                t->max[i] = t->bytes[i] > t->max[i] ? t->bytes[i] : t->max[i];
         }
-    return worst;
+    return simulate(g, p, s, t->max, NULL);
 }
 
 /* Largest k in [lo, hi] with fits(k), or lo - 1; fits is monotone (true then false). */
@@ -196,7 +230,6 @@ static tsr_status choose_tile(tsr_engine *e, const tsr_graph *g, const tsr__plan
             s->tile_h = best * 8 < H ? best * 8 : H;
         }
     }
-    s->estimate = grid_estimate(g, p, s, t, s->tile_w, s->tile_h, 0);
     return TSR_OK;
 }
 
@@ -213,8 +246,10 @@ static void stage_collect(const tsr_graph *g, const tsr__plan *p, int v, tsr__st
 
 void tsr__plan_clear(tsr__plan *p)
 {
-    for (int i = 0; i < p->n_stages; i++)
+    for (int i = 0; i < p->n_stages; i++) {
         free(p->stages[i].nodes);
+        free(p->stages[i].bytes);
+    }
     free(p->stages);
     free(p->host);
     free(p->stage_of);
@@ -272,10 +307,15 @@ tsr_status tsr__plan_make(tsr_engine *e, tsr_graph *g, int force_w, int force_h,
         if (force_w > 0 && force_h > 0) {
             s->tile_w = force_w < o->width ? force_w : o->width;
             s->tile_h = force_h < o->height ? force_h : o->height;
-            s->estimate = grid_estimate(g, out, s, &t, s->tile_w, s->tile_h, 0);
         } else if ((rc = choose_tile(e, g, out, s, &t))) {
             break; /* no tile fits: tile_w is 0, there is nothing to count */
         }
+        if (!(s->bytes = malloc(n * TSR_SLOTS * sizeof *s->bytes))) {
+            rc = tsr__seterr(&e->err, TSR_ERR_NOMEM, "out of memory planning the graph");
+            break;
+        }
+        s->estimate = grid_estimate(g, out, s, &t, s->tile_w, s->tile_h, 0);
+        memcpy(s->bytes, t.max, n * TSR_SLOTS * sizeof *s->bytes);
         s->tiles = (int64_t)((o->width + s->tile_w - 1) / s->tile_w) *
                    ((o->height + s->tile_h - 1) / s->tile_h);
         int mw = o->width < TSR_MIN_TILE ? o->width : TSR_MIN_TILE;

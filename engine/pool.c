@@ -1,12 +1,14 @@
 /* Device buffer pool: every device allocation of the engine comes from here.
  *
  * Sizes are rounded up to classes, four per power of two (2^k * {4,5,6,7}/4, at least 256 bytes),
- * so a freed block fits later requests of nearby sizes. A request reuses the smallest cached
- * block of its own class or the next one, so a block is at most 1.5 times a request above 256
- * bytes (at most 320 bytes for smaller ones). The cap bounds every byte the pool holds, in use
- * plus cached: an allocation that would pass it first gives the cache back, then fails with
- * TSR_ERR_DEVICE_NOMEM and the figures. New buffers are written once and waited on, so that a
- * lazily allocating driver reports out-of-memory here and not inside a later kernel.
+ * so a freed block fits later requests of nearby sizes. A request reuses a cached block of its own
+ * class only (waste under 25% above 256 bytes): a larger block would make in-use bytes pass
+ * the planner's estimate, which counts each buffer at its own class; the executor makes every
+ * tile of a stage ask for the same sizes, so tiles reuse each other's blocks. The cap bounds every
+ * byte the pool holds, in use plus cached: an allocation that would pass it first gives the cache
+ * back, then fails with TSR_ERR_DEVICE_NOMEM and the figures. New buffers are written once and
+ * waited on, so that a lazily allocating driver reports out-of-memory here and not inside a later
+ * kernel.
  *
  * The staging pool holds pinned host buffers (CL_MEM_ALLOC_HOST_PTR) for transfers, with the
  * same classes and counters and its own cap. */
@@ -20,6 +22,7 @@ typedef struct block {
     cl_mem mem;
     size_t size;
     int in_use;
+    uint64_t released; /* when it went back to the cache (a release counter), for LRU */
 } block;
 
 struct tsr__pool {
@@ -32,6 +35,7 @@ struct tsr__pool {
     tsr_pool_stats st;
     /* fault injection: fail allocations fault_at..fault_to (1-based, inclusive) */
     uint64_t fault_at, fault_to;
+    uint64_t releases;
 };
 
 size_t tsr__pool_class_size(size_t bytes)
@@ -58,16 +62,6 @@ static tsr_status pool_new(tsr__cl *cl, cl_mem_flags flags, const char *name, ts
     p->cl = cl;
     p->flags = flags;
     p->name = name;
-    const char *f = getenv("TSR_FAULT_ALLOC");
-    if (f && *f && strcmp(name, "device") == 0) {
-        /* "N": the Nth allocation fails; "N+": every one from the Nth; "N-M": N through M. */
-        char *end;
-        p->fault_at = p->fault_to = strtoull(f, &end, 10);
-        if (*end == '+')
-            p->fault_to = UINT64_MAX;
-        else if (*end == '-')
-            p->fault_to = strtoull(end + 1, NULL, 10);
-    }
     *out = p;
     return TSR_OK;
 }
@@ -159,6 +153,25 @@ static cl_int touch(tsr__pool *p, cl_mem m, size_t size)
     return st == CL_SUCCESS ? clFinish(p->cl->queue) : st;
 }
 
+/* Give cached blocks back, least recently released first, until `size` more bytes fit under
+ * the cap (or nothing is cached): the blocks the next tiles will ask for stay. */
+static void make_room(tsr__pool *p, size_t size)
+{
+    int any = 0;
+    while (p->st.held_bytes + size > p->cap) {
+        int lru = -1;
+        for (int i = 0; i < p->n; i++)
+            if (!p->blocks[i].in_use &&
+                (lru < 0 || p->blocks[i].released < p->blocks[lru].released))
+                lru = i;
+        if (lru < 0)
+            break;
+        drop(p, lru);
+        any = 1;
+    }
+    p->st.trims += (uint64_t)any;
+}
+
 tsr_status tsr__pool_alloc(tsr__pool *p, size_t bytes, cl_mem *out, tsr__err *err)
 {
     *out = NULL;
@@ -167,14 +180,10 @@ tsr_status tsr__pool_alloc(tsr__pool *p, size_t bytes, cl_mem *out, tsr__err *er
         return oom(p, err, "injected failure of allocation %zu (TSR_FAULT_ALLOC) of %zu bytes",
                    (size_t)p->st.allocations, bytes);
     size_t size = tsr__pool_class_size(bytes);
-    size_t next = tsr__pool_class_size(size + 1);
     int best = -1;
-    for (int i = 0; i < p->n; i++) {
-        block *b = &p->blocks[i];
-        if (!b->in_use && b->size >= size && b->size <= next &&
-            (best < 0 || b->size < p->blocks[best].size))
+    for (int i = 0; i < p->n && best < 0; i++)
+        if (!p->blocks[i].in_use && p->blocks[i].size == size)
             best = i;
-    }
     if (best >= 0) {
         p->st.hits++;
         p->blocks[best].in_use = 1;
@@ -187,7 +196,7 @@ tsr_status tsr__pool_alloc(tsr__pool *p, size_t bytes, cl_mem *out, tsr__err *er
         return oom(p, err, "a buffer of %zu bytes exceeds the device's largest allocation (%zu)",
                    size, (size_t)p->cl->info.max_alloc);
     if (p->cap && (size > p->cap || p->st.held_bytes + size > p->cap))
-        tsr__pool_trim(p);
+        make_room(p, size);
     if (p->cap && (size > p->cap || p->st.held_bytes + size > p->cap))
         return oom(p, err, "%zu more bytes would pass the budget (%zu bytes still free)", size,
                    p->cap > p->st.held_bytes ? p->cap - (size_t)p->st.held_bytes : 0);
@@ -218,7 +227,7 @@ tsr_status tsr__pool_alloc(tsr__pool *p, size_t bytes, cl_mem *out, tsr__err *er
     if (st != CL_SUCCESS)
         return tsr__seterr(err, TSR_ERR_DEVICE, "%s memory: allocating %zu bytes failed: %s (%d)",
                            p->name, size, tsr__cl_status_name(st), st);
-    p->blocks[p->n++] = (block){m, size, 1};
+    p->blocks[p->n++] = (block){m, size, 1, 0};
     p->st.held_bytes += size;
     note_use(p, size);
     *out = m;
@@ -232,6 +241,7 @@ void tsr__pool_release(tsr__pool *p, cl_mem m)
     for (int i = 0; i < p->n; i++)
         if (p->blocks[i].mem == m && p->blocks[i].in_use) {
             p->blocks[i].in_use = 0;
+            p->blocks[i].released = ++p->releases;
             p->st.in_use_bytes -= p->blocks[i].size;
             return;
         }

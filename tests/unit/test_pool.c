@@ -124,16 +124,18 @@ static void best_fit_reuse(void **state)
     assert_int_equal(s.in_use_bytes, 0);
     assert_int_equal(s.held_bytes, 1024 + 1280 + 1536); /* cached, not given back */
 
-    /* Same class: the smallest fitting block, not the first released one. */
+    /* Same class: reused. */
     cl_mem x = alloc_ok(p, 900, &err);
     assert_ptr_equal(x, a);
-    /* Its class (1024) is taken: the next class (1280) serves it. */
+    /* Its class (1024) is taken: a larger cached block would break the planner's accounting
+     * (an estimate counts each buffer at its own class), so a new block. */
     cl_mem y = alloc_ok(p, 1000, &err);
-    assert_ptr_equal(y, b);
-    /* Two classes up (1536) is too much waste: a new block. */
-    cl_mem z = alloc_ok(p, 1000, &err);
-    assert_ptr_not_equal(z, c);
-    assert_int_equal(mem_size(z), 1024);
+    assert_ptr_not_equal(y, b);
+    assert_ptr_not_equal(y, c);
+    assert_int_equal(mem_size(y), 1024);
+    /* A request of the 1280 class takes the cached 1280 block. */
+    cl_mem z = alloc_ok(p, 1100, &err);
+    assert_ptr_equal(z, b);
     /* A much smaller request never takes a big block. */
     cl_mem w = alloc_ok(p, 300, &err);
     assert_ptr_not_equal(w, c);
@@ -143,17 +145,18 @@ static void best_fit_reuse(void **state)
     assert_int_equal(s.hits, 2);
     assert_int_equal(s.misses, 5);
     assert_int_equal(s.held_bytes, 1024 + 1280 + 1536 + 1024 + 320);
-    assert_int_equal(s.in_use_bytes, 1024 + 1280 + 1024 + 320);
+    assert_int_equal(s.in_use_bytes, 1024 + 1024 + 1280 + 320);
 
-    /* 100 bytes is class 256; the cached 320 block is the next class, so it serves. A second
-     * one finds neither class and gets a new 256-byte block, not one of the 1 KiB ones. */
+    /* 100 bytes is class 256: the cached 320 block is another class, so a new 256-byte block;
+     * a second 100-byte request after its release reuses it. */
     tsr__pool_release(p, w);
     tsr__pool_release(p, x);
     cl_mem v = alloc_ok(p, 100, &err);
-    assert_ptr_equal(v, w);
+    assert_ptr_not_equal(v, w);
+    assert_int_equal(mem_size(v), 256);
+    tsr__pool_release(p, v);
     cl_mem u = alloc_ok(p, 100, &err);
-    assert_ptr_not_equal(u, x);
-    assert_int_equal(mem_size(u), 256);
+    assert_ptr_equal(u, v);
     s = stats_of(p);
     assert_int_equal(s.hits, 3);
     assert_int_equal(s.misses, 6);
@@ -213,8 +216,9 @@ static void hard_cap(void **state)
     assert_int_equal(s.held_bytes, 12 * 5120);
 
     /* Four blocks go to the cache. An 8000-byte request (class 8192) finds no block of its
-     * class and would pass the cap with the cache kept: the pool trims it first, and then the
-     * request fits (8 * 5120 + 8192 = 49152). */
+     * class and would pass the cap with the cache kept: the pool gives back cached blocks,
+     * least recently released first, only until the request fits: one block here
+     * (11 * 5120 + 8192 = 64512 <= 65536); the other three stay cached. */
     for (int i = 0; i < 4; i++)
         tsr__pool_release(p, m[i]);
     assert_int_equal(stats_of(p).held_bytes, 12 * 5120);
@@ -222,11 +226,16 @@ static void hard_cap(void **state)
     s = stats_of(p);
     assert_int_equal(s.trims, 1);
     assert_int_equal(s.oom_events, 1);
-    assert_int_equal(s.held_bytes, 8 * 5120 + 8192);
-    assert_int_equal(s.in_use_bytes, s.held_bytes);
-    assert_int_equal(s.peak_held_bytes, 12 * 5120); /* never above the cap on the way */
+    assert_int_equal(s.held_bytes, 11 * 5120 + 8192);
+    assert_int_equal(s.in_use_bytes, 8 * 5120 + 8192);
+    /* m[0], released first, went back to the driver; m[1..3] are still cached: a 5000-byte
+     * request is a hit. */
+    cl_mem hit = alloc_ok(p, 5000, &err);
+    assert_true(hit == m[1] || hit == m[2] || hit == m[3]);
+    tsr__pool_release(p, hit);
+    assert_int_equal(s.peak_held_bytes, 11 * 5120 + 8192); /* never above the cap on the way */
 
-    /* A request larger than the cap itself fails even with an empty cache. */
+    /* A request larger than the cap itself fails, after giving back the whole cache. */
     cl_mem huge = NULL;
     assert_int_equal(tsr__pool_alloc(p, 100000, &huge, &err), TSR_ERR_DEVICE_NOMEM);
     assert_null(huge);
@@ -717,7 +726,7 @@ static void budget_caps_runs(void **state)
 
 /* Two jobs on one engine, tiled, with room in the budget to keep the cache: tiles reuse the
  * blocks of earlier tiles, and the second job allocates nothing new. (Where the budget binds,
- * the pool gives its cache back to fit each new class and little is reused: docs/MEMORY.md.) */
+ * the pool gives cached blocks back to fit other classes and less is reused: docs/MEMORY.md.) */
 static void reuse_across_jobs(void **state)
 {
     run_dir d;
@@ -731,9 +740,10 @@ static void reuse_across_jobs(void **state)
     assert_int_equal(a.in_use_bytes, 0);
     assert_int_equal(a.trims, 0);
     assert_int_equal(a.hits + a.misses, a.allocations);
-    /* 7 buffers a tile, 20 tiles: the classes differ only with the tiles' edges and phases, so
-     * most requests after the first tile are hits (measured: 17 misses of 140). */
-    assert_true(a.misses >= 7 && a.hits >= 4 * a.misses);
+    /* 7 requests a tile, 20 tiles: every tile of a stage asks for the same sizes, so only the
+     * first tile's buffers are new (measured: 6 misses of 140, a block reused within it). */
+    assert_true(a.misses >= 1 && a.misses <= 7);
+    assert_true(a.hits == a.allocations - a.misses);
 
     tsr_image *second = run_chain(e, &d, "second", 96, 96);
     tsr_pool_stats b = engine_stats(e, 0);
