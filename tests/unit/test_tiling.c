@@ -8,8 +8,9 @@
  *   plan), strips before squares, the largest tile that fits, and a budget too small for the
  *   smallest tile refused before any pixel is read.
  * - memory: for several graphs and budgets from 16 MiB to 1 GiB, the pool's measured peak of
- *   held bytes never passes the budget, and the planner's estimate E is honest against the
- *   measured peak of bytes in use M: E <= M <= 1.25 E (REUSE_FACTOR says why). */
+ *   held bytes never passes the budget, no allocation is refused, and the planner's estimate E
+ *   is honest against the measured peak of bytes in use M: M <= E <= 1.1 M (ESTIMATE_FACTOR
+ *   says why). */
 #include "graphrun.h"
 
 static char dir[512];
@@ -572,14 +573,14 @@ static size_t plan_event_estimate(const char *json)
     return best;
 }
 
-/* How far the measured peak may pass the estimate. The estimate counts every buffer at its pool
- * class, which is what a fresh allocation takes, so the measured peak of a run that went
- * through every tile is at least the estimate. Best-fit reuse may serve a request with a cached
- * block of the next class, which docs/MEMORY.md leaves out of the estimate on purpose: that is
- * at most 1.25 times the class (classes step by a quarter of their power of two). Measured here:
- * the peak equals the estimate in every run; the fan-out graph at 16 and 64 MiB has one pool
- * refusal each (a next-class block reused across stages), recovered by the retry. */
-#define REUSE_FACTOR 1.25
+/* How far the estimate may exceed the measured peak. The estimate is the peak of the very
+ * buffers the executor allocates (each at its largest size over the stage's grid, rounded to its
+ * pool class, which is all a request can take since the pool reuses only blocks of the same
+ * class), so it is an upper bound; it is above the measured peak only where the model's buffer
+ * lifetimes overlap more than the executor's. Measured here: equal in every run (ratio 1.000);
+ * 1.1 leaves room for rounding in future nodes' scratch without letting a real over-estimate
+ * through. */
+#define ESTIMATE_FACTOR 1.1
 
 static void cap_holds_and_estimate_is_honest(void **state)
 {
@@ -611,7 +612,7 @@ static void cap_holds_and_estimate_is_honest(void **state)
             printf("%-6d %4lluM %6llu %12zu %12llu %12llu %6.3f %4llu\n", k + 1,
                    (unsigned long long)(limits[l] >> 20), tiles, est,
                    (unsigned long long)st.peak_in_use_bytes, (unsigned long long)st.peak_held_bytes,
-                   (double)st.peak_in_use_bytes / (double)est, (unsigned long long)st.oom_events);
+                   (double)est / (double)st.peak_in_use_bytes, (unsigned long long)st.oom_events);
             assert_int_equal(st.cap_bytes, limits[l]);
             assert_true(st.peak_held_bytes <= limits[l]);
             assert_true(st.peak_in_use_bytes <= st.peak_held_bytes);
@@ -619,12 +620,12 @@ static void cap_holds_and_estimate_is_honest(void **state)
             assert_true(est <= limits[l]);
             assert_int_equal(plan_event_estimate(r.plan_json), est);
             /* Honest in both directions. */
-            assert_true(est <= st.peak_in_use_bytes);
-            assert_true((double)st.peak_in_use_bytes <= REUSE_FACTOR * (double)est);
-            /* A refusal caused by reuse slack is recovered by the tile's retry on an empty
-             * cache, where the tile's estimate fits: never a smaller tile. */
+            assert_true(st.peak_in_use_bytes <= est);
+            assert_true((double)est <= ESTIMATE_FACTOR * (double)st.peak_in_use_bytes);
+            /* A plan that fits is never refused: cached blocks are given back first, and what
+             * is in use stays under the estimate. */
+            assert_int_equal(st.oom_events, 0);
             assert_int_equal(gr_stat(r.stats, "plan.downgrades"), 0);
-            assert_true(st.oom_events <= tiles);
             if (limits[l] == 16ull << 20)
                 assert_true(tiles > gr_stat(r.stats, "plan.stages")); /* really tiled */
             gr_result_clear(&r);
