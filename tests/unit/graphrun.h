@@ -198,28 +198,10 @@ static inline int gr_exists(const char *path)
     return stat(path, &st) == 0;
 }
 
-/* Whole file into a malloc'ed buffer (*len bytes); fails the test if it cannot be read. */
-static inline unsigned char *gr_slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        fail_msg("cannot open %s", path);
-    assert_int_equal(fseek(f, 0, SEEK_END), 0);
-    long n = ftell(f);
-    assert_true(n >= 0);
-    rewind(f);
-    unsigned char *buf = malloc((size_t)n + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    *len = (size_t)n;
-    return buf;
-}
-
 static inline int gr_same_file(const char *a, const char *b)
 {
     size_t la, lb;
-    unsigned char *x = gr_slurp(a, &la), *y = gr_slurp(b, &lb);
+    unsigned char *x = tu_slurp(a, &la), *y = tu_slurp(b, &lb);
     int same = la == lb && memcmp(x, y, la) == 0;
     free(x);
     free(y);

@@ -255,7 +255,7 @@ static void sweep_sticky(oom_case *c)
         assert_int_equal(f.st.oom_events, 2 * (uint64_t)f.r.n_downgrade + 2);
         if (keep) {
             size_t len;
-            unsigned char *now = gr_slurp(out_png, &len);
+            unsigned char *now = tu_slurp(out_png, &len);
             assert_int_equal(len, sizeof sentinel - 1);
             assert_memory_equal(now, sentinel, len);
             free(now);

@@ -294,7 +294,7 @@ static void chains_seamless_ref(void **state)
 static void write_truncated(const char *good, const char *cut)
 {
     size_t len;
-    unsigned char *buf = gr_slurp(good, &len);
+    unsigned char *buf = tu_slurp(good, &len);
     FILE *f = fopen(cut, "wb");
     assert_non_null(f);
     assert_int_equal(fwrite(buf, 1, len / 2, f), len / 2);
