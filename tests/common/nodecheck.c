@@ -2,6 +2,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 
 void nc_check(const tsr_image *got, const tsr_image *want, double abs_tol, double rel_tol,
               const char *what)
@@ -27,6 +28,23 @@ void nc_check(const tsr_image *got, const tsr_image *want, double abs_tol, doubl
                  what, worst / plane, worst % plane % got->width, worst % plane / got->width,
                  got->data[worst], want->data[worst], abs_tol, rel_tol);
     }
+}
+
+int nc_colour_planes(int channels)
+{
+    return channels == 2 || channels == 4 ? channels - 1 : channels;
+}
+
+void nc_alpha_kept(const tsr_image *in, const tsr_image *out, const char *what)
+{
+    assert_int_equal(out->width, in->width);
+    assert_int_equal(out->height, in->height);
+    assert_int_equal(out->channels, in->channels);
+    size_t plane = (size_t)in->width * in->height;
+    for (size_t i = plane * nc_colour_planes(in->channels); i < plane * in->channels; i++)
+        if (memcmp(&out->data[i], &in->data[i], sizeof(float)) != 0)
+            fail_msg("%s: alpha (%zu, %zu) changed: %.9g -> %.9g", what, i % plane % in->width,
+                     i % plane / in->width, in->data[i], out->data[i]);
 }
 
 void nc_sweep_run(const nc_sweep *sw)

@@ -17,6 +17,12 @@ typedef struct nc_tol {
 void nc_check(const tsr_image *got, const tsr_image *want, double abs_tol, double rel_tol,
               const char *what);
 
+/* How many planes of an image with `channels` channels hold colour: 2 and 4 end with alpha. */
+int nc_colour_planes(int channels);
+
+/* Fail unless `out` has the shape of `in` and its alpha plane (if any) holds the same bits. */
+void nc_alpha_kept(const tsr_image *in, const tsr_image *out, const char *what);
+
 /* One point of a sweep: sizes[s] is w x h, ch channels, param set p. */
 typedef struct nc_point {
     size_t s, p;

@@ -115,9 +115,8 @@ __attribute__((unused)) static tsr_image *fg_random_range(int w, int h, int ch, 
                                                           float lo, float hi)
 {
     tsr_image *img = tu_random_image(w, h, ch, seed);
-    int colour = ch == 2 || ch == 4 ? ch - 1 : ch;
-    size_t plane = (size_t)w * h;
-    for (size_t i = 0; i < plane * colour; i++)
+    size_t colour = (size_t)w * h * nc_colour_planes(ch);
+    for (size_t i = 0; i < colour; i++)
         img->data[i] = lo + (hi - lo) * img->data[i];
     return img;
 }

@@ -61,16 +61,11 @@ static nc_tol sweep_tol(const nc_point *pt, const tsr_image *in)
 static void sweep_check(const nc_point *pt, const tsr_image *in, const tsr_image *ref,
                         const char *what)
 {
-    size_t plane = (size_t)in->width * in->height;
-    int ch = pt->ch, colour = ch == 2 || ch == 4 ? ch - 1 : ch;
-    for (int c = 0; c < ch; c++)
-        for (size_t i = 0; i < plane; i++) {
-            float r = ref->data[c * plane + i];
-            if (c >= colour)
-                assert_true(r == in->data[c * plane + i]);
-            else if (params[pt->p].clamp[0] == 't')
-                assert_true(r >= 0.0f && r <= 1.0f);
-        }
+    nc_alpha_kept(in, ref, what);
+    size_t colour = (size_t)in->width * in->height * nc_colour_planes(pt->ch);
+    if (params[pt->p].clamp[0] == 't')
+        for (size_t i = 0; i < colour; i++)
+            assert_true(ref->data[i] >= 0.0f && ref->data[i] <= 1.0f);
 }
 
 static void cl_matches_ref(void **state)

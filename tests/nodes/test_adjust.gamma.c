@@ -41,20 +41,15 @@ static tsr_image *sweep_input(const nc_point *pt)
 static void sweep_check(const nc_point *pt, const tsr_image *in, const tsr_image *ref,
                         const char *what)
 {
-    size_t plane = (size_t)in->width * in->height;
-    int ch = pt->ch, colour = ch == 2 || ch == 4 ? ch - 1 : ch;
+    nc_alpha_kept(in, ref, what);
+    size_t colour = (size_t)in->width * in->height * nc_colour_planes(pt->ch);
     double e = (float)(1.0 / atof(gammas[pt->p]));
-    for (int c = 0; c < ch; c++)
-        for (size_t i = 0; i < plane; i++) {
-            float v = in->data[c * plane + i], r = ref->data[c * plane + i];
-            if (c >= colour) {
-                assert_true(r == v);
-                continue;
-            }
-            double want = v > 0 ? pow(v, e) : 0.0;
-            if (!(fabs(r - want) <= FLT_EPSILON * want + FLT_MIN))
-                fail_msg("%s: pow(%.9g, %.9g) = %.9g, reference %.9g", what, v, e, want, r);
-        }
+    for (size_t i = 0; i < colour; i++) {
+        float v = in->data[i], r = ref->data[i];
+        double want = v > 0 ? pow(v, e) : 0.0;
+        if (!(fabs(r - want) <= FLT_EPSILON * want + FLT_MIN))
+            fail_msg("%s: pow(%.9g, %.9g) = %.9g, reference %.9g", what, v, e, want, r);
+    }
 }
 
 static void cl_matches_ref(void **state)

@@ -12,13 +12,10 @@ static tsr_image *sweep_input(const nc_point *pt)
 static void sweep_check(const nc_point *pt, const tsr_image *in, const tsr_image *ref,
                         const char *what)
 {
-    size_t plane = (size_t)in->width * in->height;
-    int ch = pt->ch, colour = ch == 2 || ch == 4 ? ch - 1 : ch;
-    for (int c = 0; c < ch; c++)
-        for (size_t i = 0; i < plane; i++) {
-            float v = in->data[c * plane + i];
-            assert_true(ref->data[c * plane + i] == (c < colour ? 1.0f - v : v));
-        }
+    nc_alpha_kept(in, ref, what);
+    size_t colour = (size_t)in->width * in->height * nc_colour_planes(pt->ch);
+    for (size_t i = 0; i < colour; i++)
+        assert_true(ref->data[i] == 1.0f - in->data[i]);
 }
 
 /* 1 - v is exact in float32 for v in [0,1): any difference is a kernel bug, so tolerance 0. */
