@@ -58,7 +58,8 @@ void nc_sweep_run(const nc_sweep *sw);
 
 /* Tiles give the same bits as the whole image on each path: the reference in ref_tile tiles
  * against the whole reference, the device in cl_tile tiles against the whole device run.
- * `label` (may be NULL) names the case in messages after "ref tiles WxH". */
+ * `label` (may be NULL) names the case in messages after "ref tiles WxH"; n and in stay the
+ * caller's. */
 void nc_tiled_equals_whole(const tsr_node *n, tsr_image *in, const int ref_tile[2],
                            const int cl_tile[2], const char *label);
 
