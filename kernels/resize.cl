@@ -1,69 +1,10 @@
 /* resize: see nodes/resize.c (semantics) and docs/NODES-resize.md. */
-/* tsr_geom comes from kernels/common.clh, prepended at build. Every arithmetic step below is
- * mirrored operation for operation by the reference path in nodes/resize.c: keep them in step. */
+/* tsr_geom comes from kernels/common.clh, prepended at build. The weights come from the host
+ * (rs_taps_make in nodes/resize.c, the reference path's own tables); every arithmetic step below
+ * is mirrored operation for operation by the reference path: keep them in step. */
 
 /* Contraction into fma would round differently from the plain-C reference. */
 #pragma OPENCL FP_CONTRACT OFF
-
-#define RS_NEAREST 0
-#define RS_BILINEAR 1
-#define RS_BICUBIC 2
-#define RS_MITCHELL 3
-#define RS_LANCZOS3 4
-#define RS_PI 3.14159265358979323846f
-
-/* Filter support in input pixels at scale 1 (nearest has no taps). */
-inline int rs_support(int filter)
-{
-    return filter == RS_BILINEAR ? 1 : (filter == RS_LANCZOS3 ? 3 : 2);
-}
-
-inline float rs_weight(int filter, float t)
-{
-    t = fabs(t);
-    if (filter == RS_BILINEAR)
-        return t < 1.0f ? 1.0f - t : 0.0f;
-    if (filter == RS_BICUBIC) { /* Keys, a = -0.5 */
-        if (t < 1.0f)
-            return (1.5f * t - 2.5f) * t * t + 1.0f;
-        if (t < 2.0f)
-            return (((t - 5.0f) * t + 8.0f) * t - 4.0f) * -0.5f;
-        return 0.0f;
-    }
-    if (filter == RS_MITCHELL) { /* Mitchell-Netravali, B = C = 1/3 */
-        if (t < 1.0f)
-            return ((7.0f * t - 12.0f) * t * t + 16.0f / 3.0f) / 6.0f;
-        if (t < 2.0f)
-            return (((-7.0f / 3.0f * t + 12.0f) * t - 20.0f) * t + 32.0f / 3.0f) / 6.0f;
-        return 0.0f;
-    }
-    if (t >= 3.0f)
-        return 0.0f;
-    if (t == 0.0f)
-        return 1.0f;
-    float a = RS_PI * t;
-    return 3.0f * sin(a) * sin(a / 3.0f) / (a * a);
-}
-
-inline long rs_floor_div(long a, long b)
-{
-    long q = a / b;
-    return (a % b != 0 && a < 0) ? q - 1 : q;
-}
-
-/* Taps of output pixel o (absolute) on an axis of n_in -> n_out pixels: the input pixels i with
- * |t| < support, t = ((2i+1) n_out - (2o+1) n_in) / (2 max(n_in, n_out)), clamped to the
- * image. Integer arithmetic, so the window never depends on rounding. */
-inline void rs_window(int filter, int o, int n_in, int n_out, int *lo, int *hi)
-{
-    long m = n_in > n_out ? n_in : n_out;
-    long span = 2L * rs_support(filter) * m;
-    long centre = (2L * o + 1) * n_in;
-    long a = rs_floor_div(centre - span - n_out, 2L * n_out) + 1;
-    long b = rs_floor_div(centre + span - n_out - 1, 2L * n_out);
-    *lo = (int)(a < 0 ? 0 : a);
-    *hi = (int)(b > n_in - 1 ? n_in - 1 : b);
-}
 
 /* Input pixel whose centre is nearest to output pixel o: floor((o + 0.5) n_in / n_out). */
 inline int rs_nearest(int o, int n_in, int n_out)
@@ -83,87 +24,89 @@ __kernel void tsr_resize_nearest(__global const float *in, __global float *out, 
         out[tsr_out_index(&g, c, x, y)] = in[((size_t)c * g.in_h + sy) * g.in_w + sx];
 }
 
+/* Tap tables (rs_taps in nodes/resize.c), one per axis, 32-bit words from `base` in the scratch
+ * buffer, after the scratch image: for the axis's count output pixels of this tile, lo[count]
+ * and n[count] (ints: first input pixel, absolute, and number of taps), wsum[count], then count
+ * rows of k weights. */
+#define RS_LO(t, base, j) as_int((t)[(base) + (j)])
+#define RS_N(t, base, count, j) as_int((t)[(base) + (count) + (j)])
+#define RS_WSUM(t, base, count, j) ((t)[(base) + 2 * (long)(count) + (j)])
+#define RS_W(t, base, count, k, j) ((t) + (base) + 3 * (long)(count) + (long)(j) * (k))
+
 /* Each work item of the two passes below computes RS_PER_ITEM output pixels that share their
- * weights, so every weight (two sin calls for lanczos3) is evaluated once per item rather than
- * once per pixel. The pixels are `stride` apart so that neighbouring items still touch
- * neighbouring addresses. Per pixel the operations and their order are unchanged. Loops run a
- * constant count with guards inside, so that compilers can unroll them and keep acc in
- * registers instead of indexing private memory. */
+ * taps and weights, held as one float8 per channel: the vector arithmetic is element-wise, so per
+ * pixel it is the reference's scalar operations in the reference's order, and it lets CPU
+ * implementations use SIMD registers where a loop over the pixels stays scalar (PoCL does not
+ * vectorize across work items whose loop counts come from memory). The channel loop is outermost
+ * so that the accumulator stays in a register. */
 #define RS_PER_ITEM 8
 
 /* Horizontal pass: tmp holds `rows` input rows starting at image row row0, out_w columns wide
- * (the output tile's columns), planar per channel. Item (x, r) does rows r, r + stride, ... */
-__kernel void tsr_resize_h(__global const float *in, __global float *tmp, tsr_geom g, int filter,
-                           int out_img_w, int row0, int rows, int channels, int stride)
+ * (the output tile's columns), planar per channel. Item (x, r) does RS_PER_ITEM consecutive rows
+ * from r * RS_PER_ITEM at column x, which share taps and weights, as one vector; rows past the
+ * end (in the last item of a column) repeat the last row and are not stored, so that the lanes
+ * never branch apart. */
+__kernel void tsr_resize_h(__global const float *in, __global float *tmp, tsr_geom g, long xtab,
+                           int k, int row0, int rows, int channels)
 {
-    int x = get_global_id(0), r0 = get_global_id(1);
-    if (x >= g.out_w || r0 >= stride)
+    int x = get_global_id(0), r0 = get_global_id(1) * RS_PER_ITEM;
+    if (x >= g.out_w || r0 >= rows)
         return;
-    int lo, hi;
-    rs_window(filter, g.out_x + x, g.img_w, out_img_w, &lo, &hi);
-    long m = g.img_w > out_img_w ? g.img_w : out_img_w;
-    float den = (float)(2L * m);
-    long step = 2L * out_img_w;
-    long num = (2L * lo + 1) * out_img_w - (2L * (g.out_x + x) + 1) * g.img_w;
+    __global const float *tab = tmp;
+    int lo = RS_LO(tab, xtab, x), n = RS_N(tab, xtab, g.out_w, x);
+    float wsum = RS_WSUM(tab, xtab, g.out_w, x);
+    __global const float *w = RS_W(tab, xtab, g.out_w, k, x);
     size_t plane = (size_t)g.in_w * g.in_h;
-    float acc[RS_PER_ITEM][4], wsum = 0.0f;
+    __global const float *src[RS_PER_ITEM];
     for (int p = 0; p < RS_PER_ITEM; p++)
-        for (int c = 0; c < 4; c++)
-            acc[p][c] = 0.0f;
-    for (int i = lo; i <= hi; i++, num += step) {
-        float w = rs_weight(filter, (float)num / den);
-        wsum += w;
-        for (int p = 0; p < RS_PER_ITEM; p++) {
-            int r = r0 + p * stride;
-            size_t at = (size_t)(row0 + r - g.in_y) * g.in_w + (size_t)(i - g.in_x);
-            for (int c = 0; c < 4; c++)
-                if (r < rows && c < channels)
-                    acc[p][c] += w * in[c * plane + at];
+        src[p] = in + (size_t)(row0 + min(r0 + p, rows - 1) - g.in_y) * g.in_w + (lo - g.in_x);
+    for (int c = 0; c < channels; c++) {
+        float8 acc = (float8)(0.0f);
+        for (int i = 0; i < n; i++) {
+            size_t at = c * plane + i;
+            acc += w[i] * (float8)(src[0][at], src[1][at], src[2][at], src[3][at], src[4][at],
+                                   src[5][at], src[6][at], src[7][at]);
         }
-    }
-    for (int p = 0; p < RS_PER_ITEM; p++) {
-        int r = r0 + p * stride;
-        for (int c = 0; c < 4; c++)
-            if (r < rows && c < channels)
-                tmp[((size_t)c * rows + r) * g.out_w + x] =
-                    wsum != 0.0f ? acc[p][c] / wsum : acc[p][c];
+        acc = wsum != 0.0f ? acc / wsum : acc;
+        __global float *dst = tmp + ((size_t)c * rows + r0) * g.out_w + x;
+        float r[RS_PER_ITEM];
+        vstore8(acc, 0, r);
+        for (int p = 0; p < RS_PER_ITEM; p++)
+            if (r0 + p < rows)
+                dst[(size_t)p * g.out_w] = r[p];
     }
 }
 
-/* Vertical pass over tmp (see tsr_resize_h) into the output tile. Item (x, y) does columns x,
- * x + stride, ... */
-__kernel void tsr_resize_v(__global const float *tmp, __global float *out, tsr_geom g, int filter,
-                           int out_img_h, int row0, int rows, int channels, int stride)
+/* Vertical pass over tmp (see tsr_resize_h) into the output tile. All pixels of an output row
+ * share one set of weights, so item (x, y) does RS_PER_ITEM neighbouring columns from x *
+ * RS_PER_ITEM as one vector: contiguous loads and stores that CPUs run in SIMD registers and
+ * GPUs as wide loads. Per pixel the operations and their order are those of the reference; the
+ * last item of a row may be partial and does its columns one by one. */
+__kernel void tsr_resize_v(__global const float *tmp, __global float *out, tsr_geom g, long ytab,
+                           int k, int row0, int rows, int channels)
 {
-    int x0 = get_global_id(0), y = get_global_id(1);
-    if (x0 >= stride || y >= g.out_h)
+    int x0 = get_global_id(0) * RS_PER_ITEM, y = get_global_id(1);
+    if (x0 >= g.out_w || y >= g.out_h)
         return;
-    int lo, hi;
-    rs_window(filter, g.out_y + y, g.img_h, out_img_h, &lo, &hi);
-    long m = g.img_h > out_img_h ? g.img_h : out_img_h;
-    float den = (float)(2L * m);
-    long step = 2L * out_img_h;
-    long num = (2L * lo + 1) * out_img_h - (2L * (g.out_y + y) + 1) * g.img_h;
+    int lo = RS_LO(tmp, ytab, y), n = RS_N(tmp, ytab, g.out_h, y);
+    float wsum = RS_WSUM(tmp, ytab, g.out_h, y);
+    __global const float *w = RS_W(tmp, ytab, g.out_h, k, y);
     size_t plane = (size_t)rows * g.out_w;
-    float acc[RS_PER_ITEM][4], wsum = 0.0f;
-    for (int p = 0; p < RS_PER_ITEM; p++)
-        for (int c = 0; c < 4; c++)
-            acc[p][c] = 0.0f;
-    for (int j = lo; j <= hi; j++, num += step) {
-        float w = rs_weight(filter, (float)num / den);
-        wsum += w;
-        size_t at = (size_t)(j - row0) * g.out_w;
-        for (int p = 0; p < RS_PER_ITEM; p++) {
-            int x = x0 + p * stride;
-            for (int c = 0; c < 4; c++)
-                if (x < g.out_w && c < channels)
-                    acc[p][c] += w * tmp[c * plane + at + x];
+    __global const float *src = tmp + (size_t)(lo - row0) * g.out_w + x0;
+    if (x0 + RS_PER_ITEM <= g.out_w) {
+        for (int c = 0; c < channels; c++) {
+            float8 acc = (float8)(0.0f);
+            for (int j = 0; j < n; j++)
+                acc += w[j] * vload8(0, src + c * plane + (size_t)j * g.out_w);
+            vstore8(wsum != 0.0f ? acc / wsum : acc, 0, out + tsr_out_index(&g, c, x0, y));
         }
+        return;
     }
-    for (int p = 0; p < RS_PER_ITEM; p++) {
-        int x = x0 + p * stride;
-        for (int c = 0; c < 4; c++)
-            if (x < g.out_w && c < channels)
-                out[tsr_out_index(&g, c, x, y)] = wsum != 0.0f ? acc[p][c] / wsum : acc[p][c];
-    }
+    for (int x = 0; x < g.out_w - x0; x++)
+        for (int c = 0; c < channels; c++) {
+            float acc = 0.0f;
+            for (int j = 0; j < n; j++)
+                acc += w[j] * src[c * plane + (size_t)j * g.out_w + x];
+            out[tsr_out_index(&g, c, x0 + x, y)] = wsum != 0.0f ? acc / wsum : acc;
+        }
 }

@@ -21,9 +21,11 @@
  *   whose centre is nearest, ties (a sample exactly between two centres) to the higher index.
  *   That is Pillow's NEAREST formula; Pillow accumulates the position in double, so at exact
  *   ties it sometimes lands on the lower pixel instead.
- * - Weights are computed from absolute image coordinates, in float32, by the same operations
- *   in the kernel (on the fly) and here (tabulated once per axis), so tiles are seamless and CL
- *   matches the reference to a few float ulps.
+ * - Weights are computed from absolute image coordinates, in float32, tabulated once per axis
+ *   of the output rectangle by rs_taps_make(). The device path uploads the very same tables,
+ *   and both paths sum the taps in the same order and divide by the same sum at the end, so
+ *   tiles are seamless and CL matches the reference bit for bit wherever OpenCL divides
+ *   correctly rounded (PoCL; GPUs may round the final division by up to 2.5 ulp).
  * - Alpha is resampled like any channel (straight alpha); premultiplied resampling, which keeps
  *   colour from bleeding out of transparent pixels, is a later improvement. */
 #include <math.h>
@@ -62,7 +64,7 @@ enum { RS_NEAREST, RS_BILINEAR, RS_BICUBIC, RS_MITCHELL, RS_LANCZOS3 };
 
 static const tsr_port_def ports[] = {{"image", TSR_PORT_IMAGE, "image"}};
 
-/* ---- tap arithmetic, mirrored in kernels/resize.cl ------------------------------------------ */
+/* ---- tap arithmetic ------------------------------------------------------------------------ */
 
 static int rs_support(int filter)
 {
@@ -130,6 +132,100 @@ static void rs_span(int filter, int o0, int count, int n_in, int n_out, int *lo,
     }
     rs_window(filter, o0, n_in, n_out, lo, &unused);
     rs_window(filter, o0 + count - 1, n_in, n_out, &unused, hi);
+}
+
+/* ---- tap tables, shared by both paths ----------------------------------------------------- */
+
+/* Most taps an output pixel of an n_in -> n_out axis can have: the taps are the integers i with
+ * |i - c| < support * max(n_in, n_out) / n_out for some centre c, an open interval that holds at
+ * most ceil(2 * support * max(n_in, n_out) / n_out) integers. Tables use it as their row length
+ * because plan() must size the device table without a pass over the tile. */
+static int rs_taps_max(int filter, int n_in, int n_out)
+{
+    int64_t m = n_in > n_out ? n_in : n_out;
+    int64_t k = (2 * (int64_t)rs_support(filter) * m + n_out - 1) / n_out;
+    return (int)(k < n_in ? k : n_in);
+}
+
+/* Bytes of the table of `count` output pixels with rows of k weights; 0 on overflow. */
+static size_t rs_taps_bytes(int count, int k)
+{
+    size_t cells, bytes;
+    if (!tsr__mul_size((size_t)count, (size_t)k + 3, &cells) ||
+        !tsr__mul_size(cells, sizeof(int32_t), &bytes))
+        return 0;
+    return bytes;
+}
+
+/* Both axes' tables for output rectangle r, as run_cl uploads them; 0 on overflow. */
+static size_t rs_tables_bytes(int filter, int in_w, int in_h, int ow, int oh, const tsr_rect *r)
+{
+    size_t bx = rs_taps_bytes(r->w, rs_taps_max(filter, in_w, ow));
+    size_t by = rs_taps_bytes(r->h, rs_taps_max(filter, in_h, oh));
+    return bx && by && bx <= SIZE_MAX - by ? bx + by : 0;
+}
+
+/* Taps of output pixels [o0, o0 + count) on one axis, in one block laid out as kernels/resize.cl
+ * reads it: lo[count] (first input pixel, absolute), n[count] (taps), wsum[count] (the weights
+ * summed in tap order, in float), then count rows of k weights (unused cells 0). Output pixel j
+ * is acc / wsum[j] with acc summing w[j * k + i] * input[lo[j] + i] for i = 0 .. n[j] - 1 in
+ * that order, on both paths. The weights depend on absolute coordinates only, so every tiling
+ * computes the same numbers. */
+typedef struct rs_taps {
+    int count, k;
+    void *block;
+    int32_t *lo, *n;
+    float *wsum, *w;
+    size_t bytes;
+} rs_taps;
+
+static void rs_taps_free(rs_taps *t)
+{
+    free(t->block);
+    memset(t, 0, sizeof *t);
+}
+
+static tsr_status rs_taps_make(const tsr_node *n, int filter, int o0, int count, int n_in,
+                               int n_out, rs_taps *t, tsr__err *err)
+{
+    memset(t, 0, sizeof *t);
+    t->count = count;
+    t->k = rs_taps_max(filter, n_in, n_out);
+    t->bytes = rs_taps_bytes(count, t->k);
+    if (!t->bytes)
+        return tsr__seterr(err, TSR_ERR_LIMIT, "node '%s' (resize): %d x %d weight table overflows",
+                           n->id, count, t->k);
+    t->block = calloc(1, t->bytes);
+    if (!t->block)
+        return tsr__seterr(err, TSR_ERR_NOMEM,
+                           "node '%s' (resize): out of memory for a %zu-byte weight table", n->id,
+                           t->bytes);
+    t->lo = t->block;
+    t->n = t->lo + count;
+    t->wsum = (float *)(t->n + count);
+    t->w = t->wsum + count;
+    int64_t m = n_in > n_out ? n_in : n_out;
+    float den = (float)(2 * m);
+    for (int j = 0; j < count; j++) {
+        int lo, hi;
+        rs_window(filter, o0 + j, n_in, n_out, &lo, &hi);
+        if (hi - lo + 1 > t->k) { /* rs_taps_max is wrong: better an error than an overrun */
+            rs_taps_free(t);
+            return tsr__seterr(err, TSR_ERR_INTERNAL,
+                               "node '%s' (resize): pixel %d has %d taps, more than %d", n->id,
+                               o0 + j, hi - lo + 1, rs_taps_max(filter, n_in, n_out));
+        }
+        int64_t num = (2 * (int64_t)lo + 1) * n_out - (2 * (int64_t)(o0 + j) + 1) * n_in;
+        float wsum = 0.0f, *w = t->w + (size_t)j * t->k;
+        for (int i = lo; i <= hi; i++, num += 2 * (int64_t)n_out) {
+            w[i - lo] = rs_weight(filter, (float)num / den);
+            wsum += w[i - lo];
+        }
+        t->lo[j] = lo;
+        t->n[j] = hi - lo + 1;
+        t->wsum[j] = wsum;
+    }
+    return TSR_OK;
 }
 
 /* ---- schema, shape ------------------------------------------------------------------------- */
@@ -221,9 +317,13 @@ static void resize_plan(const tsr_node *n, const tsr_image_info *in, const tsr_r
     p->fixed_bytes = 0;
     p->tile_bytes = 0;
     if (filter != RS_NEAREST) {
-        /* The horizontal pass's output: the tile's columns over every input row it reads. */
+        /* One buffer: the horizontal pass's output (the tile's columns over every input row it
+         * reads), then the two axes' tap tables (about 40 bytes per output column and row when
+         * enlarging). One buffer, because the executor sizes a node's scratch and fixed
+         * requests by class, and a table can outgrow a small tile's scratch. */
         size_t bytes = tsr__image_bytes(out->w, y1 - y0 + 1, in[0].channels);
-        p->tile_bytes = bytes ? bytes : SIZE_MAX;
+        size_t tables = rs_tables_bytes(filter, in[0].width, in[0].height, ow, oh, out);
+        p->tile_bytes = bytes && tables && bytes <= SIZE_MAX - tables ? bytes + tables : SIZE_MAX;
     }
 }
 
@@ -232,8 +332,11 @@ static void resize_plan(const tsr_node *n, const tsr_image_info *in, const tsr_r
 static tsr_status resize_run_cl(tsr_exec *ex, const tsr_node *n, const tsr_region *in,
                                 const tsr_region *out)
 {
-    cl_mem tmp = NULL;
+    cl_mem scratch = NULL;
     cl_kernel k;
+    rs_taps tx, ty;
+    memset(&tx, 0, sizeof tx);
+    memset(&ty, 0, sizeof ty);
     int ow, oh, filter = n->params[P_FILTER].ival, ch = out->channels;
     out_size_int(n, in[0].img_w, in[0].img_h, &ow, &oh);
     tsr__geom g = tsr__geom_of(&in[0], out);
@@ -258,102 +361,65 @@ static tsr_status resize_run_cl(tsr_exec *ex, const tsr_node *n, const tsr_regio
                          n->id, out->rect.w, rows);
         goto fail;
     }
-    rc = tsr__exec_alloc(ex, bytes, &tmp);
+    /* The reference's own tables, so that both paths weight every tap identically. */
+    rc = rs_taps_make(n, filter, out->rect.x, out->rect.w, in[0].img_w, ow, &tx, ex->err);
     if (rc)
         goto fail;
+    rc = rs_taps_make(n, filter, out->rect.y, out->rect.h, in[0].img_h, oh, &ty, ex->err);
+    if (rc)
+        goto fail;
+    /* Laid out as plan() declared: scratch image, x table, y table. */
+    if (tx.bytes > SIZE_MAX - ty.bytes || bytes > SIZE_MAX - tx.bytes - ty.bytes) {
+        rc = tsr__seterr(ex->err, TSR_ERR_LIMIT, "node '%s' (resize): scratch size overflows",
+                         n->id);
+        goto fail;
+    }
+    rc = tsr__exec_alloc(ex, bytes + tx.bytes + ty.bytes, &scratch);
+    if (rc)
+        goto fail;
+    /* Blocking: the host tables are freed on return. A few KiB to a few MiB once per tile. */
+    cl_int st = clEnqueueWriteBuffer(ex->cl->queue, scratch, CL_TRUE, bytes, tx.bytes, tx.block, 0,
+                                     NULL, NULL);
+    if (st == CL_SUCCESS)
+        st = clEnqueueWriteBuffer(ex->cl->queue, scratch, CL_TRUE, bytes + tx.bytes, ty.bytes,
+                                  ty.block, 0, NULL, NULL);
+    if (st != CL_SUCCESS) {
+        rc = tsr__exec_cl_error(ex, st, "clEnqueueWriteBuffer (tap tables)");
+        goto fail;
+    }
+    /* Offsets of the tables, in floats from the start of the buffer. */
+    cl_long xtab = (cl_long)(bytes / sizeof(float));
+    cl_long ytab = (cl_long)((bytes + tx.bytes) / sizeof(float));
     rc = tsr__exec_kernel(ex, "tsr_resize_h", &k);
     if (rc)
         goto fail;
-    int stride = (rows + RS_PER_ITEM - 1) / RS_PER_ITEM;
-    rc = tsr__exec_args(ex, k, 9, TSR_ARG(in[0].mem), TSR_ARG(tmp), TSR_ARG(g), TSR_ARG(filter),
-                        TSR_ARG(ow), TSR_ARG(row0), TSR_ARG(rows), TSR_ARG(ch), TSR_ARG(stride));
+    rc = tsr__exec_args(ex, k, 8, TSR_ARG(in[0].mem), TSR_ARG(scratch), TSR_ARG(g), TSR_ARG(xtab),
+                        TSR_ARG(tx.k), TSR_ARG(row0), TSR_ARG(rows), TSR_ARG(ch));
     if (rc)
         goto fail;
-    rc = tsr__exec_launch(ex, k, (size_t)out->rect.w, (size_t)stride, 1);
+    rc = tsr__exec_launch(ex, k, (size_t)out->rect.w,
+                          (size_t)(rows + RS_PER_ITEM - 1) / RS_PER_ITEM, 1);
     if (rc)
         goto fail;
     rc = tsr__exec_kernel(ex, "tsr_resize_v", &k);
     if (rc)
         goto fail;
-    stride = (out->rect.w + RS_PER_ITEM - 1) / RS_PER_ITEM;
-    rc = tsr__exec_args(ex, k, 9, TSR_ARG(tmp), TSR_ARG(out->mem), TSR_ARG(g), TSR_ARG(filter),
-                        TSR_ARG(oh), TSR_ARG(row0), TSR_ARG(rows), TSR_ARG(ch), TSR_ARG(stride));
+    rc = tsr__exec_args(ex, k, 8, TSR_ARG(scratch), TSR_ARG(out->mem), TSR_ARG(g), TSR_ARG(ytab),
+                        TSR_ARG(ty.k), TSR_ARG(row0), TSR_ARG(rows), TSR_ARG(ch));
     if (rc)
         goto fail;
-    rc = tsr__exec_launch(ex, k, (size_t)stride, (size_t)out->rect.h, 1);
+    rc = tsr__exec_launch(ex, k, (size_t)(out->rect.w + RS_PER_ITEM - 1) / RS_PER_ITEM,
+                          (size_t)out->rect.h, 1);
 fail:
-    /* The queue is in order, so the pool may hand tmp out again once both passes are queued. */
-    if (tmp)
-        tsr__exec_release(ex, tmp);
+    /* The queue is in order, so the pool may hand it out again once both passes are queued. */
+    if (scratch)
+        tsr__exec_release(ex, scratch);
+    rs_taps_free(&tx);
+    rs_taps_free(&ty);
     return rc;
 }
 
 /* ---- reference ----------------------------------------------------------------------------- */
-
-/* Taps of output pixels [o0, o0 + count) on one axis: pixel j reads input lo[j] .. lo[j] + n[j]
- * - 1 with weights w[j * k ...] summing (in tap order, in float) to wsum[j]. The numbers are
- * those the kernel computes on the fly; tabulating them only saves recomputing each weight for
- * every row or column. */
-typedef struct rs_taps {
-    int k;
-    int *lo, *n;
-    float *w, *wsum;
-} rs_taps;
-
-static void rs_taps_free(rs_taps *t)
-{
-    free(t->lo);
-    free(t->n);
-    free(t->w);
-    free(t->wsum);
-    memset(t, 0, sizeof *t);
-}
-
-static tsr_status rs_taps_make(const tsr_node *n, int filter, int o0, int count, int n_in,
-                               int n_out, rs_taps *t, tsr__err *err)
-{
-    memset(t, 0, sizeof *t);
-    for (int j = 0; j < count; j++) {
-        int lo, hi;
-        rs_window(filter, o0 + j, n_in, n_out, &lo, &hi);
-        t->k = hi - lo + 1 > t->k ? hi - lo + 1 : t->k;
-    }
-    size_t cells, bytes;
-    if (!tsr__mul_size((size_t)count, (size_t)t->k, &cells) ||
-        !tsr__mul_size(cells, sizeof(float), &bytes))
-        return tsr__seterr(err, TSR_ERR_LIMIT,
-                           "node '%s' (resize): %d x %d weight table "
-                           "overflows",
-                           n->id, count, t->k);
-    t->lo = malloc((size_t)count * sizeof *t->lo);
-    t->n = malloc((size_t)count * sizeof *t->n);
-    t->w = malloc(bytes);
-    t->wsum = malloc((size_t)count * sizeof *t->wsum);
-    if (!t->lo || !t->n || !t->w || !t->wsum) {
-        rs_taps_free(t);
-        return tsr__seterr(err, TSR_ERR_NOMEM,
-                           "node '%s' (resize): out of memory for a %zu-byte "
-                           "weight table",
-                           n->id, bytes);
-    }
-    /* As rs_weight's callers in kernels/resize.cl. */
-    int64_t m = n_in > n_out ? n_in : n_out;
-    float den = (float)(2 * m);
-    for (int j = 0; j < count; j++) {
-        int lo, hi;
-        rs_window(filter, o0 + j, n_in, n_out, &lo, &hi);
-        int64_t num = (2 * (int64_t)lo + 1) * n_out - (2 * (int64_t)(o0 + j) + 1) * n_in;
-        float wsum = 0.0f, *w = t->w + (size_t)j * t->k;
-        for (int i = lo; i <= hi; i++, num += 2 * (int64_t)n_out) {
-            w[i - lo] = rs_weight(filter, (float)num / den);
-            wsum += w[i - lo];
-        }
-        t->lo[j] = lo;
-        t->n[j] = hi - lo + 1;
-        t->wsum[j] = wsum;
-    }
-    return TSR_OK;
-}
 
 static tsr_status resize_run_ref(const tsr_node *n, const tsr_region *in, const tsr_region *out,
                                  tsr__err *err)
