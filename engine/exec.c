@@ -21,7 +21,9 @@ static const char *node_type(const tsr_exec *ex)
 
 tsr_status tsr__exec_cl_error(tsr_exec *ex, cl_int st, const char *what)
 {
-    tsr_status rc = st == CL_MEM_OBJECT_ALLOCATION_FAILURE || st == CL_OUT_OF_RESOURCES
+    /* The same three statuses the pool treats as a refusal: all are worth a smaller tile. */
+    tsr_status rc = st == CL_MEM_OBJECT_ALLOCATION_FAILURE || st == CL_OUT_OF_RESOURCES ||
+                            st == CL_OUT_OF_HOST_MEMORY
                         ? TSR_ERR_DEVICE_NOMEM
                         : TSR_ERR_DEVICE;
     return tsr__seterr(ex->err, rc, "node '%s' (%s), kernel '%s': %s failed: %s (%d)", node_id(ex),
@@ -556,9 +558,10 @@ static tsr_status run_area(run_state *rs, tsr__stage *s, tsr_rect area, int *tw,
                 rc = run_tile(rs, s, r);
             }
             if (is_oom(rc)) {
-                int nw = *tw > TSR_MIN_TILE / 2 ? (*tw + 1) / 2 : *tw;
-                int nh = *th > TSR_MIN_TILE / 2 ? (*th + 1) / 2 : *th;
-                if ((nw == *tw && nh == *th) || (nw < TSR_MIN_TILE / 2 && nh < TSR_MIN_TILE / 2)) {
+                /* A side is halved only while the half stays >= TSR_MIN_TILE / 2. */
+                int nw = (*tw + 1) / 2 >= TSR_MIN_TILE / 2 ? (*tw + 1) / 2 : *tw;
+                int nh = (*th + 1) / 2 >= TSR_MIN_TILE / 2 ? (*th + 1) / 2 : *th;
+                if (nw == *tw && nh == *th) {
                     tsr__err_prefix(&rs->e->err,
                                     "stage '%s': out of device memory even with %dx%d tiles "
                                     "(budget %zu bytes): ",

@@ -124,17 +124,6 @@ static int valid_id(const char *s)
     return 1;
 }
 
-static const char *port_type_name(tsr_port_type t)
-{
-    switch (t) {
-    case TSR_PORT_IMAGE: return "image";
-    case TSR_PORT_MODEL: return "model";
-    case TSR_PORT_NUMBER: return "number";
-    case TSR_PORT_STRING: return "string";
-    }
-    return "unknown";
-}
-
 static const char *param_type_name(tsr_param_type t)
 {
     switch (t) {
@@ -833,7 +822,7 @@ static tsr_status validate(tsr_graph *g, const node_extra *extra, int unknown_ty
                         "missing input '%s' (expects %s %s; connect it under "
                         "'inputs:' as %s: NODE.PORT)",
                         want->name, want->type == TSR_PORT_IMAGE ? "an" : "a",
-                        port_type_name(want->type), want->name);
+                        tsr__port_type_name(want->type), want->name);
                 continue;
             }
             if (r->node < 0 || r->node >= n || !g->nodes[r->node].cls || r->port < 0 ||
@@ -858,8 +847,8 @@ static tsr_status validate(tsr_graph *g, const node_extra *extra, int unknown_ty
             if (have->type != want->type)
                 node_at(err, nd, r->pos, "input '%s' expects %s %s, but '%s.%s' is %s %s",
                         want->name, want->type == TSR_PORT_IMAGE ? "an" : "a",
-                        port_type_name(want->type), src->id, have->name,
-                        have->type == TSR_PORT_IMAGE ? "an" : "a", port_type_name(have->type));
+                        tsr__port_type_name(want->type), src->id, have->name,
+                        have->type == TSR_PORT_IMAGE ? "an" : "a", tsr__port_type_name(have->type));
         }
     }
     if (!sinks && !unknown_types) {

@@ -189,6 +189,10 @@ typedef struct tsr_node_class {
     tsr_status (*consume)(tsr_exec *ex, const tsr_node *n, const tsr_image *img);
 } tsr_node_class;
 
+/* Names of port and param types as the schema JSON and `tessera nodes` show them. */
+const char *tsr__port_type_name(tsr_port_type t);
+const char *tsr__param_type_name(tsr_param_type t);
+
 /* Registry (nodes/nodes.def). */
 extern const tsr_node_class *const tsr__node_classes[];
 extern const int tsr__node_class_count;
@@ -229,6 +233,10 @@ struct tsr_graph {
 /* Error at a node's position: "file:line:col: error: node 'id': <text>". */
 tsr_status tsr__node_error(tsr__err *err, const tsr_node *n, int param, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* Replace the current message (from a lower layer, e.g. file I/O) by the same text anchored at
+ * the node's param position; returns rc unchanged. */
+tsr_status tsr__node_reanchor(tsr__err *err, const tsr_node *n, int param, tsr_status rc);
 
 /* Parse and validate `value` (YAML scalar text) for param `i` of node n, storing it.
  * Used by the YAML reader, --set and tests. */

@@ -5,18 +5,6 @@
 
 #include "internal.h"
 
-static const char *port_type(tsr_port_type t)
-{
-    static const char *names[] = {"image", "model", "number", "string"};
-    return (unsigned)t < 4 ? names[t] : "?";
-}
-
-static const char *param_type(tsr_param_type t)
-{
-    static const char *names[] = {"number", "int", "bool", "string", "enum"};
-    return (unsigned)t < 5 ? names[t] : "?";
-}
-
 char *tsr_nodes_text(void)
 {
     char *buf = NULL;
@@ -29,10 +17,10 @@ char *tsr_nodes_text(void)
         fprintf(f, "%s\n    %s\n", c->name, c->doc);
         for (int p = 0; p < c->n_inputs; p++)
             fprintf(f, "    input  %-12s %-7s %s\n", c->inputs[p].name,
-                    port_type(c->inputs[p].type), c->inputs[p].doc);
+                    tsr__port_type_name(c->inputs[p].type), c->inputs[p].doc);
         for (int p = 0; p < c->n_outputs; p++)
             fprintf(f, "    output %-12s %-7s %s\n", c->outputs[p].name,
-                    port_type(c->outputs[p].type), c->outputs[p].doc);
+                    tsr__port_type_name(c->outputs[p].type), c->outputs[p].doc);
         for (int p = 0; p < c->n_params; p++) {
             const tsr_param_def *d = &c->params[p];
             char range[96] = "";
@@ -43,7 +31,8 @@ char *tsr_nodes_text(void)
             const char *dflt = d->flags & TSR_PARAM_REQUIRED ? "required"
                                : d->def                      ? d->def
                                                              : "optional";
-            fprintf(f, "    param  %-12s %-7s%s (%s%s) %s\n", d->name, param_type(d->type), range,
+            fprintf(f, "    param  %-12s %-7s%s (%s%s) %s\n", d->name,
+                    tsr__param_type_name(d->type), range,
                     d->def && !(d->flags & TSR_PARAM_REQUIRED) ? "default " : "", dflt, d->doc);
         }
         fputc('\n', f);

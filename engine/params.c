@@ -51,6 +51,15 @@ tsr_status tsr__node_error(tsr__err *err, const tsr_node *n, int param, const ch
     return rc;
 }
 
+tsr_status tsr__node_reanchor(tsr__err *err, const tsr_node *n, int param, tsr_status rc)
+{
+    char inner[sizeof err->msg];
+    snprintf(inner, sizeof inner, "%s", err->msg);
+    tsr__err_clear(err); /* tsr__node_error appends: the positioned line replaces the message */
+    tsr__node_error(err, n, param, "%s", inner);
+    return rc;
+}
+
 static tsr_status param_error(tsr__err *err, const tsr_node *n, int param, tsr_pos pos,
                               const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 

@@ -147,7 +147,7 @@ static void put_num(sbuf *b, double v)
     put(b, tmp);
 }
 
-static const char *param_type_word(tsr_param_type t)
+const char *tsr__param_type_name(tsr_param_type t)
 {
     switch (t) {
     case TSR_PARAM_NUMBER: return "number";
@@ -159,7 +159,7 @@ static const char *param_type_word(tsr_param_type t)
     return "unknown";
 }
 
-static const char *port_type_word(tsr_port_type t)
+const char *tsr__port_type_name(tsr_port_type t)
 {
     switch (t) {
     case TSR_PORT_IMAGE: return "image";
@@ -177,7 +177,7 @@ static void put_ports(sbuf *b, const tsr_port_def *ports, int n)
         put(b, i ? ",\n        {\"name\": " : "\n        {\"name\": ");
         put_str(b, ports[i].name);
         put(b, ", \"type\": ");
-        put_str(b, port_type_word(ports[i].type));
+        put_str(b, tsr__port_type_name(ports[i].type));
         put(b, ", \"doc\": ");
         put_str(b, ports[i].doc);
         put(b, "}");
@@ -256,7 +256,7 @@ static void put_class(sbuf *b, const tsr_node_class *cls)
         put(b, i ? ",\n        {\"name\": " : "\n        {\"name\": ");
         put_str(b, d->name);
         put(b, ", \"type\": ");
-        put_str(b, param_type_word(d->type));
+        put_str(b, tsr__param_type_name(d->type));
         putf(b, ", \"required\": %s, \"optional\": %s, \"default\": ",
              d->flags & TSR_PARAM_REQUIRED ? "true" : "false",
              d->flags & TSR_PARAM_OPTIONAL ? "true" : "false");

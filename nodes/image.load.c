@@ -1,7 +1,6 @@
 /* image.load: decode a PNG or JPEG file (format sniffed from its bytes) into an image.
  * Pixels: float32 planar 0..1, 1-4 channels as stored (palette -> RGB(A), tRNS -> alpha).
  * Device: none; the executor uploads the decoded image. */
-#include <stdio.h>
 
 #include "nodeutil.h"
 
@@ -13,28 +12,18 @@ TSR_PARAM_TABLE_DECL(load, LOAD_PARAMS)
 
 static const tsr_port_def outputs[] = {{"image", TSR_PORT_IMAGE, "decoded image"}};
 
-/* Re-anchor an I/O message at the node's path param; the status stays the I/O one. */
-static tsr_status at_path(const tsr_node *n, tsr_status rc, tsr__err *err)
-{
-    char inner[sizeof err->msg];
-    snprintf(inner, sizeof inner, "%s", err->msg);
-    tsr__err_clear(err); /* tsr__node_error appends: the positioned line replaces it */
-    tsr__node_error(err, n, P_PATH, "%s", inner);
-    return rc;
-}
-
 static tsr_status load_infer(const tsr_node *n, const tsr_image_info *in, tsr_image_info *out,
                              tsr__err *err)
 {
     /* The executor checks the engine's pixel limit against the inferred size. */
     tsr_status rc = tsr__image_probe(n->params[P_PATH].str, UINT64_MAX, out, err);
-    return rc ? at_path(n, rc, err) : TSR_OK;
+    return rc ? tsr__node_reanchor(err, n, P_PATH, rc) : TSR_OK;
 }
 
 static tsr_status load_produce(tsr_exec *ex, const tsr_node *n, tsr_image **out)
 {
     tsr_status rc = tsr__image_load(n->params[P_PATH].str, ex->max_pixels, out, ex->err);
-    return rc ? at_path(n, rc, ex->err) : TSR_OK;
+    return rc ? tsr__node_reanchor(ex->err, n, P_PATH, rc) : TSR_OK;
 }
 
 const tsr_node_class tsr_node_image_load = {

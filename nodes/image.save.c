@@ -88,13 +88,7 @@ static tsr_status save_consume(tsr_exec *ex, const tsr_node *n, const tsr_image 
     static const int sub[] = {444, 422, 420};
     o.subsampling = sub[n->params[P_SUBSAMPLING].ival];
     tsr_status rc = tsr__image_save(img, n->params[P_PATH].str, &o, ex->err);
-    if (rc) {
-        char inner[sizeof ex->err->msg];
-        snprintf(inner, sizeof inner, "%s", ex->err->msg);
-        tsr__err_clear(ex->err); /* tsr__node_error appends: the positioned line replaces it */
-        tsr__node_error(ex->err, n, P_PATH, "%s", inner);
-    }
-    return rc;
+    return rc ? tsr__node_reanchor(ex->err, n, P_PATH, rc) : TSR_OK;
 }
 
 const tsr_node_class tsr_node_image_save = {

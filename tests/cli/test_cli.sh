@@ -3,16 +3,7 @@
 # and that a failed run leaves an existing output untouched.
 set -u
 cd "$(dirname "$0")/../.."
-T=${TESSERA:-build/tessera}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0
-check() { # description, then a command that must succeed
-    local what=$1
-    shift
-    if "$@"; then echo "ok   $what"; else echo "FAIL $what"; fails=$((fails + 1)); fi
-}
-code() { "$@" >/dev/null 2>&1; echo $?; }
+. tests/cli/checks.bash
 
 check "--help exits 0 and lists commands" bash -c "$T --help | grep -q 'validate GRAPH'"
 check "--version prints the version" bash -c "$T --version | grep -qE '^tessera [0-9]+\.[0-9]+\.[0-9]+$'"
@@ -58,5 +49,4 @@ check "compare with a passing --min-psnr exits 0" test "$(code $T compare graphs
 check "compare of different sizes exits non-zero" bash -c "! $T compare graphs/images/sample.png $tmp/demo.png >/dev/null 2>&1"
 check "compare of a missing file exits 1" test "$(code $T compare graphs/images/sample.png $tmp/nope.png)" = 1
 
-echo "cli: $fails failed"
-[ "$fails" -eq 0 ]
+cli_done cli

@@ -4,16 +4,7 @@
 # forced tiles, fault injection, and a budget too small for any tile.
 set -u
 cd "$(dirname "$0")/../.."
-T=${TESSERA:-build/tessera}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0
-check() { # description, then a command that must succeed
-    local what=$1
-    shift
-    if "$@"; then echo "ok   $what"; else echo "FAIL $what"; fails=$((fails + 1)); fi
-}
-code() { "$@" >/dev/null 2>&1; echo $?; }
+. tests/cli/checks.bash
 demo() { $T run graphs/demo.yaml -q "$@"; }
 dry() { demo --dry-run --set out.path=$tmp/dry.png "$@"; }
 same() { $T compare "$1" "$2" --max-diff 0 >/dev/null; } # identical decoded pixels
@@ -168,5 +159,4 @@ check "the figure is exact: that budget plans 16x16 tiles" \
     grep -qx '  tile 16x16, 2400 tiles' <(dry --vram-limit "${need:-0}")
 check "... and one byte less does not" test "$(code dry --vram-limit $((${need:-1} - 1)))" = 3
 
-echo "memory: $fails failed"
-[ "$fails" -eq 0 ]
+cli_done memory

@@ -1,8 +1,10 @@
 #include "testutil.h"
 
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static tsr_engine *cl_engine, *ref_engine;
 
@@ -117,4 +119,51 @@ tsr_image *tu_load(const char *path)
     if (tsr__image_load(path, 0, &img, &err))
         fail_msg("load %s: %s", path, err.msg);
     return img;
+}
+
+unsigned char *tu_slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        fail_msg("cannot open %s", path);
+    assert_int_equal(fseek(f, 0, SEEK_END), 0);
+    long n = ftell(f);
+    assert_true(n >= 0);
+    rewind(f);
+    unsigned char *buf = malloc((size_t)n + 1);
+    assert_non_null(buf);
+    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    *len = (size_t)n;
+    return buf;
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+void tu_list_dir(const char *dir, const char *suffix, tu_name_list *out)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        fail_msg("cannot read directory %s", dir);
+    out->n = 0;
+    struct dirent *de;
+    size_t sl = strlen(suffix);
+    int overflow = 0;
+    while ((de = readdir(d))) {
+        size_t n = strlen(de->d_name);
+        if (n <= sl || n >= sizeof out->name[0] || strcmp(de->d_name + n - sl, suffix) != 0)
+            continue;
+        if (out->n == 256) {
+            overflow = 1;
+            break;
+        }
+        memcpy(out->name[out->n++], de->d_name, n + 1);
+    }
+    closedir(d);
+    if (overflow)
+        fail_msg("more than 256 names ending in %s in %s", suffix, dir);
+    qsort(out->name, (size_t)out->n, sizeof out->name[0], cmp_name);
 }

@@ -27,5 +27,18 @@ tsr_image *tu_run(tsr_engine *e, const tsr_node *n, tsr_image *in, int tile_w, i
 const char *tu_shared(const char *rel);
 /* Load a PNG/JPEG or fail the test. */
 tsr_image *tu_load(const char *path);
+/* Whole file into a malloc'ed buffer (*len bytes, one spare byte after them); fails the test if
+ * it cannot be read. */
+unsigned char *tu_slurp(const char *path, size_t *len);
+
+/* Names in a directory ending in a suffix, sorted. */
+typedef struct tu_name_list {
+    char name[256][256];
+    int n;
+} tu_name_list;
+/* Names in `dir` longer than `suffix` and ending in it, sorted; read up front so that a failing
+ * assertion (which jumps out of the test) leaves no directory handle behind. Fails the test if
+ * the directory cannot be read or holds more than 256 such names. */
+void tu_list_dir(const char *dir, const char *suffix, tu_name_list *out);
 
 #endif

@@ -3,7 +3,6 @@
  * must match the reference output within a tolerance (PNG: 1 level of the file's bit depth;
  * JPEG: PSNR >= 40 dB, since a 1-level input change can flip a DCT quantisation step).
  * TSR_UPDATE_GOLDEN=1 prints fresh golden lines instead of comparing. */
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,20 +95,15 @@ static void example_graphs_match_golden(void **state)
         tsr_image_free(cl);
     }
     /* Every example graph has a golden line. */
-    DIR *d = opendir("graphs");
-    assert_non_null(d);
-    struct dirent *ent;
-    while ((ent = readdir(d))) {
-        size_t len = strlen(ent->d_name);
-        if (len < 5 || strcmp(ent->d_name + len - 5, ".yaml") != 0)
-            continue;
+    static tu_name_list files;
+    tu_list_dir("graphs", ".yaml", &files);
+    for (int f = 0; f < files.n; f++) {
         int found = 0;
         for (int i = 0; i < n; i++)
-            found |= strcmp(gd[i].graph + 7, ent->d_name) == 0;
+            found |= strcmp(gd[i].graph + 7, files.name[f]) == 0;
         if (!found)
-            fail_msg("graphs/%s has no line in tests/graphs/golden.tsv", ent->d_name);
+            fail_msg("graphs/%s has no line in tests/graphs/golden.tsv", files.name[f]);
     }
-    closedir(d);
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     assert_int_equal(system(cmd), 0);

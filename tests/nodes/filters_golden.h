@@ -1,5 +1,5 @@
 /* Goldens of tests/golden/filters (written by tools/gen-filter-golden.py) for the filter node
- * tests: the .f32 reader, MANIFEST cases, and a tolerance check that reports the worst sample. */
+ * tests: the .f32 reader, MANIFEST cases, and the loop that checks both paths against them. */
 #ifndef TSR_FILTERS_GOLDEN_H
 #define TSR_FILTERS_GOLDEN_H
 #include <float.h>
@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "testutil.h"
+#include "nodecheck.h"
 
 #define FG_DIR "tests/golden/filters/"
 #define FG_MAX_KV 8
@@ -109,45 +109,61 @@ __attribute__((unused)) static double fg_max_abs(const tsr_image *img)
     return m;
 }
 
-/* Fail unless |got - want| <= abs_tol + rel_tol * |want| for every sample (NaN fails). */
-__attribute__((unused)) static void fg_check(const tsr_image *got, const tsr_image *want,
-                                             double abs_tol, double rel_tol, const char *what)
-{
-    assert_non_null(got);
-    assert_non_null(want);
-    if (got->width != want->width || got->height != want->height ||
-        got->channels != want->channels)
-        fail_msg("%s: shape %dx%dx%d, expected %dx%dx%d", what, got->width, got->height,
-                 got->channels, want->width, want->height, want->channels);
-    size_t n = (size_t)got->width * got->height * got->channels, worst = 0;
-    double worst_excess = -1;
-    for (size_t i = 0; i < n; i++) {
-        double g = got->data[i], w = want->data[i], d = fabs(g - w);
-        double excess = isnan(d) ? INFINITY : d - (abs_tol + rel_tol * fabs(w));
-        if (excess > worst_excess) {
-            worst_excess = excess;
-            worst = i;
-        }
-    }
-    if (worst_excess > 0) {
-        size_t plane = (size_t)got->width * got->height;
-        fail_msg("%s: channel %zu (%zu, %zu): got %.9g, expected %.9g (tolerance %.3g + %.3g*|v|)",
-                 what, worst / plane, worst % plane % got->width, worst % plane / got->width,
-                 got->data[worst], want->data[worst], abs_tol, rel_tol);
-    }
-}
-
 /* Seeded random image: colour planes in [lo, hi), alpha (if any) in [0, 1). Values outside 0..1
  * are what earlier nodes can hand on, and the nodes must treat them as documented. */
 __attribute__((unused)) static tsr_image *fg_random_range(int w, int h, int ch, uint32_t seed,
                                                           float lo, float hi)
 {
     tsr_image *img = tu_random_image(w, h, ch, seed);
-    int colour = ch == 2 || ch == 4 ? ch - 1 : ch;
-    size_t plane = (size_t)w * h;
-    for (size_t i = 0; i < plane * colour; i++)
+    size_t colour = (size_t)w * h * nc_colour_planes(ch);
+    for (size_t i = 0; i < colour; i++)
         img->data[i] = lo + (hi - lo) * img->data[i];
     return img;
+}
+
+/* A node's MANIFEST cases, each run on both paths and compared with its golden. */
+typedef struct fg_golden {
+    const char *node; /* node type and MANIFEST key */
+    int min_cases;    /* fewer MANIFEST lines for the node fail: a lost case is not a pass */
+    nc_tol ref_tol, cl_tol;
+    /* If set, the tolerance of both paths, from the case's params and its input. */
+    nc_tol (*tol)(const fg_case *c, const tsr_image *in);
+    /* If set, replaces nc_check(got, want, tol) for nodes that allow more than a tolerance. */
+    void (*compare)(const fg_case *c, const tsr_image *in, const tsr_image *got,
+                    const tsr_image *want, nc_tol tol, const char *what);
+} fg_golden;
+
+#define FG_MAX_CASES 32
+
+/* Every case: "ref vs OUTPUT" and "cl vs OUTPUT" name the failing one. */
+__attribute__((unused)) static void fg_golden_run(const fg_golden *g)
+{
+    fg_case cases[FG_MAX_CASES];
+    int n_cases = fg_cases(g->node, cases, FG_MAX_CASES);
+    if (n_cases < g->min_cases)
+        fail_msg("%d MANIFEST cases for %s, expected at least %d", n_cases, g->node, g->min_cases);
+    for (int i = 0; i < n_cases; i++) {
+        tsr_node *n = tu_node(g->node, cases[i].kv, cases[i].n_kv);
+        tsr_image *in = fg_read(cases[i].input), *want = fg_read(cases[i].output);
+        nc_tol tol[2] = {g->ref_tol, g->cl_tol};
+        if (g->tol)
+            tol[0] = tol[1] = g->tol(&cases[i], in);
+        tsr_image *got[2] = {tu_run(tu_engine_ref(), n, in, 0, 0),
+                             tu_run(tu_engine_cl(), n, in, 0, 0)};
+        for (int k = 0; k < 2; k++) {
+            char what[160];
+            snprintf(what, sizeof what, "%s vs %s", k ? "cl" : "ref", cases[i].output);
+            if (g->compare)
+                g->compare(&cases[i], in, got[k], want, tol[k], what);
+            else
+                nc_check(got[k], want, tol[k].abs, tol[k].rel, what);
+        }
+        tsr_image_free(in);
+        tsr_image_free(want);
+        tsr_image_free(got[0]);
+        tsr_image_free(got[1]);
+        tsr__node_free(n);
+    }
 }
 
 #endif

@@ -1,31 +1,35 @@
 /* adjust.invert: CL vs reference on awkward sizes, reference vs the formula, tiled vs whole. */
-#include "testutil.h"
+#include "nodecheck.h"
 
 static const int sizes[][2] = {{1, 1}, {13, 7}, {127, 129}, {1031, 17}};
 
+static tsr_image *sweep_input(const nc_point *pt)
+{
+    return tu_random_image(pt->w, pt->h, pt->ch, 7 + (uint32_t)pt->s);
+}
+
+/* The reference against the formula, alpha kept. */
+static void sweep_check(const nc_point *pt, const tsr_image *in, const tsr_image *ref,
+                        const char *what)
+{
+    nc_alpha_kept(in, ref, what);
+    size_t colour = (size_t)in->width * in->height * nc_colour_planes(pt->ch);
+    for (size_t i = 0; i < colour; i++)
+        assert_true(ref->data[i] == 1.0f - in->data[i]);
+}
+
+/* 1 - v is exact in float32 for v in [0,1): any difference is a kernel bug, so tolerance 0. */
 static void cl_matches_ref(void **state)
 {
-    tsr_node *n = tu_node("adjust.invert", NULL, 0);
-    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
-        for (int ch = 1; ch <= 4; ch++) {
-            tsr_image *in = tu_random_image(sizes[s][0], sizes[s][1], ch, 7 + (uint32_t)s);
-            tsr_image *ref = tu_run(tu_engine_ref(), n, in, 0, 0);
-            tsr_image *cl = tu_run(tu_engine_cl(), n, in, 0, 0);
-            /* 1 - v is exact in float32 for v in [0,1): any difference is a kernel bug. */
-            assert_true(tu_max_diff(ref, cl) == 0.0);
-            /* The reference against the formula, alpha kept. */
-            size_t plane = (size_t)in->width * in->height;
-            int colour = ch == 2 || ch == 4 ? ch - 1 : ch;
-            for (int c = 0; c < ch; c++)
-                for (size_t i = 0; i < plane; i++) {
-                    float v = in->data[c * plane + i];
-                    assert_true(ref->data[c * plane + i] == (c < colour ? 1.0f - v : v));
-                }
-            tsr_image_free(in);
-            tsr_image_free(ref);
-            tsr_image_free(cl);
-        }
-    tsr__node_free(n);
+    static const nc_sweep sw = {
+        .node = "adjust.invert",
+        .sizes = sizes,
+        .n_sizes = sizeof sizes / sizeof sizes[0],
+        .input = sweep_input,
+        .tol = {0, 0},
+        .check = sweep_check,
+    };
+    nc_sweep_run(&sw);
 }
 
 static void tiled_equals_whole(void **state)

@@ -36,53 +36,57 @@ static tsr_node *blur_node(const char *sigma, const char *edge)
     return tu_node("blur.gaussian", kv, 2);
 }
 
+static tsr_node *sweep_node(size_t p)
+{
+    return blur_node(params[p].sigma, params[p].edge);
+}
+
+static void sweep_describe(size_t p, char *buf, size_t len)
+{
+    snprintf(buf, len, "sigma=%s edge=%s", params[p].sigma, params[p].edge);
+}
+
+static tsr_image *sweep_input(const nc_point *pt)
+{
+    return tu_random_image(pt->w, pt->h, pt->ch, 11 + (uint32_t)(pt->s * 16 + pt->ch * 4 + pt->p));
+}
+
+/* The long thin images with the widest kernel only: the reference is O(r). */
+static int sweep_omit(const nc_point *pt)
+{
+    return pt->w * pt->h > 20000 && pt->p == 3 && pt->ch > 1;
+}
+
+static nc_tol sweep_tol(const nc_point *pt, const tsr_image *in)
+{
+    return (nc_tol){blur_tol(atof(params[pt->p].sigma), 1.0), 0};
+}
+
 static void cl_matches_ref(void **state)
 {
-    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
-        for (int ch = 1; ch <= 4; ch++)
-            for (size_t p = 0; p < sizeof params / sizeof params[0]; p++) {
-                /* The long thin images with the widest kernel only: the reference is O(r). */
-                if (sizes[s][0] * sizes[s][1] > 20000 && p == 3 && ch > 1)
-                    continue;
-                tsr_node *n = blur_node(params[p].sigma, params[p].edge);
-                tsr_image *in = tu_random_image(sizes[s][0], sizes[s][1], ch,
-                                                11 + (uint32_t)(s * 16 + ch * 4 + p));
-                tsr_image *ref = tu_run(tu_engine_ref(), n, in, 0, 0);
-                tsr_image *cl = tu_run(tu_engine_cl(), n, in, 0, 0);
-                char what[128];
-                snprintf(what, sizeof what, "%dx%dx%d sigma=%s edge=%s", sizes[s][0], sizes[s][1],
-                         ch, params[p].sigma, params[p].edge);
-                fg_check(cl, ref, blur_tol(atof(params[p].sigma), 1.0), 0, what);
-                tsr_image_free(in);
-                tsr_image_free(ref);
-                tsr_image_free(cl);
-                tsr__node_free(n);
-            }
+    static const nc_sweep sw = {
+        .sizes = sizes,
+        .n_sizes = sizeof sizes / sizeof sizes[0],
+        .n_params = sizeof params / sizeof params[0],
+        .make = sweep_node,
+        .describe = sweep_describe,
+        .input = sweep_input,
+        .omit = sweep_omit,
+        .tol_fn = sweep_tol,
+    };
+    nc_sweep_run(&sw);
 }
 
 /* The reference against OpenCV's GaussianBlur with the matching border (see the generator). */
+static nc_tol golden_tol(const fg_case *c, const tsr_image *in)
+{
+    return (nc_tol){blur_tol(fg_param(c, "sigma"), fg_max_abs(in)), 0};
+}
+
 static void ref_matches_opencv(void **state)
 {
-    fg_case cases[32];
-    int n_cases = fg_cases("blur.gaussian", cases, 32);
-    assert_true(n_cases >= 16);
-    for (int i = 0; i < n_cases; i++) {
-        tsr_node *n = tu_node("blur.gaussian", cases[i].kv, cases[i].n_kv);
-        tsr_image *in = fg_read(cases[i].input), *want = fg_read(cases[i].output);
-        double tol = blur_tol(fg_param(&cases[i], "sigma"), fg_max_abs(in));
-        tsr_image *ref = tu_run(tu_engine_ref(), n, in, 0, 0);
-        tsr_image *cl = tu_run(tu_engine_cl(), n, in, 0, 0);
-        char what[160];
-        snprintf(what, sizeof what, "ref vs %s", cases[i].output);
-        fg_check(ref, want, tol, 0, what);
-        snprintf(what, sizeof what, "cl vs %s", cases[i].output);
-        fg_check(cl, want, tol, 0, what);
-        tsr_image_free(in);
-        tsr_image_free(want);
-        tsr_image_free(ref);
-        tsr_image_free(cl);
-        tsr__node_free(n);
-    }
+    static const fg_golden g = {.node = "blur.gaussian", .min_cases = 16, .tol = golden_tol};
+    fg_golden_run(&g);
 }
 
 /* Tiles read their halo in full-image coordinates and sum in the same order: same bits. The
@@ -96,25 +100,12 @@ static void tiled_equals_whole(void **state)
         int ch = 3 + (int)(p % 2);
         tsr_node *n = blur_node(tp[p].sigma, tp[p].edge);
         tsr_image *in = tu_random_image(127, 129, ch, 99 + (uint32_t)p);
-        tsr_image *whole = tu_run(tu_engine_ref(), n, in, 0, 0);
-        tsr_image *whole_cl = tu_run(tu_engine_cl(), n, in, 0, 0);
+        char label[96];
+        snprintf(label, sizeof label, "sigma=%s edge=%s ch=%d", tp[p].sigma, tp[p].edge, ch);
         /* 7x5 tiles with a 321-tap kernel redo 65 times the work: left to the 37x19 run. */
-        for (size_t t = 0; t < (atof(tp[p].sigma) > 20 ? 1 : 2); t++) {
-            tsr_image *tiled = tu_run(tu_engine_ref(), n, in, tiles[t][0], tiles[t][1]);
-            tsr_image *tiled_cl = tu_run(tu_engine_cl(), n, in, tiles[t][0], tiles[t][1]);
-            char what[128];
-            snprintf(what, sizeof what, "ref tiles %dx%d sigma=%s edge=%s ch=%d", tiles[t][0],
-                     tiles[t][1], tp[p].sigma, tp[p].edge, ch);
-            fg_check(tiled, whole, 0, 0, what);
-            snprintf(what, sizeof what, "cl tiles %dx%d sigma=%s edge=%s ch=%d", tiles[t][0],
-                     tiles[t][1], tp[p].sigma, tp[p].edge, ch);
-            fg_check(tiled_cl, whole_cl, 0, 0, what);
-            tsr_image_free(tiled);
-            tsr_image_free(tiled_cl);
-        }
+        for (size_t t = 0; t < (atof(tp[p].sigma) > 20 ? 1 : 2); t++)
+            nc_tiled_equals_whole(n, in, tiles[t], tiles[t], label);
         tsr_image_free(in);
-        tsr_image_free(whole);
-        tsr_image_free(whole_cl);
         tsr__node_free(n);
     }
 }
@@ -127,8 +118,8 @@ static void identity_and_constant(void **state)
     tsr_image *in = tu_random_image(31, 17, 4, 5);
     tsr_image *ref = tu_run(tu_engine_ref(), n, in, 0, 0);
     tsr_image *cl = tu_run(tu_engine_cl(), n, in, 0, 0);
-    fg_check(ref, in, 0, 0, "sigma 0.01 ref");
-    fg_check(cl, in, 0, 0, "sigma 0.01 cl");
+    nc_check(ref, in, 0, 0, "sigma 0.01 ref");
+    nc_check(cl, in, 0, 0, "sigma 0.01 cl");
     tsr_image_free(ref);
     tsr_image_free(cl);
     tsr__node_free(n);
@@ -138,7 +129,7 @@ static void identity_and_constant(void **state)
     for (int e = 0; e < 2; e++) {
         n = blur_node("6", edges[e]);
         ref = tu_run(tu_engine_ref(), n, in, 0, 0);
-        fg_check(ref, in, blur_tol(6, 1), 0, edges[e]);
+        nc_check(ref, in, blur_tol(6, 1), 0, edges[e]);
         tsr_image_free(ref);
         tsr__node_free(n);
     }
@@ -174,19 +165,9 @@ static void bad_params_rejected(void **state)
 {
     static const char *bad[] = {"sigma=0",   "sigma=-1", "sigma=0.009", "sigma=100.5",
                                 "edge=wrap", "edge=",    "sigma=abc"};
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        tsr__err err;
-        tsr__err_clear(&err);
-        tsr_node *n = NULL;
-        tsr_status rc = tsr__node_make("blur.gaussian", &bad[i], 1, &n, &err);
-        if (rc == TSR_OK)
-            fail_msg("blur.gaussian accepted %s", bad[i]);
-        assert_null(n);
-        assert_true(err.msg[0] != 0);
-    }
     static const char *good[] = {"sigma=0.01", "sigma=100", "edge=mirror"};
-    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
-        tsr__node_free(tu_node("blur.gaussian", &good[i], 1));
+    nc_params_checked("blur.gaussian", bad, sizeof bad / sizeof bad[0], good,
+                      sizeof good / sizeof good[0]);
 }
 
 int main(void)

@@ -22,72 +22,75 @@ static tsr_node *gray_node(const char *method, int keep)
  * each partial sum: 4 * FLT_EPSILON * max|v| (the weights sum to 1). */
 #define CL_TOL(max_abs) (4.0 * FLT_EPSILON * ((max_abs) > 1 ? (max_abs) : 1))
 
+/* Param set p: method p / 2, keep_channels p % 2. */
+static tsr_node *sweep_node(size_t p)
+{
+    return gray_node(methods[p / 2], (int)(p % 2));
+}
+
+static void sweep_describe(size_t p, char *buf, size_t len)
+{
+    snprintf(buf, len, "method=%s keep=%d", methods[p / 2], (int)(p % 2));
+}
+
+static tsr_image *sweep_input(const nc_point *pt)
+{
+    return tu_random_image(pt->w, pt->h, pt->ch, 9 + (uint32_t)(pt->s * 64 + pt->ch * 8 + pt->p));
+}
+
+/* The definition: grey planes hold the weighted sum, alpha is copied, and grey input passes
+ * through; all exact in float. */
+static void sweep_check(const nc_point *pt, const tsr_image *in, const tsr_image *ref,
+                        const char *what)
+{
+    int ch = pt->ch, keep = (int)(pt->p % 2);
+    int want_ch = ch < 3 || keep ? ch : ch - 2;
+    assert_int_equal(ref->channels, want_ch);
+    size_t plane = (size_t)in->width * in->height;
+    const float *w = weights[pt->p / 2];
+    for (size_t i = 0; i < plane; i++) {
+        const float *p = in->data + i;
+        if (ch < 3) {
+            for (int c = 0; c < ch; c++)
+                assert_true(ref->data[c * plane + i] == p[c * plane]);
+            continue;
+        }
+        float g = w[0] * p[0] + w[1] * p[plane] + w[2] * p[2 * plane];
+        int grey = keep ? 3 : 1;
+        for (int c = 0; c < grey; c++)
+            assert_true(ref->data[c * plane + i] == g);
+        if (ch == 4)
+            assert_true(ref->data[grey * plane + i] == p[3 * plane]);
+    }
+}
+
 static void cl_matches_ref(void **state)
 {
-    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
-        for (int ch = 1; ch <= 4; ch++)
-            for (int m = 0; m < 3; m++)
-                for (int keep = 0; keep <= 1; keep++) {
-                    tsr_node *n = gray_node(methods[m], keep);
-                    tsr_image *in = tu_random_image(sizes[s][0], sizes[s][1], ch,
-                                                    9 + (uint32_t)(s * 64 + ch * 8 + m * 2 + keep));
-                    tsr_image *ref = tu_run(tu_engine_ref(), n, in, 0, 0);
-                    tsr_image *cl = tu_run(tu_engine_cl(), n, in, 0, 0);
-                    char what[96];
-                    snprintf(what, sizeof what, "%dx%dx%d method=%s keep=%d", sizes[s][0],
-                             sizes[s][1], ch, methods[m], keep);
-                    int want_ch = ch < 3 || keep ? ch : ch - 2;
-                    assert_int_equal(ref->channels, want_ch);
-                    fg_check(cl, ref, CL_TOL(1.0), 0, what);
-                    /* The definition: grey planes hold the weighted sum, alpha is copied, and
-                     * grey input passes through; all exact in float. */
-                    size_t plane = (size_t)in->width * in->height;
-                    const float *w = weights[m];
-                    for (size_t i = 0; i < plane; i++) {
-                        const float *p = in->data + i;
-                        if (ch < 3) {
-                            for (int c = 0; c < ch; c++)
-                                assert_true(ref->data[c * plane + i] == p[c * plane]);
-                            continue;
-                        }
-                        float g = w[0] * p[0] + w[1] * p[plane] + w[2] * p[2 * plane];
-                        int grey = keep ? 3 : 1;
-                        for (int c = 0; c < grey; c++)
-                            assert_true(ref->data[c * plane + i] == g);
-                        if (ch == 4)
-                            assert_true(ref->data[grey * plane + i] == p[3 * plane]);
-                    }
-                    tsr_image_free(in);
-                    tsr_image_free(ref);
-                    tsr_image_free(cl);
-                    tsr__node_free(n);
-                }
+    static const nc_sweep sw = {
+        .sizes = sizes,
+        .n_sizes = sizeof sizes / sizeof sizes[0],
+        .n_params = 2 * sizeof methods / sizeof methods[0],
+        .make = sweep_node,
+        .describe = sweep_describe,
+        .input = sweep_input,
+        .tol = {CL_TOL(1.0), 0},
+        .check = sweep_check,
+    };
+    nc_sweep_run(&sw);
 }
 
 /* OpenCV's float RGB2GRAY uses the same float weights but its own order and vector code;
  * numpy evaluates rec709/average in float64 with exact 1/3. Either way a few roundings of a
  * sum bounded by max|v|: 4 * FLT_EPSILON * max(1, max|v|). */
+static nc_tol golden_tol(const fg_case *c, const tsr_image *in)
+{
+    return (nc_tol){CL_TOL(fg_max_abs(in)), 0};
+}
+
 static void ref_matches_opencv_numpy(void **state)
 {
-    fg_case cases[16];
-    int n_cases = fg_cases("color.grayscale", cases, 16);
-    assert_true(n_cases >= 4);
-    for (int i = 0; i < n_cases; i++) {
-        tsr_node *n = tu_node("color.grayscale", cases[i].kv, cases[i].n_kv);
-        tsr_image *in = fg_read(cases[i].input), *want = fg_read(cases[i].output);
-        tsr_image *ref = tu_run(tu_engine_ref(), n, in, 0, 0);
-        tsr_image *cl = tu_run(tu_engine_cl(), n, in, 0, 0);
-        char what[160];
-        snprintf(what, sizeof what, "ref vs %s", cases[i].output);
-        fg_check(ref, want, CL_TOL(fg_max_abs(in)), 0, what);
-        snprintf(what, sizeof what, "cl vs %s", cases[i].output);
-        fg_check(cl, want, CL_TOL(fg_max_abs(in)), 0, what);
-        tsr_image_free(in);
-        tsr_image_free(want);
-        tsr_image_free(ref);
-        tsr_image_free(cl);
-        tsr__node_free(n);
-    }
+    static const fg_golden g = {.node = "color.grayscale", .min_cases = 4, .tol = golden_tol};
+    fg_golden_run(&g);
 }
 
 static void tiled_equals_whole(void **state)
@@ -95,17 +98,8 @@ static void tiled_equals_whole(void **state)
     for (int keep = 0; keep <= 1; keep++) {
         tsr_node *n = gray_node("rec709", keep);
         tsr_image *in = tu_random_image(127, 129, 4, 99);
-        tsr_image *whole = tu_run(tu_engine_ref(), n, in, 0, 0);
-        tsr_image *whole_cl = tu_run(tu_engine_cl(), n, in, 0, 0);
-        tsr_image *tiled = tu_run(tu_engine_ref(), n, in, 37, 19);
-        tsr_image *tiled_cl = tu_run(tu_engine_cl(), n, in, 7, 5);
-        fg_check(tiled, whole, 0, 0, "ref tiles 37x19");
-        fg_check(tiled_cl, whole_cl, 0, 0, "cl tiles 7x5");
+        nc_tiled_equals_whole(n, in, (const int[2]){37, 19}, (const int[2]){7, 5}, NULL);
         tsr_image_free(in);
-        tsr_image_free(whole);
-        tsr_image_free(whole_cl);
-        tsr_image_free(tiled);
-        tsr_image_free(tiled_cl);
         tsr__node_free(n);
     }
 }
@@ -113,15 +107,7 @@ static void tiled_equals_whole(void **state)
 static void bad_params_rejected(void **state)
 {
     static const char *bad[] = {"method=bt2020", "method=", "method=REC601", "keep_channels=maybe"};
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        tsr__err err;
-        tsr__err_clear(&err);
-        tsr_node *n = NULL;
-        if (tsr__node_make("color.grayscale", &bad[i], 1, &n, &err) == TSR_OK)
-            fail_msg("color.grayscale accepted %s", bad[i]);
-        assert_null(n);
-        assert_true(err.msg[0] != 0);
-    }
+    nc_params_checked("color.grayscale", bad, sizeof bad / sizeof bad[0], NULL, 0);
 }
 
 int main(void)

@@ -67,16 +67,9 @@ static void sharpen_check(const tsr_image *got, const tsr_image *want, const tsr
                           const tsr_image *blurred, double amount, double threshold, double tol,
                           double blur_err, const char *what)
 {
-    assert_int_equal(got->width, in->width);
-    assert_int_equal(got->height, in->height);
-    assert_int_equal(got->channels, in->channels);
+    nc_alpha_kept(in, got, what);
     size_t plane = (size_t)in->width * in->height;
-    int colour = in->channels == 2 || in->channels == 4 ? in->channels - 1 : in->channels;
-    for (size_t i = plane * colour; i < plane * in->channels; i++)
-        if (memcmp(&got->data[i], &in->data[i], sizeof(float)) != 0)
-            fail_msg("%s: alpha (%zu, %zu) changed: %.9g -> %.9g", what, i % plane % in->width,
-                     i % plane / in->width, in->data[i], got->data[i]);
-    for (size_t i = 0; i < plane * colour; i++) {
+    for (size_t i = 0; i < plane * nc_colour_planes(in->channels); i++) {
         double g = got->data[i], w = want->data[i], v = in->data[i];
         if (fabs(g - w) <= tol)
             continue;
@@ -91,66 +84,82 @@ static void sharpen_check(const tsr_image *got, const tsr_image *want, const tsr
     }
 }
 
+static tsr_node *sweep_node(size_t p)
+{
+    return sharpen_node(&params[p]);
+}
+
+static void sweep_describe(size_t p, char *buf, size_t len)
+{
+    snprintf(buf, len, "sigma=%s amount=%s threshold=%s edge=%s", params[p].sigma, params[p].amount,
+             params[p].threshold, params[p].edge);
+}
+
+/* Colour past 0..1 on odd cases: the node must not clamp. */
+static tsr_image *sweep_input(const nc_point *pt)
+{
+    uint32_t seed = 31 + (uint32_t)(pt->s * 16 + pt->ch * 4 + pt->p);
+    return pt->p % 2 ? fg_random_range(pt->w, pt->h, pt->ch, seed, -0.5f, 1.5f)
+                     : tu_random_image(pt->w, pt->h, pt->ch, seed);
+}
+
+/* The long thin images with the widest kernel only: the reference is O(r). */
+static int sweep_omit(const nc_point *pt)
+{
+    return pt->w * pt->h > 20000 && pt->p == 3 && pt->ch > 1;
+}
+
+/* A sample near the threshold may take either branch on a device whose blur rounds otherwise:
+ * the reference blur tells which samples are near. */
+static void sweep_compare(const nc_point *pt, tsr_image *in, const tsr_image *ref,
+                          const tsr_image *cl, const char *what)
+{
+    const sharpen_case *pc = &params[pt->p];
+    tsr_node *b = blur_node(pc);
+    tsr_image *blurred = tu_run(tu_engine_ref(), b, in, 0, 0);
+    double sigma = atof(pc->sigma), amount = atof(pc->amount), m = fg_max_abs(in);
+    sharpen_check(cl, ref, in, blurred, amount, atof(pc->threshold), sharpen_tol(sigma, amount, m),
+                  blur_tol(sigma, m), what);
+    tsr_image_free(blurred);
+    tsr__node_free(b);
+}
+
 static void cl_matches_ref(void **state)
 {
-    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
-        for (int ch = 1; ch <= 4; ch++)
-            for (size_t p = 0; p < sizeof params / sizeof params[0]; p++) {
-                /* The long thin images with the widest kernel only: the reference is O(r). */
-                if (sizes[s][0] * sizes[s][1] > 20000 && p == 3 && ch > 1)
-                    continue;
-                const sharpen_case *pc = &params[p];
-                tsr_node *n = sharpen_node(pc), *b = blur_node(pc);
-                /* Colour past 0..1 on odd cases: the node must not clamp. */
-                uint32_t seed = 31 + (uint32_t)(s * 16 + ch * 4 + p);
-                tsr_image *in =
-                    p % 2 ? fg_random_range(sizes[s][0], sizes[s][1], ch, seed, -0.5f, 1.5f)
-                          : tu_random_image(sizes[s][0], sizes[s][1], ch, seed);
-                tsr_image *ref = tu_run(tu_engine_ref(), n, in, 0, 0);
-                tsr_image *cl = tu_run(tu_engine_cl(), n, in, 0, 0);
-                tsr_image *blurred = tu_run(tu_engine_ref(), b, in, 0, 0);
-                double sigma = atof(pc->sigma), amount = atof(pc->amount), m = fg_max_abs(in);
-                char what[160];
-                snprintf(what, sizeof what, "%dx%dx%d sigma=%s amount=%s threshold=%s edge=%s",
-                         sizes[s][0], sizes[s][1], ch, pc->sigma, pc->amount, pc->threshold,
-                         pc->edge);
-                sharpen_check(cl, ref, in, blurred, amount, atof(pc->threshold),
-                              sharpen_tol(sigma, amount, m), blur_tol(sigma, m), what);
-                tsr_image_free(in);
-                tsr_image_free(ref);
-                tsr_image_free(cl);
-                tsr_image_free(blurred);
-                tsr__node_free(n);
-                tsr__node_free(b);
-            }
+    static const nc_sweep sw = {
+        .sizes = sizes,
+        .n_sizes = sizeof sizes / sizeof sizes[0],
+        .n_params = sizeof params / sizeof params[0],
+        .make = sweep_node,
+        .describe = sweep_describe,
+        .input = sweep_input,
+        .omit = sweep_omit,
+        .compare = sweep_compare,
+    };
+    nc_sweep_run(&sw);
 }
 
 /* The reference (and the device) against numpy/OpenCV: cv2.GaussianBlur with the matching
  * border, then the formula in float64 (see tools/gen-filter-golden.py, which also refuses a
  * threshold that some sample lies too close to, so no branch flip is tolerated here). */
+static nc_tol golden_tol(const fg_case *c, const tsr_image *in)
+{
+    double sigma = fg_param(c, "sigma"), amount = fg_param(c, "amount");
+    return (nc_tol){sharpen_tol(sigma, amount, fg_max_abs(in)), 0};
+}
+
+static void golden_compare(const fg_case *c, const tsr_image *in, const tsr_image *got,
+                           const tsr_image *want, nc_tol tol, const char *what)
+{
+    sharpen_check(got, want, in, NULL, fg_param(c, "amount"), fg_param(c, "threshold"), tol.abs, 0,
+                  what);
+}
+
 static void ref_matches_opencv(void **state)
 {
-    fg_case cases[16];
-    int n_cases = fg_cases("sharpen", cases, 16);
-    assert_true(n_cases >= 7);
-    for (int i = 0; i < n_cases; i++) {
-        tsr_node *n = tu_node("sharpen", cases[i].kv, cases[i].n_kv);
-        tsr_image *in = fg_read(cases[i].input), *want = fg_read(cases[i].output);
-        double amount = fg_param(&cases[i], "amount"), threshold = fg_param(&cases[i], "threshold");
-        double tol = sharpen_tol(fg_param(&cases[i], "sigma"), amount, fg_max_abs(in));
-        tsr_image *ref = tu_run(tu_engine_ref(), n, in, 0, 0);
-        tsr_image *cl = tu_run(tu_engine_cl(), n, in, 0, 0);
-        char what[160];
-        snprintf(what, sizeof what, "ref vs %s", cases[i].output);
-        sharpen_check(ref, want, in, NULL, amount, threshold, tol, 0, what);
-        snprintf(what, sizeof what, "cl vs %s", cases[i].output);
-        sharpen_check(cl, want, in, NULL, amount, threshold, tol, 0, what);
-        tsr_image_free(in);
-        tsr_image_free(want);
-        tsr_image_free(ref);
-        tsr_image_free(cl);
-        tsr__node_free(n);
-    }
+    static const fg_golden g = {
+        .node = "sharpen", .min_cases = 7, .tol = golden_tol, .compare = golden_compare};
+    fg_golden_run(&g);
 }
 
 /* Tiles read their halo in full-image coordinates and compute in the same order: same bits. The
@@ -166,31 +175,13 @@ static void tiled_equals_whole(void **state)
         int ch = 1 + (int)(p % 4);
         tsr_node *n = sharpen_node(&tp[p]);
         tsr_image *in = fg_random_range(127, 129, ch, 77 + (uint32_t)p, -0.25f, 1.25f);
-        tsr_image *whole = tu_run(tu_engine_ref(), n, in, 0, 0);
-        tsr_image *whole_cl = tu_run(tu_engine_cl(), n, in, 0, 0);
+        char label[128];
+        snprintf(label, sizeof label, "sigma=%s amount=%s threshold=%s edge=%s ch=%d", tp[p].sigma,
+                 tp[p].amount, tp[p].threshold, tp[p].edge, ch);
         /* 7x5 tiles with a 321-tap kernel redo 65 times the work: left to the 37x19 run. */
-        for (size_t t = 0; t < (atof(tp[p].sigma) > 20 ? 1 : 2); t++) {
-            tsr_image *tiled = tu_run(tu_engine_ref(), n, in, tiles[t][0], tiles[t][1]);
-            tsr_image *tiled_cl = tu_run(tu_engine_cl(), n, in, tiles[t][0], tiles[t][1]);
-            char what[160];
-            snprintf(what, sizeof what,
-                     "ref tiles %dx%d sigma=%s amount=%s threshold=%s edge=%s "
-                     "ch=%d",
-                     tiles[t][0], tiles[t][1], tp[p].sigma, tp[p].amount, tp[p].threshold,
-                     tp[p].edge, ch);
-            fg_check(tiled, whole, 0, 0, what);
-            snprintf(what, sizeof what,
-                     "cl tiles %dx%d sigma=%s amount=%s threshold=%s edge=%s "
-                     "ch=%d",
-                     tiles[t][0], tiles[t][1], tp[p].sigma, tp[p].amount, tp[p].threshold,
-                     tp[p].edge, ch);
-            fg_check(tiled_cl, whole_cl, 0, 0, what);
-            tsr_image_free(tiled);
-            tsr_image_free(tiled_cl);
-        }
+        for (size_t t = 0; t < (atof(tp[p].sigma) > 20 ? 1 : 2); t++)
+            nc_tiled_equals_whole(n, in, tiles[t], tiles[t], label);
         tsr_image_free(in);
-        tsr_image_free(whole);
-        tsr_image_free(whole_cl);
         tsr__node_free(n);
     }
 }
@@ -214,7 +205,7 @@ static void equals_blur_then_formula(void **state)
                 float v = in->data[i], d = v - want->data[i];
                 want->data[i] = i >= plane * 3 ? v : (fabsf(d) < threshold ? v : v + amount * d);
             }
-            fg_check(got, want, 0, 0,
+            nc_check(got, want, 0, 0,
                      e ? "cl vs blur.gaussian + formula" : "ref vs blur + formula");
             tsr_image_free(got);
             tsr_image_free(want);
@@ -275,9 +266,9 @@ static void identities(void **state)
         char what[160];
         snprintf(what, sizeof what, "ref sigma=%s amount=%s threshold=%s", cases[p].sigma,
                  cases[p].amount, cases[p].threshold);
-        fg_check(ref, in, 0, 0, what);
+        nc_check(ref, in, 0, 0, what);
         what[0] = 'c', what[1] = 'l', what[2] = ' ';
-        fg_check(cl, in, 0, 0, what);
+        nc_check(cl, in, 0, 0, what);
         tsr_image_free(ref);
         tsr_image_free(cl);
         tsr__node_free(n);
@@ -290,7 +281,7 @@ static void identities(void **state)
     for (int e = 0; e < 2; e++) {
         tsr_node *n = sharpen_node(&flat[e]);
         tsr_image *ref = tu_run(tu_engine_ref(), n, in, 0, 0);
-        fg_check(ref, in, sharpen_tol(6, 3, 1), 0, flat[e].edge);
+        nc_check(ref, in, sharpen_tol(6, 3, 1), 0, flat[e].edge);
         tsr_image_free(ref);
         tsr__node_free(n);
     }
@@ -366,20 +357,10 @@ static void bad_params_rejected(void **state)
     static const char *bad[] = {"sigma=0",     "sigma=0.009", "sigma=100.5",     "amount=-0.01",
                                 "amount=10.5", "amount=abc",  "threshold=-1e-9", "threshold=1.01",
                                 "threshold=",  "edge=wrap",   "edge=reflect101", "strength=1"};
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        tsr__err err;
-        tsr__err_clear(&err);
-        tsr_node *n = NULL;
-        tsr_status rc = tsr__node_make("sharpen", &bad[i], 1, &n, &err);
-        if (rc == TSR_OK)
-            fail_msg("sharpen accepted %s", bad[i]);
-        assert_null(n);
-        assert_true(err.msg[0] != 0);
-    }
     static const char *good[] = {"sigma=0.01",  "sigma=100",   "amount=0",    "amount=10",
                                  "threshold=0", "threshold=1", "edge=mirror", "edge=zero"};
-    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
-        tsr__node_free(tu_node("sharpen", &good[i], 1));
+    nc_params_checked("sharpen", bad, sizeof bad / sizeof bad[0], good,
+                      sizeof good / sizeof good[0]);
     /* Defaults: sigma 1, amount 1, threshold 0, clamp. */
     tsr_node *n = tu_node("sharpen", NULL, 0);
     assert_true(n->params[0].num == 1.0 && n->params[1].num == 1.0 && n->params[2].num == 0.0);

@@ -1,6 +1,5 @@
 /* Graph model: YAML reading, param parsing, validation, order, --set, and the error messages
  * with their exact file:line:col (1-based, as libyaml marks the key or value at fault). */
-#include <dirent.h>
 #include <locale.h>
 #include <math.h>
 #include <stdio.h>
@@ -17,41 +16,6 @@
 static tsr_engine *eng(void)
 {
     return tu_engine_ref();
-}
-
-/* Names in `dir` ending in `suffix`, sorted, read up front so that a failing assertion (which
- * jumps out of the test) leaves no directory handle behind. */
-typedef struct name_list {
-    char name[256][256];
-    int n;
-} name_list;
-
-static int cmp_name(const void *a, const void *b)
-{
-    return strcmp(a, b);
-}
-
-static void list_dir(const char *dir, const char *suffix, name_list *out)
-{
-    DIR *d = opendir(dir);
-    assert_non_null(d);
-    out->n = 0;
-    struct dirent *de;
-    size_t sl = strlen(suffix);
-    int overflow = 0;
-    while ((de = readdir(d))) {
-        size_t n = strlen(de->d_name);
-        if (n <= sl || n >= sizeof out->name[0] || strcmp(de->d_name + n - sl, suffix) != 0)
-            continue;
-        if (out->n == 256) {
-            overflow = 1;
-            break;
-        }
-        memcpy(out->name[out->n++], de->d_name, n + 1);
-    }
-    closedir(d);
-    assert_false(overflow);
-    qsort(out->name, (size_t)out->n, sizeof out->name[0], cmp_name);
 }
 
 static tsr_graph *load_ok(const char *yaml)
@@ -219,8 +183,8 @@ static void yaml_forms(void **state)
 /* Every example graph of the repository loads. */
 static void example_graphs_load(void **state)
 {
-    static name_list files;
-    list_dir("graphs", ".yaml", &files);
+    static tu_name_list files;
+    tu_list_dir("graphs", ".yaml", &files);
     int count = 0;
     for (int i = 0; i < files.n; i++) {
         char path[512];
@@ -869,8 +833,8 @@ static void large_graph(void **state)
 
 static void bad_corpus(void **state)
 {
-    static name_list files;
-    list_dir("tests/bad/graph", ".yaml", &files);
+    static tu_name_list files;
+    tu_list_dir("tests/bad/graph", ".yaml", &files);
     int count = 0;
     for (int i = 0; i < files.n; i++) {
         const char *name = files.name[i];

@@ -127,23 +127,6 @@ static tsr_status load(const char *path, uint64_t max_pixels, tsr_image **out, t
     return tsr__image_load(path, max_pixels, out, err);
 }
 
-static unsigned char *read_all(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        fail_msg("cannot open %s", path);
-    assert_int_equal(fseek(f, 0, SEEK_END), 0);
-    long n = ftell(f);
-    assert_true(n >= 0);
-    rewind(f);
-    unsigned char *buf = malloc((size_t)n + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    *len = (size_t)n;
-    return buf;
-}
-
 static void write_all(const char *path, const void *buf, size_t len)
 {
     FILE *f = fopen(path, "wb");
@@ -216,7 +199,7 @@ static int hidden_entries(const char *dir)
 static int file_is(const char *path, const char *content)
 {
     size_t len;
-    unsigned char *buf = read_all(path, &len);
+    unsigned char *buf = tu_slurp(path, &len);
     int same = len == strlen(content) && !memcmp(buf, content, len);
     free(buf);
     return same;
@@ -274,21 +257,18 @@ static void pngsuite_matches_pypng(void **state)
     fclose(f);
     assert_true(count >= 150);
 
-    DIR *d = opendir(tu_shared("testdata/pngsuite"));
-    assert_non_null(d);
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        size_t len = strlen(e->d_name);
-        if (len < 5 || strcmp(e->d_name + len - 4, ".png") || e->d_name[0] == 'x')
+    static tu_name_list files;
+    tu_list_dir(tu_shared("testdata/pngsuite"), ".png", &files);
+    for (int f = 0; f < files.n; f++) {
+        const char *name = files.name[f];
+        if (name[0] == 'x')
             continue;
         int found = 0;
         for (int i = 0; i < count && !found; i++)
-            found = !strcmp(seen[i], e->d_name);
+            found = !strcmp(seen[i], name);
         if (!found)
-            fail_msg("%s is not in %spngsuite.tsv: rerun tools/gen-io-golden.py", e->d_name,
-                     GOLDEN);
+            fail_msg("%s is not in %spngsuite.tsv: rerun tools/gen-io-golden.py", name, GOLDEN);
     }
-    closedir(d);
 }
 
 /* The libpng copies of the basic images (plain and interlaced) decode to the 2011 originals'
@@ -329,33 +309,31 @@ static void libpng_copies_match_originals(void **state)
  * file and from memory. */
 static void invalid_pngs_refused(void **state)
 {
-    DIR *d = opendir(tu_shared("testdata/pngsuite"));
-    assert_non_null(d);
-    struct dirent *e;
+    static tu_name_list files;
+    tu_list_dir(tu_shared("testdata/pngsuite"), ".png", &files);
     int n = 0;
-    while ((e = readdir(d))) {
-        if (e->d_name[0] != 'x' || !strstr(e->d_name, ".png"))
+    for (int f = 0; f < files.n; f++) {
+        const char *name = files.name[f];
+        if (name[0] != 'x')
             continue;
         char rel[512], path[1024];
-        snprintf(rel, sizeof rel, "testdata/pngsuite/%s", e->d_name);
+        snprintf(rel, sizeof rel, "testdata/pngsuite/%s", name);
         snprintf(path, sizeof path, "%s", tu_shared(rel));
         tsr__err err;
         tsr_image *img;
         tsr_status rc = load(path, 0, &img, &err);
         if (rc != TSR_ERR_DECODE)
-            fail_msg("%s: got %s (%s), expected a decode error", e->d_name, tsr_status_str(rc),
-                     err.msg);
+            fail_msg("%s: got %s (%s), expected a decode error", name, tsr_status_str(rc), err.msg);
         assert_null(img);
         assert_msg_has(&err, path);
         size_t len;
-        unsigned char *buf = read_all(path, &len);
+        unsigned char *buf = tu_slurp(path, &len);
         tsr__err_clear(&err);
-        assert_int_equal(tsr__image_decode(buf, len, e->d_name, 0, &img, &err), TSR_ERR_DECODE);
-        assert_msg_has(&err, e->d_name);
+        assert_int_equal(tsr__image_decode(buf, len, name, 0, &img, &err), TSR_ERR_DECODE);
+        assert_msg_has(&err, name);
         free(buf);
         n++;
     }
-    closedir(d);
     assert_int_equal(n, 14);
 }
 
@@ -373,7 +351,7 @@ static void truncated_files_refused(void **state)
         const char *src =
             strncmp(files[f], GOLDEN, strlen(GOLDEN)) ? tu_shared(files[f]) : files[f];
         size_t len;
-        unsigned char *buf = read_all(src, &len);
+        unsigned char *buf = tu_slurp(src, &len);
         tsr_image *img = NULL;
         tsr__err err;
         /* The whole file decodes, so the failures below are the truncation's. */
@@ -419,7 +397,7 @@ static void corrupted_files_fail_cleanly(void **state)
         const char *src =
             strncmp(files[f], GOLDEN, strlen(GOLDEN)) ? tu_shared(files[f]) : files[f];
         size_t len;
-        unsigned char *buf = read_all(src, &len), *m = malloc(len);
+        unsigned char *buf = tu_slurp(src, &len), *m = malloc(len);
         assert_non_null(m);
         int refused = 0;
         for (int it = 0; it < 300; it++) {
@@ -463,7 +441,7 @@ static void not_images_refused(void **state)
     assert_msg_has(&err, "not a PNG or JPEG file");
     /* Format comes from the bytes: a PNG named .jpg loads. */
     size_t len;
-    unsigned char *buf = read_all(tu_shared("testdata/pngsuite/basn2c08.png"), &len);
+    unsigned char *buf = tu_slurp(tu_shared("testdata/pngsuite/basn2c08.png"), &len);
     write_all(tmp_path("really-png.jpg"), buf, len);
     free(buf);
     assert_int_equal(load(tmp_path("really-png.jpg"), 0, &img, &err), TSR_OK);
@@ -678,7 +656,7 @@ static void pixel_limit(void **state)
     assert_msg_has(&err, "small.png");
 
     size_t len;
-    unsigned char *buf = read_all(GOLDEN "gray.jpg", &len);
+    unsigned char *buf = tu_slurp(GOLDEN "gray.jpg", &len);
     size_t sof = 0;
     for (size_t i = 2; i + 9 < len && !sof; i++)
         if (buf[i] == 0xFF && buf[i + 1] == 0xC0)

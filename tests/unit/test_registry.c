@@ -1,6 +1,5 @@
 /* The node registry against the tree (the files in nodes/, nodes.def, kernels, node tests), the
  * contract every class must keep, and the schema JSON a GUI reads. */
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,41 +31,6 @@ static int read_def(def_entry *out, int max)
     return n;
 }
 
-/* Names in `dir` ending in `suffix`, sorted, read up front so that a failing assertion (which
- * jumps out of the test) leaves no directory handle behind. */
-typedef struct name_list {
-    char name[256][256];
-    int n;
-} name_list;
-
-static int cmp_name(const void *a, const void *b)
-{
-    return strcmp(a, b);
-}
-
-static void list_dir(const char *dir, const char *suffix, name_list *out)
-{
-    DIR *d = opendir(dir);
-    assert_non_null(d);
-    out->n = 0;
-    struct dirent *de;
-    size_t sl = strlen(suffix);
-    int overflow = 0;
-    while ((de = readdir(d))) {
-        size_t n = strlen(de->d_name);
-        if (n <= sl || n >= sizeof out->name[0] || strcmp(de->d_name + n - sl, suffix) != 0)
-            continue;
-        if (out->n == 256) {
-            overflow = 1;
-            break;
-        }
-        memcpy(out->name[out->n++], de->d_name, n + 1);
-    }
-    closedir(d);
-    assert_false(overflow);
-    qsort(out->name, (size_t)out->n, sizeof out->name[0], cmp_name);
-}
-
 static int file_exists(const char *path)
 {
     struct stat st;
@@ -80,8 +44,8 @@ static void def_matches_files(void **state)
     assert_true(n > 0);
 
     /* Every file in nodes/ is listed... */
-    static name_list files;
-    list_dir("nodes", ".c", &files);
+    static tu_name_list files;
+    tu_list_dir("nodes", ".c", &files);
     for (int f = 0; f < files.n; f++) {
         size_t len = strlen(files.name[f]);
         int found = 0;
