@@ -34,10 +34,17 @@ tsr_status tsr__exec_cl_error(tsr_exec *ex, cl_int st, const char *what)
 tsr_status tsr__exec_alloc(tsr_exec *ex, size_t bytes, cl_mem *out)
 {
     size_t c = tsr__pool_class_size(bytes);
+    /* Each planned size serves one request, the smallest that holds it: two requests never
+     * share one hint, so together they stay within what the planner counted. */
+    size_t *hint = NULL;
     if (ex->hint_fixed && c <= ex->hint_fixed)
-        bytes = ex->hint_fixed;
-    else if (ex->hint_tile && c <= ex->hint_tile)
-        bytes = ex->hint_tile;
+        hint = &ex->hint_fixed;
+    if (ex->hint_tile && c <= ex->hint_tile && (!hint || ex->hint_tile < *hint))
+        hint = &ex->hint_tile;
+    if (hint) {
+        bytes = *hint;
+        *hint = 0;
+    }
     tsr_status rc = tsr__pool_alloc(ex->pool, bytes, out, ex->err);
     if (rc)
         tsr__err_prefix(ex->err, "node '%s' (%s): ", node_id(ex), node_type(ex));

@@ -348,7 +348,7 @@ struct tsr_exec {
     /* Sizes the planner counted for this node's fixed and per-tile device bytes (pool classes,
      * largest over the stage's tiles; 0: none). tsr__exec_alloc rounds requests up to them so
      * that every tile asks for the same sizes and reuses the previous tile's blocks. */
-    size_t hint_fixed, hint_tile;
+    size_t hint_fixed, hint_tile; /* each is used by one request, then cleared */
 };
 
 /* Device scratch for a node (counts against the budget). */
