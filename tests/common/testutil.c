@@ -167,3 +167,35 @@ void tu_list_dir(const char *dir, const char *suffix, tu_name_list *out)
         fail_msg("more than 256 names ending in %s in %s", suffix, dir);
     qsort(out->name, (size_t)out->n, sizeof out->name[0], cmp_name);
 }
+
+static uint32_t le32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+tsr_image *tu_read_f32(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        fail_msg("cannot open %s (tests run from the repository root)", path);
+    unsigned char h[16];
+    if (fread(h, 1, 16, f) != 16 || memcmp(h, "TF32", 4) != 0)
+        fail_msg("%s: not a TF32 file", path);
+    uint32_t w = le32(h + 4), ht = le32(h + 8), c = le32(h + 12);
+    if (w == 0 || ht == 0 || c == 0 || c > 4 || w > 65536 || ht > 65536)
+        fail_msg("%s: bad header %ux%ux%u", path, w, ht, c);
+    tsr_image *img = NULL;
+    assert_int_equal(tsr_image_new((int)w, (int)ht, (int)c, &img), TSR_OK);
+    size_t n = (size_t)w * ht * c;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char b[4];
+        if (fread(b, 1, 4, f) != 4)
+            fail_msg("%s: truncated at sample %zu of %zu", path, i, n);
+        uint32_t u = le32(b);
+        memcpy(&img->data[i], &u, 4);
+    }
+    if (fgetc(f) != EOF)
+        fail_msg("%s: trailing bytes", path);
+    fclose(f);
+    return img;
+}

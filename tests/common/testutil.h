@@ -25,6 +25,9 @@ tsr_node *tu_node(const char *type, const char *const *kv, int n_kv);
 tsr_image *tu_run(tsr_engine *e, const tsr_node *n, tsr_image *in, int tile_w, int tile_h);
 /* Path under the shared data folder: $TSR_SHARED or ../shared. Returns a static buffer. */
 const char *tu_shared(const char *rel);
+/* Read a .f32 golden ("TF32", width, height, channels as LE uint32, then planar LE float32, the
+ * format tools/gen-*-golden.py write) or fail the test naming the file and what is wrong. */
+tsr_image *tu_read_f32(const char *path);
 /* Load a PNG/JPEG or fail the test. */
 tsr_image *tu_load(const char *path);
 /* Whole file into a malloc'ed buffer (*len bytes, one spare byte after them); fails the test if

@@ -20,39 +20,13 @@ typedef struct fg_case {
     int n_kv;
 } fg_case;
 
-static uint32_t fg_u32(const unsigned char *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-/* Read a .f32 file: "TF32", width, height, channels (LE uint32), then planar LE float32. */
+/* A .f32 golden of tests/golden/filters. */
 __attribute__((unused)) static tsr_image *fg_read(const char *name)
 {
-    char path[256];
-    snprintf(path, sizeof path, FG_DIR "%s", name);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        fail_msg("cannot open %s (tests run from the repository root)", path);
-    unsigned char h[16];
-    if (fread(h, 1, 16, f) != 16 || memcmp(h, "TF32", 4) != 0)
-        fail_msg("%s: not a TF32 file", path);
-    uint32_t w = fg_u32(h + 4), ht = fg_u32(h + 8), c = fg_u32(h + 12);
-    if (w == 0 || ht == 0 || c == 0 || c > 4 || w > 65536 || ht > 65536)
-        fail_msg("%s: bad header %ux%ux%u", path, w, ht, c);
-    tsr_image *img = NULL;
-    assert_int_equal(tsr_image_new((int)w, (int)ht, (int)c, &img), TSR_OK);
-    size_t n = (size_t)w * ht * c;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char b[4];
-        if (fread(b, 1, 4, f) != 4)
-            fail_msg("%s: truncated at sample %zu of %zu", path, i, n);
-        uint32_t u = fg_u32(b);
-        memcpy(&img->data[i], &u, 4);
-    }
-    if (fgetc(f) != EOF)
-        fail_msg("%s: trailing bytes", path);
-    fclose(f);
-    return img;
+    char path[512];
+    if (snprintf(path, sizeof path, FG_DIR "%s", name) >= (int)sizeof path)
+        fail_msg("golden name too long: %s", name);
+    return tu_read_f32(path);
 }
 
 /* The MANIFEST cases for one node type; returns how many (at most max). */

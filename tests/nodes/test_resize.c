@@ -14,35 +14,12 @@ static const char *const filters[] = {"nearest", "bilinear", "bicubic", "mitchel
 
 /* ---- helpers ------------------------------------------------------------------------------- */
 
-static uint32_t le32(const unsigned char *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-/* Read a .f32 golden (format in tests/golden/resize/README.md); fails the test if absent. */
+/* A .f32 golden of tests/golden/resize (format in its README.md). */
 static tsr_image *load_f32(const char *name)
 {
     char path[512];
     snprintf(path, sizeof path, GOLDEN "%s", name);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        fail_msg("cannot open %s (run the tests from the repository root)", path);
-    unsigned char hdr[16];
-    assert_int_equal(fread(hdr, 1, sizeof hdr, f), sizeof hdr);
-    assert_memory_equal(hdr, "TF32", 4);
-    tsr_image *img = NULL;
-    assert_int_equal(
-        tsr_image_new((int)le32(hdr + 4), (int)le32(hdr + 8), (int)le32(hdr + 12), &img), TSR_OK);
-    size_t n = (size_t)img->width * img->height * img->channels;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char b[4];
-        assert_int_equal(fread(b, 1, 4, f), 4);
-        uint32_t u = le32(b);
-        memcpy(&img->data[i], &u, sizeof u);
-    }
-    assert_int_equal(fgetc(f), EOF);
-    fclose(f);
-    return img;
+    return tu_read_f32(path);
 }
 
 static tsr_node *make(const char *filter, const char *size1, const char *size2)
