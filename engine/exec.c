@@ -160,7 +160,7 @@ static tsr_status download(tsr_exec *ex, cl_mem m, float *dst, size_t bytes)
     return st == CL_SUCCESS ? TSR_OK : tsr__exec_cl_error(ex, st, "clEnqueueReadBuffer");
 }
 
-static void exec_init(tsr_exec *ex, tsr_engine *e, const tsr_node *n)
+void tsr__exec_init(tsr_exec *ex, tsr_engine *e, const tsr_node *n)
 {
     memset(ex, 0, sizeof *ex);
     ex->engine = e;
@@ -189,7 +189,7 @@ tsr_status tsr__run_node(tsr_engine *e, const tsr_node *n, tsr_image *const *inp
         return tsr__seterr(&e->err, TSR_ERR_INVALID, "node type '%s' cannot run on images",
                            cls->name);
     tsr_exec ex;
-    exec_init(&ex, e, n);
+    tsr__exec_init(&ex, e, n);
     tsr_image_info in_info[TSR_MAX_PORTS] = {{0}}, out_info[TSR_MAX_PORTS] = {{0}};
     for (int i = 0; i < cls->n_inputs; i++)
         in_info[i] = (tsr_image_info){inputs[i]->width, inputs[i]->height, inputs[i]->channels,
@@ -482,7 +482,7 @@ static tsr_status run_tile(run_state *rs, const tsr__stage *s, tsr_rect r)
     for (int k = 0; k < s->n_nodes && !rc; k++) {
         int v = s->nodes[k];
         tsr_node *n = &g->nodes[v];
-        exec_init(&ex, e, n);
+        tsr__exec_init(&ex, e, n);
         tsr_region in[TSR_MAX_PORTS];
         memset(in, 0, sizeof in);
         for (int i = 0; i < n->cls->n_inputs && !rc; i++) {
@@ -523,7 +523,7 @@ static tsr_status run_tile(run_state *rs, const tsr__stage *s, tsr_rect r)
     }
     if (!rc) {
         tbuf *b = &rs->out[s->root];
-        exec_init(&ex, e, &g->nodes[s->root]);
+        tsr__exec_init(&ex, e, &g->nodes[s->root]);
         if (e->cl)
             rc = transfer(&ex, rs, rs->img[s->root], r, b->mem, 0);
         else
@@ -771,7 +771,7 @@ tsr_status tsr_graph_run(tsr_engine *e, tsr_graph *g, const tsr_run_options *opt
         tsr_node *n = &g->nodes[v];
         rs.node_index = k;
         tsr_exec ex;
-        exec_init(&ex, e, n);
+        tsr__exec_init(&ex, e, n);
         if (n->cls->flags & TSR_NODE_SOURCE) {
             if ((rc = progress(&rs, n, 0, 1)))
                 break;

@@ -351,6 +351,8 @@ struct tsr_exec {
     size_t hint_fixed, hint_tile; /* each is used by one request, then cleared */
 };
 
+/* An execution context on engine e for node n (NULL: none, messages say '?'). */
+void tsr__exec_init(tsr_exec *ex, tsr_engine *e, const tsr_node *n);
 /* Device scratch for a node (counts against the budget). */
 tsr_status tsr__exec_alloc(tsr_exec *ex, size_t bytes, cl_mem *out);
 void tsr__exec_release(tsr_exec *ex, cl_mem m);
