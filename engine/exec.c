@@ -33,18 +33,6 @@ tsr_status tsr__exec_cl_error(tsr_exec *ex, cl_int st, const char *what)
 
 tsr_status tsr__exec_alloc(tsr_exec *ex, size_t bytes, cl_mem *out)
 {
-    size_t c = tsr__pool_class_size(bytes);
-    /* Each planned size serves one request, the smallest that holds it: two requests never
-     * share one hint, so together they stay within what the planner counted. */
-    size_t *hint = NULL;
-    if (ex->hint_fixed && c <= ex->hint_fixed)
-        hint = &ex->hint_fixed;
-    if (ex->hint_tile && c <= ex->hint_tile && (!hint || ex->hint_tile < *hint))
-        hint = &ex->hint_tile;
-    if (hint) {
-        bytes = *hint;
-        *hint = 0;
-    }
     tsr_status rc = tsr__pool_alloc(ex->pool, bytes, out, ex->err);
     if (rc)
         tsr__err_prefix(ex->err, "node '%s' (%s): ", node_id(ex), node_type(ex));
@@ -177,23 +165,72 @@ static tsr_status finish(tsr_exec *ex)
     return st == CL_SUCCESS ? TSR_OK : tsr__exec_cl_error(ex, st, "clFinish");
 }
 
+/* ---- a node's planned buffers ------------------------------------------------------------- */
+
+/* Allocate the buffers of plan p whose lifetime is `life` into ex->bufs, each of at least the
+ * size in `at_least[i]` (the stage's grid maxima; NULL: the plan's own sizes). */
+static tsr_status bufs_alloc(tsr_exec *ex, const tsr_plan *p, tsr_buf_life life,
+                             const size_t *at_least)
+{
+    for (int i = 0; i < p->n_bufs && i < TSR_MAX_BUFS; i++) {
+        if (p->bufs[i].life != life || !p->bufs[i].bytes)
+            continue;
+        size_t bytes = p->bufs[i].bytes;
+        if (at_least && at_least[i] > bytes)
+            bytes = at_least[i];
+        if (bytes == SIZE_MAX)
+            return tsr__seterr(ex->err, TSR_ERR_LIMIT,
+                               "node '%s' (%s): buffer %d of this tile overflows size_t",
+                               node_id(ex), node_type(ex), i);
+        tsr_status rc = tsr__exec_alloc(ex, bytes, &ex->bufs[i]);
+        if (rc)
+            return rc;
+        ex->buf_bytes[i] = p->bufs[i].bytes;
+    }
+    return TSR_OK;
+}
+
+static void bufs_release(tsr_exec *ex, const tsr_plan *p, tsr_buf_life life)
+{
+    for (int i = 0; i < TSR_MAX_BUFS; i++)
+        if (ex->bufs[i] && (i >= p->n_bufs || p->bufs[i].life == life)) {
+            tsr__pool_release(ex->pool, ex->bufs[i]);
+            ex->bufs[i] = NULL;
+            ex->buf_bytes[i] = 0;
+        }
+}
+
 /* ---- one node on host images (tests, C API) ----------------------------------------------- */
 
-tsr_status tsr__run_node(tsr_engine *e, const tsr_node *n, tsr_image *const *inputs, int tile_w,
-                         int tile_h, tsr_image **out)
+tsr_status tsr__run_node_v(tsr_engine *e, const tsr_node *n, tsr_image *const *inputs,
+                           const tsr_port_info *values, int tile_w, int tile_h, tsr_image **out)
 {
     *out = NULL;
     tsr__err_clear(&e->err);
     const tsr_node_class *cls = n->cls;
-    if (cls->flags & (TSR_NODE_SOURCE | TSR_NODE_SINK) || !cls->plan || !cls->infer)
+    if (cls->flags & (TSR_NODE_SOURCE | TSR_NODE_SINK | TSR_NODE_VALUE) || !cls->plan ||
+        !cls->infer)
         return tsr__seterr(&e->err, TSR_ERR_INVALID, "node type '%s' cannot run on images",
                            cls->name);
     tsr_exec ex;
     tsr__exec_init(&ex, e, n);
-    tsr_image_info in_info[TSR_MAX_PORTS] = {{0}}, out_info[TSR_MAX_PORTS] = {{0}};
-    for (int i = 0; i < cls->n_inputs; i++)
-        in_info[i] = (tsr_image_info){inputs[i]->width, inputs[i]->height, inputs[i]->channels,
-                                      inputs[i]->bit_depth};
+    tsr_port_info in_info[TSR_MAX_PORTS], out_info[TSR_MAX_PORTS];
+    memset(in_info, 0, sizeof in_info);
+    memset(out_info, 0, sizeof out_info);
+    for (int i = 0; i < cls->n_inputs; i++) {
+        if (!tsr__port_is_image(cls, i)) {
+            if (!values)
+                return tsr__seterr(&e->err, TSR_ERR_INVALID, "input '%s' of '%s' needs a value",
+                                   cls->inputs[i].name, cls->name);
+            in_info[i] = values[i];
+            continue;
+        }
+        in_info[i] = (tsr_port_info){.width = inputs[i]->width,
+                                     .height = inputs[i]->height,
+                                     .channels = inputs[i]->channels,
+                                     .bit_depth = inputs[i]->bit_depth};
+    }
+    ex.in_info = in_info;
     tsr_status rc = cls->infer(n, in_info, out_info, &e->err);
     if (rc)
         return rc;
@@ -206,6 +243,17 @@ tsr_status tsr__run_node(tsr_engine *e, const tsr_node *n, tsr_image *const *inp
     int tw = tile_w > 0 ? tile_w : img->width, th = tile_h > 0 ? tile_h : img->height;
     float *bufs[TSR_MAX_PORTS + 1] = {0};
     cl_mem mems[TSR_MAX_PORTS + 1] = {0};
+    /* RUN buffers and prepare() once, from the first tile's plan. */
+    tsr_plan plan0;
+    memset(&plan0, 0, sizeof plan0);
+    tsr_rect r0 = {0, 0, tw < img->width ? tw : img->width, th < img->height ? th : img->height};
+    cls->plan(n, in_info, &r0, &plan0);
+    int prepared = 0;
+    if (e->cl)
+        rc = bufs_alloc(&ex, &plan0, TSR_BUF_RUN, NULL);
+    if (!rc && cls->prepare)
+        rc = cls->prepare(&ex, n, &ex.state);
+    prepared = !rc;
     for (int ty = 0; ty < img->height && !rc; ty += th)
         for (int tx = 0; tx < img->width && !rc; tx += tw) {
             tsr_rect orect = {tx, ty, tw < img->width - tx ? tw : img->width - tx,
@@ -216,6 +264,8 @@ tsr_status tsr__run_node(tsr_engine *e, const tsr_node *n, tsr_image *const *inp
             tsr_region in[TSR_MAX_PORTS], outr;
             memset(in, 0, sizeof in);
             for (int i = 0; i < cls->n_inputs; i++) {
+                if (!tsr__port_is_image(cls, i))
+                    continue;
                 tsr_rect r = tsr__clamp_rect(plan.in[i], inputs[i]->width, inputs[i]->height);
                 in[i] = (tsr_region){
                     r, inputs[i]->channels, inputs[i]->width, inputs[i]->height, NULL, NULL};
@@ -235,9 +285,11 @@ tsr_status tsr__run_node(tsr_engine *e, const tsr_node *n, tsr_image *const *inp
             }
             if (!e->cl) {
                 outr.host = bufs[TSR_MAX_PORTS];
-                rc = cls->run_ref(n, in, &outr, &e->err);
+                rc = cls->run_ref(&ex, n, in, &outr);
             } else {
                 for (int i = 0; i < cls->n_inputs && !rc; i++) {
+                    if (!tsr__port_is_image(cls, i))
+                        continue;
                     rc = upload(&ex, bufs[i],
                                 tsr__image_bytes(in[i].rect.w, in[i].rect.h, in[i].channels),
                                 &mems[i]);
@@ -248,9 +300,12 @@ tsr_status tsr__run_node(tsr_engine *e, const tsr_node *n, tsr_image *const *inp
                     rc = tsr__exec_alloc(&ex, obytes, &mems[TSR_MAX_PORTS]);
                 outr.mem = mems[TSR_MAX_PORTS];
                 if (!rc)
+                    rc = bufs_alloc(&ex, &plan, TSR_BUF_TILE, NULL);
+                if (!rc)
                     rc = cls->run_cl(&ex, n, in, &outr);
                 if (!rc)
                     rc = finish(&ex);
+                bufs_release(&ex, &plan, TSR_BUF_TILE);
                 if (!rc)
                     rc = download(&ex, outr.mem, bufs[TSR_MAX_PORTS], obytes);
             }
@@ -265,12 +320,22 @@ tsr_status tsr__run_node(tsr_engine *e, const tsr_node *n, tsr_image *const *inp
                 mems[i] = NULL;
             }
         }
+    if (prepared && cls->release)
+        cls->release(&ex, n, ex.state);
+    if (e->cl)
+        bufs_release(&ex, &plan0, TSR_BUF_RUN);
     if (rc) {
         tsr_image_free(img);
         return rc;
     }
     *out = img;
     return TSR_OK;
+}
+
+tsr_status tsr__run_node(tsr_engine *e, const tsr_node *n, tsr_image *const *inputs, int tile_w,
+                         int tile_h, tsr_image **out)
+{
+    return tsr__run_node_v(e, n, inputs, NULL, tile_w, tile_h, out);
 }
 
 /* ---- the graph ------------------------------------------------------------------------------ */
@@ -280,7 +345,7 @@ tsr_status tsr_graph_infer(tsr_engine *e, tsr_graph *g)
     tsr__err_clear(&e->err);
     for (int k = 0; k < g->n_nodes; k++) {
         tsr_node *n = &g->nodes[g->order[k]];
-        tsr_image_info in[TSR_MAX_PORTS];
+        tsr_port_info in[TSR_MAX_PORTS];
         memset(in, 0, sizeof in);
         for (int i = 0; i < n->cls->n_inputs; i++) {
             const tsr_input_ref *r = &n->inputs[i];
@@ -290,8 +355,13 @@ tsr_status tsr_graph_infer(tsr_engine *e, tsr_graph *g)
         tsr_status rc;
         if (n->bound) {
             tsr_image *b = n->bound;
-            n->out_info[0] = (tsr_image_info){b->width, b->height, b->channels, b->bit_depth};
+            n->out_info[0] = (tsr_port_info){.width = b->width,
+                                             .height = b->height,
+                                             .channels = b->channels,
+                                             .bit_depth = b->bit_depth};
             rc = TSR_OK;
+        } else if (n->cls->resolve) {
+            rc = n->cls->resolve(e, n, n->out_info, &e->err);
         } else {
             rc = n->cls->infer(n, in, n->out_info, &e->err);
         }
@@ -310,6 +380,7 @@ tsr_status tsr_graph_infer(tsr_engine *e, tsr_graph *g)
         }
     }
     g->inferred = 1;
+    g->inferred_by = e;
     return TSR_OK;
 }
 
@@ -337,6 +408,9 @@ typedef struct run_state {
     int *users;      /* per node: stages and sinks still to read img[] */
     tbuf *out;       /* per node: its output for the current tile */
     tbuf *up;        /* [node * TSR_MAX_PORTS + port]: uploaded input for the current tile */
+    tsr_exec *nex;   /* per node: its context (RUN buffers, prepare()'s state) while its stage runs */
+    tsr_port_info *ins;      /* [node * TSR_MAX_PORTS + port]: the node's input values */
+    unsigned char *prepared; /* per node: prepare() succeeded, release() is due */
     const tsr_run_options *opt;
     double t0;
     int64_t tiles_done, tiles_total, downgrades;
@@ -468,6 +542,37 @@ static int is_oom(tsr_status rc)
     return rc == TSR_ERR_DEVICE_NOMEM;
 }
 
+/* Before a node's first tile (inside that tile's attempt, so that out of memory here is
+ * retried and downgraded like any other allocation of the tile): its context, RUN buffers (the
+ * stage's grid maxima) and prepare(). t holds the tile's plans. */
+static tsr_status node_prepare(run_state *rs, const tsr__stage *s, int v)
+{
+    tsr_graph *g = rs->g;
+    tsr_node *n = &g->nodes[v];
+    tsr_exec *nx = &rs->nex[v];
+    tsr__exec_init(nx, rs->e, n);
+    tsr_port_info *ins = rs->ins + (size_t)v * TSR_MAX_PORTS;
+    for (int i = 0; i < n->cls->n_inputs; i++)
+        ins[i] = g->nodes[n->inputs[i].node].out_info[n->inputs[i].port];
+    nx->in_info = ins;
+    tsr_status rc = TSR_OK;
+    if (rs->e->cl)
+        rc = bufs_alloc(nx, &rs->tile.plan[v], TSR_BUF_RUN,
+                        s->bytes + (size_t)v * TSR_SLOTS + TSR_SLOT_BUF(0));
+    if (!rc && n->cls->prepare)
+        rc = n->cls->prepare(nx, n, &nx->state);
+    if (rc) {
+        for (int i = 0; i < TSR_MAX_BUFS; i++)
+            if (nx->bufs[i]) {
+                tsr__pool_release(rs->e->pool, nx->bufs[i]);
+                nx->bufs[i] = NULL;
+            }
+        return rc;
+    }
+    rs->prepared[v] = 1;
+    return TSR_OK;
+}
+
 /* One tile of a stage: every node of the stage on the rectangles the root's tile needs, the
  * root's output to its host image. Everything the tile allocated is released, on success and
  * on failure. */
@@ -482,41 +587,48 @@ static tsr_status run_tile(run_state *rs, const tsr__stage *s, tsr_rect r)
     for (int k = 0; k < s->n_nodes && !rc; k++) {
         int v = s->nodes[k];
         tsr_node *n = &g->nodes[v];
-        tsr__exec_init(&ex, e, n);
+        tsr_exec *nx = &rs->nex[v];
+        if (!rs->prepared[v] && (rc = node_prepare(rs, s, v)))
+            break;
         tsr_region in[TSR_MAX_PORTS];
         memset(in, 0, sizeof in);
         for (int i = 0; i < n->cls->n_inputs && !rc; i++) {
+            if (!tsr__port_is_image(n->cls, i))
+                continue;
             int src = n->inputs[i].node;
-            const tsr_image_info *si = &g->nodes[src].out_info[n->inputs[i].port];
+            const tsr_port_info *si = &g->nodes[src].out_info[n->inputs[i].port];
             tbuf *b;
             tsr_rect rr;
             if (rs->plan.host[src]) {
                 b = &rs->up[v * TSR_MAX_PORTS + i];
                 rr = t->up[v * TSR_MAX_PORTS + i];
-                rc = fetch(&ex, rs, src, rr, b, e->cl ? s->bytes[v * TSR_SLOTS + 1 + i] : 0);
+                rc = fetch(nx, rs, src, rr, b, e->cl ? s->bytes[v * TSR_SLOTS + 1 + i] : 0);
             } else {
                 b = &rs->out[src];
                 rr = t->need[src];
             }
             in[i] = (tsr_region){rr, si->channels, si->width, si->height, b->mem, b->host};
         }
-        const tsr_image_info *oi = &n->out_info[0];
+        const tsr_port_info *oi = &n->out_info[0];
         if (!rc)
-            rc = tbuf_alloc(&ex, &rs->out[v], t->need[v], oi->channels,
+            rc = tbuf_alloc(nx, &rs->out[v], t->need[v], oi->channels,
                             e->cl ? s->bytes[v * TSR_SLOTS] : 0);
         if (!rc) {
             tsr_region outr = {t->need[v], oi->channels,   oi->width,
                                oi->height, rs->out[v].mem, rs->out[v].host};
-            if (e->cl) { /* the node's own scratch: the sizes the planner counted */
-                ex.hint_tile = s->bytes[v * TSR_SLOTS + TSR_MAX_PORTS + 1];
-                ex.hint_fixed = s->bytes[v * TSR_SLOTS + TSR_MAX_PORTS + 2];
-            }
-            rc = e->cl ? n->cls->run_cl(&ex, n, in, &outr) : n->cls->run_ref(n, in, &outr, ex.err);
-            ex.hint_tile = ex.hint_fixed = 0;
+            if (e->cl) /* the sizes the planner counted: the stage's grid maxima */
+                rc = bufs_alloc(nx, &t->plan[v], TSR_BUF_TILE,
+                                s->bytes + (size_t)v * TSR_SLOTS + TSR_SLOT_BUF(0));
+            if (!rc)
+                rc = e->cl ? n->cls->run_cl(nx, n, in, &outr) : n->cls->run_ref(nx, n, in, &outr);
             if (!rc && e->cl)
-                rc = finish(&ex);
+                rc = finish(nx);
+            if (e->cl)
+                bufs_release(nx, &t->plan[v], TSR_BUF_TILE);
         }
         for (int i = 0; i < n->cls->n_inputs; i++) {
+            if (!tsr__port_is_image(n->cls, i))
+                continue;
             int src = n->inputs[i].node;
             tbuf_release(rs, rs->plan.host[src] ? &rs->up[v * TSR_MAX_PORTS + i] : &rs->out[src]);
         }
@@ -532,6 +644,25 @@ static tsr_status run_tile(run_state *rs, const tsr__stage *s, tsr_rect r)
     for (int k = 0; k < s->n_nodes; k++) /* after a failure, whatever is still held */
         tbuf_release(rs, &rs->out[s->nodes[k]]);
     return rc;
+}
+
+/* After a stage (or its failure): release() and the RUN buffers of every node it prepared. */
+static void stage_release(run_state *rs, const tsr__stage *s)
+{
+    for (int k = 0; k < s->n_nodes; k++) {
+        int v = s->nodes[k];
+        tsr_node *n = &rs->g->nodes[v];
+        tsr_exec *nx = &rs->nex[v];
+        if (rs->prepared[v] && n->cls->release)
+            n->cls->release(nx, n, nx->state);
+        rs->prepared[v] = 0;
+        nx->state = NULL;
+        for (int i = 0; i < TSR_MAX_BUFS; i++)
+            if (nx->bufs[i]) {
+                tsr__pool_release(rs->e->pool, nx->bufs[i]);
+                nx->bufs[i] = NULL;
+            }
+    }
 }
 
 static tsr_status progress(run_state *rs, const tsr_node *n, int64_t done, int64_t total)
@@ -606,7 +737,7 @@ static tsr_status run_area(run_state *rs, tsr__stage *s, tsr_rect area, int *tw,
 static tsr_status run_stage(run_state *rs, tsr__stage *s)
 {
     const tsr_node *root = &rs->g->nodes[s->root];
-    const tsr_image_info *o = &root->out_info[0];
+    const tsr_port_info *o = &root->out_info[0];
     tsr_status rc = tsr_image_new(o->width, o->height, o->channels, &rs->img[s->root]);
     if (rc)
         return tsr__seterr(&rs->e->err, rc, "node '%s': out of host memory for a %dx%d image",
@@ -622,6 +753,7 @@ static tsr_status run_stage(run_state *rs, tsr__stage *s)
     int tw = s->tile_w, th = s->tile_h;
     double t0 = now_s();
     rc = run_area(rs, s, (tsr_rect){0, 0, o->width, o->height}, &tw, &th);
+    stage_release(rs, s);
     s->seconds = now_s() - t0;
     s->tiles_run = rs->tiles_done;
     s->tile_w = tw; /* what the stage ended with, for the statistics */
@@ -632,6 +764,8 @@ static tsr_status run_stage(run_state *rs, tsr__stage *s)
 static void release_inputs(run_state *rs, const tsr_node *n)
 {
     for (int i = 0; i < n->cls->n_inputs; i++) {
+        if (!tsr__port_is_image(n->cls, i))
+            continue;
         int src = n->inputs[i].node;
         if (rs->plan.host[src] && --rs->users[src] == 0) {
             tsr_image_free(rs->img[src]);
@@ -703,6 +837,12 @@ static void run_state_free(run_state *rs)
     if (rs->up)
         for (int i = 0; i < rs->g->n_nodes * TSR_MAX_PORTS; i++)
             tbuf_release(rs, &rs->up[i]);
+    if (rs->nex && rs->prepared)
+        for (int i = 0; i < rs->plan.n_stages; i++)
+            stage_release(rs, &rs->plan.stages[i]);
+    free(rs->nex);
+    free(rs->ins);
+    free(rs->prepared);
     free(rs->img);
     free(rs->users);
     free(rs->out);
@@ -718,7 +858,7 @@ static tsr_status run_prepare(tsr_engine *e, tsr_graph *g, const tsr_run_options
     rs->e = e;
     rs->g = g;
     rs->opt = opt;
-    tsr_status rc = g->inferred ? TSR_OK : tsr_graph_infer(e, g);
+    tsr_status rc = g->inferred && g->inferred_by == e ? TSR_OK : tsr_graph_infer(e, g);
     if (rc)
         return rc;
     tsr__err_clear(&e->err);
@@ -727,7 +867,11 @@ static tsr_status run_prepare(tsr_engine *e, tsr_graph *g, const tsr_run_options
     rs->users = calloc(n, sizeof *rs->users);
     rs->out = calloc(n, sizeof *rs->out);
     rs->up = calloc(n * TSR_MAX_PORTS, sizeof *rs->up);
-    if (!rs->img || !rs->users || !rs->out || !rs->up || tsr__tile_alloc(g, &rs->tile))
+    rs->nex = calloc(n, sizeof *rs->nex);
+    rs->ins = calloc(n * TSR_MAX_PORTS, sizeof *rs->ins);
+    rs->prepared = calloc(n, 1);
+    if (!rs->img || !rs->users || !rs->out || !rs->up || !rs->nex || !rs->ins || !rs->prepared ||
+        tsr__tile_alloc(g, &rs->tile))
         return tsr__seterr(&e->err, TSR_ERR_NOMEM, "out of memory preparing the run");
     return tsr__plan_make(e, g, opt ? opt->tile_width : 0, opt ? opt->tile_height : 0, &rs->plan);
 }
@@ -765,7 +909,8 @@ tsr_status tsr_graph_run(tsr_engine *e, tsr_graph *g, const tsr_run_options *opt
     /* Readers of each materialized image: every (node, port) of a stage or sink reading it. */
     for (int v = 0; !rc && v < g->n_nodes; v++)
         for (int i = 0; i < g->nodes[v].cls->n_inputs; i++)
-            rs.users[g->nodes[v].inputs[i].node] += rs.plan.host[g->nodes[v].inputs[i].node];
+            if (tsr__port_is_image(g->nodes[v].cls, i))
+                rs.users[g->nodes[v].inputs[i].node] += rs.plan.host[g->nodes[v].inputs[i].node];
     for (int k = 0; k < g->n_nodes && !rc; k++) {
         int v = g->order[k];
         tsr_node *n = &g->nodes[v];

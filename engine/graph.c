@@ -812,6 +812,16 @@ static tsr_status validate(tsr_graph *g, const node_extra *extra, int unknown_ty
             continue;
         if (cls->flags & TSR_NODE_SINK)
             sinks++;
+        /* The executor keeps one value per output port, but pixels (tiles, host images) for
+         * one image output per node: a type with several would read output 0 everywhere. */
+        int image_outputs = 0;
+        for (int p = 0; p < cls->n_outputs; p++)
+            image_outputs += cls->outputs[p].type == TSR_PORT_IMAGE;
+        if (image_outputs > 1)
+            node_at(err, nd, nd->pos,
+                    "node type '%s' has %d image outputs; the executor runs nodes with at most "
+                    "one",
+                    cls->name, image_outputs);
         for (int p = 0; p < cls->n_inputs; p++) {
             const tsr_input_ref *r = &nd->inputs[p];
             const tsr_port_def *want = &cls->inputs[p];

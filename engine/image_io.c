@@ -57,7 +57,7 @@ typedef struct dec {
     int header_only;
     tsr__err *err;
     tsr_status rc; /* non-zero once the message is set: the first error found wins */
-    tsr_image_info info;
+    tsr_port_info info;
     tsr_image *img;
     unsigned char *rows;
     png_bytep *rowp;
@@ -397,7 +397,7 @@ static tsr_status jpeg_decode(dec *d)
 
 /* Sniff the format from the first bytes and run the matching decoder. */
 static tsr_status decode_stream(FILE *fp, const char *name, uint64_t max_pixels, int header_only,
-                                tsr_image_info *info, tsr_image **out, tsr__err *err)
+                                tsr_port_info *info, tsr_image **out, tsr__err *err)
 {
     static const unsigned char png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
     dec *d = calloc(1, sizeof *d);
@@ -451,7 +451,7 @@ static tsr_status decode_stream(FILE *fp, const char *name, uint64_t max_pixels,
 }
 
 static tsr_status decode_file(const char *path, uint64_t max_pixels, int header_only,
-                              tsr_image_info *info, tsr_image **out, tsr__err *err)
+                              tsr_port_info *info, tsr_image **out, tsr__err *err)
 {
     if (!path)
         return tsr__seterr(err, TSR_ERR_INVALID, "image path is NULL");
@@ -463,7 +463,7 @@ static tsr_status decode_file(const char *path, uint64_t max_pixels, int header_
     return rc;
 }
 
-tsr_status tsr__image_probe(const char *path, uint64_t max_pixels, tsr_image_info *info,
+tsr_status tsr__image_probe(const char *path, uint64_t max_pixels, tsr_port_info *info,
                             tsr__err *err)
 {
     if (!info)

@@ -50,10 +50,7 @@ typedef struct tsr_rect {
     int x, y, w, h;
 } tsr_rect;
 
-typedef struct tsr_image_info {
-    int width, height, channels;
-    int bit_depth; /* source bit depth (8/16) if known, else 0 */
-} tsr_image_info;
+
 
 /* A buffer holding `rect` of an image of img_w x img_h pixels, planar float32: plane c starts at
  * element c * rect.w * rect.h. Exactly one of mem (OpenCL path) and host (reference path) is
@@ -88,6 +85,18 @@ typedef enum tsr_port_type {
     TSR_PORT_NUMBER,
     TSR_PORT_STRING
 } tsr_port_type;
+
+/* What flows on one output port, as inference computes it: an image's geometry (TSR_PORT_IMAGE),
+ * a resident model (TSR_PORT_MODEL) or a number (TSR_PORT_NUMBER). The executor keeps one per
+ * (node, output port): tsr_node.out_info[port]. The image fields come first so that an image's
+ * info can still be written {w, h, channels, depth}. */
+typedef struct tsr_port_info {
+    int width, height, channels;
+    int bit_depth;              /* source bit depth (8/16) if known, else 0 */
+    tsr_port_type type;         /* TSR_PORT_IMAGE (0) unless set */
+    struct tsr__model *model;   /* TSR_PORT_MODEL: borrowed from the engine's model cache */
+    double number;              /* TSR_PORT_NUMBER */
+} tsr_port_info;
 
 typedef struct tsr_port_def {
     const char *name;
@@ -144,17 +153,34 @@ typedef struct tsr_pos {
 typedef struct tsr_node tsr_node;
 typedef struct tsr_exec tsr_exec;
 
+/* Device buffers a node asks for (tsr_plan.bufs). A TILE buffer is allocated for each tile and
+ * handed back after the node's run on it; a RUN buffer is allocated once before the node's first
+ * tile (prepare() fills it: weights, tables) and held until the node's stage is done. Sizes of
+ * RUN buffers must not depend on the rectangle. */
+typedef enum tsr_buf_life { TSR_BUF_TILE = 0, TSR_BUF_RUN = 1 } tsr_buf_life;
+
+#define TSR_MAX_BUFS 24
+
+typedef struct tsr_buf_req {
+    size_t bytes; /* 0: not needed for this rectangle (the slot stays NULL) */
+    tsr_buf_life life;
+} tsr_buf_req;
+
 /* What a node needs to produce one output rectangle. */
 typedef struct tsr_plan {
     tsr_rect in[TSR_MAX_PORTS]; /* input rectangle per image input (may extend past the image;
                                    reads are clamped to the image) */
-    size_t fixed_bytes;         /* device bytes held for the whole run (weights, tables) */
-    size_t tile_bytes;          /* device scratch bytes per tile, beyond inputs and output */
+    int n_bufs;
+    tsr_buf_req bufs[TSR_MAX_BUFS]; /* handed to run_cl as ex->bufs[i], in this order */
+    size_t resident_bytes; /* device bytes held outside any run that the node needs (a model's
+                              weights, owned by the engine's model cache): counted in every
+                              tile's estimate of its stage */
 } tsr_plan;
 
 #define TSR_NODE_SOURCE 1u  /* produces an image from outside (file, memory) */
 #define TSR_NODE_SINK 2u    /* consumes an image to outside; no output ports */
 #define TSR_NODE_BARRIER 4u /* needs its whole input at once (ends a tiled stage) */
+#define TSR_NODE_VALUE 8u   /* produces a non-image value (model, number) at inference: resolve() */
 
 typedef struct tsr_node_class {
     const char *name; /* YAML type, e.g. "blur.gaussian" */
@@ -172,16 +198,27 @@ typedef struct tsr_node_class {
      * tsr__node_error() so the message carries the position. */
     tsr_status (*check)(const tsr_node *n, tsr__err *err);
     /* Output image info from the input infos (in[i] for input port i). Sources read headers. */
-    tsr_status (*infer)(const tsr_node *n, const tsr_image_info *in, tsr_image_info *out,
+    tsr_status (*infer)(const tsr_node *n, const tsr_port_info *in, tsr_port_info *out,
                         tsr__err *err);
     /* Pure and cheap: input rectangles and device bytes for output rectangle `out`. */
-    void (*plan)(const tsr_node *n, const tsr_image_info *in, const tsr_rect *out, tsr_plan *p);
-    /* Enqueue kernels computing out->rect from in[]; scratch comes from tsr__exec_alloc. */
+    void (*plan)(const tsr_node *n, const tsr_port_info *in, const tsr_rect *out, tsr_plan *p);
+    /* Optional: once per run, before the node's first tile, on both engines. On the OpenCL
+     * engine ex->bufs holds the RUN buffers plan() asked for (TILE slots are NULL): fill them.
+     * *state (NULL on entry) is handed to run_cl/run_ref as ex->state and to release(). */
+    tsr_status (*prepare)(tsr_exec *ex, const tsr_node *n, void **state);
+    /* Optional: after the node's last tile (or a failure), with the same state. */
+    void (*release)(tsr_exec *ex, const tsr_node *n, void *state);
+    /* Enqueue kernels computing out->rect from in[]; ex->bufs holds the buffers plan() asked
+     * for this rectangle (TILE and RUN), in plan order. */
     tsr_status (*run_cl)(tsr_exec *ex, const tsr_node *n, const tsr_region *in,
                          const tsr_region *out);
-    /* Plain-C definition of the correct output. */
-    tsr_status (*run_ref)(const tsr_node *n, const tsr_region *in, const tsr_region *out,
-                          tsr__err *err);
+    /* Plain-C definition of the correct output. ex->state is prepare()'s state; ex->cl is NULL. */
+    tsr_status (*run_ref)(tsr_exec *ex, const tsr_node *n, const tsr_region *in,
+                          const tsr_region *out);
+
+    /* VALUE nodes: compute the output values at inference, through the engine (its model
+     * cache), instead of infer(). */
+    tsr_status (*resolve)(tsr_engine *e, const tsr_node *n, tsr_port_info *out, tsr__err *err);
 
     /* SOURCE nodes: produce the whole image on the host. */
     tsr_status (*produce)(tsr_exec *ex, const tsr_node *n, tsr_image **out);
@@ -217,7 +254,7 @@ struct tsr_node {
     tsr_value params[TSR_MAX_PARAMS];
     tsr_pos param_pos[TSR_MAX_PARAMS]; /* where each param was set */
     tsr_input_ref inputs[TSR_MAX_PORTS];
-    tsr_image_info out_info[TSR_MAX_PORTS]; /* filled by inference */
+    tsr_port_info out_info[TSR_MAX_PORTS]; /* filled by inference */
     const char *file;                       /* graph file name for messages (borrowed from graph) */
     tsr_image *bound;                       /* in-memory image bound to a SOURCE node, or NULL */
 };
@@ -228,6 +265,7 @@ struct tsr_graph {
     int n_nodes;
     int *order; /* execution order (topological), n_nodes entries */
     int inferred;
+    const tsr_engine *inferred_by; /* values (models) of out_info belong to this engine */
 };
 
 /* Error at a node's position: "file:line:col: error: node 'id': <text>". */
@@ -266,7 +304,7 @@ struct tsr_image {
 };
 
 /* Read only the header: size, channels, bit depth. Checks the pixel limit. */
-tsr_status tsr__image_probe(const char *path, uint64_t max_pixels, tsr_image_info *info,
+tsr_status tsr__image_probe(const char *path, uint64_t max_pixels, tsr_port_info *info,
                             tsr__err *err);
 tsr_status tsr__image_load(const char *path, uint64_t max_pixels, tsr_image **out, tsr__err *err);
 /* Decode from memory (fuzzing, in-memory use). */
@@ -345,10 +383,10 @@ struct tsr_exec {
     const tsr_node *node; /* node being run, for messages */
     const char *kernel;   /* kernel being launched, for messages */
     uint64_t max_pixels;
-    /* Sizes the planner counted for this node's fixed and per-tile device bytes (pool classes,
-     * largest over the stage's tiles; 0: none). tsr__exec_alloc rounds requests up to them so
-     * that every tile asks for the same sizes and reuses the previous tile's blocks. */
-    size_t hint_fixed, hint_tile; /* each is used by one request, then cleared */
+    const tsr_port_info *in_info; /* the node's input port values (models, numbers, images) */
+    void *state;                  /* what prepare() made, or NULL */
+    cl_mem bufs[TSR_MAX_BUFS];    /* the buffers plan() asked for (OpenCL engine) */
+    size_t buf_bytes[TSR_MAX_BUFS];
 };
 
 /* An execution context on engine e for node n (NULL: none, messages say '?'). */
@@ -374,6 +412,9 @@ tsr_status tsr__exec_launch(tsr_exec *ex, cl_kernel k, size_t gx, size_t gy, siz
  * tiles of that size (each planned and run independently). */
 tsr_status tsr__run_node(tsr_engine *e, const tsr_node *n, tsr_image *const *inputs, int tile_w,
                          int tile_h, tsr_image **out);
+/* The same with values for the non-image inputs (values[i] for port i; inputs[i] unused there). */
+tsr_status tsr__run_node_v(tsr_engine *e, const tsr_node *n, tsr_image *const *inputs,
+                           const tsr_port_info *values, int tile_w, int tile_h, tsr_image **out);
 
 /* ---------------------------------------------------------------------------------------------
  * Planner (engine/plan.c). A stage is a tree of tileable nodes whose output is materialized on
@@ -386,7 +427,9 @@ typedef struct tsr__stage {
     int n_nodes;
     int tile_w, tile_h; /* chosen (or forced) tile size */
     int64_t tiles;
-    size_t estimate;     /* estimated peak device bytes of one tile, pool rounding included */
+    size_t estimate;     /* estimated peak device bytes of one tile, pool rounding included,
+                            resident bytes (models) included */
+    size_t resident;     /* resident bytes (models' weights) its nodes need */
     size_t min_estimate; /* what the smallest tile needs (for messages) */
     double seconds;      /* time spent running it (statistics) */
     int64_t tiles_run;   /* tiles really run (more than `tiles` after a downgrade) */
@@ -410,11 +453,18 @@ typedef struct tsr__tile {
     tsr_plan *plan;
     size_t largest; /* largest single buffer of the tile (pool-rounded) */
     size_t *bytes;  /* [node * TSR_SLOTS + slot]: this tile's buffer sizes (pool-rounded):
-                       slot 0 output, 1..TSR_MAX_PORTS uploads, then scratch, fixed */
+                       slot 0 output, 1..TSR_MAX_PORTS uploads, then the plan's bufs */
     size_t *max;    /* the same, largest over a grid of tiles */
 } tsr__tile;
 
-#define TSR_SLOTS (TSR_MAX_PORTS + 3)
+#define TSR_SLOTS (1 + TSR_MAX_PORTS + TSR_MAX_BUFS)
+#define TSR_SLOT_BUF(i) (1 + TSR_MAX_PORTS + (i))
+
+/* Input port i of class c carries an image (model and number ports carry no pixels). */
+static inline int tsr__port_is_image(const tsr_node_class *c, int i)
+{
+    return c->inputs[i].type == TSR_PORT_IMAGE;
+}
 
 #define TSR_MIN_TILE 16
 

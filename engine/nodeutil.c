@@ -5,14 +5,14 @@
 
 #include "nodeutil.h"
 
-tsr_status tsr__infer_same(const tsr_node *n, const tsr_image_info *in, tsr_image_info *out,
+tsr_status tsr__infer_same(const tsr_node *n, const tsr_port_info *in, tsr_port_info *out,
                            tsr__err *err)
 {
     out[0] = in[0];
     return TSR_OK;
 }
 
-void tsr__plan_pointwise(const tsr_node *n, const tsr_image_info *in, const tsr_rect *out,
+void tsr__plan_pointwise(const tsr_node *n, const tsr_port_info *in, const tsr_rect *out,
                          tsr_plan *p)
 {
     for (int i = 0; i < n->cls->n_inputs && i < TSR_MAX_PORTS; i++)
@@ -90,15 +90,30 @@ static size_t mul3_sat(size_t a, size_t b, size_t c)
     return abc;
 }
 
-void tsr__gauss_plan(double sigma, int planes, const tsr_image_info *in, const tsr_rect *out,
+void tsr__gauss_plan(double sigma, int planes, const tsr_port_info *in, const tsr_rect *out,
                      tsr_plan *p)
 {
     int r = tsr__gauss_radius(sigma), y0;
     int rows = gauss_rows(out, r, in[0].height, &y0);
     p->in[0] = (tsr_rect){out->x - r, out->y - r, out->w + 2 * r, out->h + 2 * r};
-    p->fixed_bytes = (size_t)(2 * r + 1) * sizeof(float);
-    p->tile_bytes =
-        mul3_sat((size_t)out->w, (size_t)(rows > 0 ? rows : 0), (size_t)planes * sizeof(float));
+    p->n_bufs = 2;
+    p->bufs[TSR_GAUSS_BUF_WEIGHTS] = (tsr_buf_req){(size_t)(2 * r + 1) * sizeof(float), TSR_BUF_RUN};
+    p->bufs[TSR_GAUSS_BUF_SCRATCH] = (tsr_buf_req){
+        mul3_sat((size_t)out->w, (size_t)(rows > 0 ? rows : 0), (size_t)planes * sizeof(float)),
+        TSR_BUF_TILE};
+}
+
+tsr_status tsr__gauss_prepare(tsr_exec *ex, double sigma)
+{
+    if (!ex->cl)
+        return TSR_OK;
+    float w[2 * TSR_GAUSS_MAX_RADIUS + 1];
+    int r = tsr__gauss_weights(sigma, w);
+    ex->kernel = "weights";
+    /* Blocking: w lives on this stack frame. Once per run, not per tile. */
+    cl_int st = clEnqueueWriteBuffer(ex->cl->queue, ex->bufs[TSR_GAUSS_BUF_WEIGHTS], CL_TRUE, 0,
+                                     (size_t)(2 * r + 1) * sizeof(float), w, 0, NULL, NULL);
+    return st == CL_SUCCESS ? TSR_OK : tsr__exec_cl_error(ex, st, "clEnqueueWriteBuffer (weights)");
 }
 
 /* The horizontal pass writes the image rows the vertical pass can reach into a scratch buffer
@@ -169,49 +184,28 @@ static tsr_status gauss_kernel(tsr_exec *ex, const char *name, cl_kernel *out)
 tsr_status tsr__gauss_cl(tsr_exec *ex, const tsr_region *in, const tsr_region *out, int planes,
                          double sigma, int edge_policy)
 {
-    float w[2 * TSR_GAUSS_MAX_RADIUS + 1];
-    cl_int r = tsr__gauss_weights(sigma, w), edge = edge_policy, y0;
+    cl_int r = tsr__gauss_radius(sigma), edge = edge_policy, y0;
     cl_int rows = gauss_rows(&out->rect, r, in->img_h, &y0);
-    cl_mem wbuf = NULL, scratch = NULL;
+    cl_mem wbuf = ex->bufs[TSR_GAUSS_BUF_WEIGHTS], scratch = ex->bufs[TSR_GAUSS_BUF_SCRATCH];
     cl_kernel k;
     tsr__geom g = tsr__geom_of(in, out);
-    size_t wbytes = (size_t)(2 * r + 1) * sizeof(float);
     size_t cols = ((size_t)out->rect.w + GAUSS_COLS - 1) / GAUSS_COLS;
-    size_t sbytes = mul3_sat((size_t)out->rect.w, (size_t)rows, (size_t)planes * sizeof(float));
-    tsr_status rc = TSR_OK;
-    if (sbytes == SIZE_MAX) {
-        rc = tsr__seterr(ex->err, TSR_ERR_LIMIT,
-                         "node '%s' (%s): scratch for a %dx%d tile "
-                         "overflows size_t",
-                         ex->node ? ex->node->id : "?", ex->node ? ex->node->cls->name : "?",
-                         out->rect.w, rows);
-        goto fail;
-    }
-    if ((rc = tsr__exec_alloc(ex, wbytes, &wbuf)) || (rc = tsr__exec_alloc(ex, sbytes, &scratch)))
-        goto fail;
-    /* Blocking: w lives on this stack frame. The weights are a few KiB once per tile. */
-    cl_int st = clEnqueueWriteBuffer(ex->cl->queue, wbuf, CL_TRUE, 0, wbytes, w, 0, NULL, NULL);
-    if (st != CL_SUCCESS) {
-        rc = tsr__exec_cl_error(ex, st, "clEnqueueWriteBuffer (weights)");
-        goto fail;
-    }
-    if ((rc = gauss_kernel(ex, "tsr_blur_gaussian_h", &k)))
-        goto fail;
+    if (!wbuf || !scratch)
+        return tsr__seterr(ex->err, TSR_ERR_INTERNAL,
+                           "node '%s' (%s): the planned weight and scratch buffers are missing",
+                           ex->node ? ex->node->id : "?", ex->node ? ex->node->cls->name : "?");
+    tsr_status rc = gauss_kernel(ex, "tsr_blur_gaussian_h", &k);
+    if (rc)
+        return rc;
     rc = tsr__exec_args(ex, k, 8, TSR_ARG(in->mem), TSR_ARG(scratch), TSR_ARG(g), TSR_ARG(wbuf),
                         TSR_ARG(r), TSR_ARG(edge), TSR_ARG(y0), TSR_ARG(rows));
     if (!rc)
         rc = tsr__exec_launch(ex, k, cols, (size_t)rows, (size_t)planes);
     if (rc || (rc = gauss_kernel(ex, "tsr_blur_gaussian_v", &k)))
-        goto fail;
+        return rc;
     rc = tsr__exec_args(ex, k, 8, TSR_ARG(scratch), TSR_ARG(out->mem), TSR_ARG(g), TSR_ARG(wbuf),
                         TSR_ARG(r), TSR_ARG(edge), TSR_ARG(y0), TSR_ARG(rows));
     if (!rc)
         rc = tsr__exec_launch(ex, k, cols, (size_t)out->rect.h, (size_t)planes);
-fail:
-    /* The queue is in order, so a block handed back here is reused only after these kernels. */
-    if (scratch)
-        tsr__exec_release(ex, scratch);
-    if (wbuf)
-        tsr__exec_release(ex, wbuf);
     return rc;
 }

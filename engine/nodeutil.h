@@ -29,10 +29,10 @@ static inline int tsr__has_alpha(int channels)
 }
 
 /* infer for pointwise/shape-preserving nodes: output = input 0. */
-tsr_status tsr__infer_same(const tsr_node *n, const tsr_image_info *in, tsr_image_info *out,
+tsr_status tsr__infer_same(const tsr_node *n, const tsr_port_info *in, tsr_port_info *out,
                            tsr__err *err);
 /* plan for pointwise nodes: the input rectangle is the output rectangle. */
-void tsr__plan_pointwise(const tsr_node *n, const tsr_image_info *in, const tsr_rect *out,
+void tsr__plan_pointwise(const tsr_node *n, const tsr_port_info *in, const tsr_rect *out,
                          tsr_plan *p);
 
 /* ---------------------------------------------------------------------------------------------
@@ -61,16 +61,21 @@ int tsr__gauss_radius(double sigma);
 /* Taps for offsets -r..r into w (room for 2 * TSR_GAUSS_MAX_RADIUS + 1), normalised to sum 1.
  * Returns r. */
 int tsr__gauss_weights(double sigma, float *w);
-/* Input rectangle, fixed bytes (weights) and per-tile scratch of a blur of the first `planes`
+/* The blur's planned buffers: the taps (RUN, uploaded once by tsr__gauss_prepare) and the
+ * horizontal pass's output (TILE). */
+enum { TSR_GAUSS_BUF_WEIGHTS = 0, TSR_GAUSS_BUF_SCRATCH = 1 };
+/* Input rectangle and buffers (p->bufs[0..1], n_bufs = 2) of a blur of the first `planes`
  * planes of input 0 for output rectangle `out`. */
-void tsr__gauss_plan(double sigma, int planes, const tsr_image_info *in, const tsr_rect *out,
+void tsr__gauss_plan(double sigma, int planes, const tsr_port_info *in, const tsr_rect *out,
                      tsr_plan *p);
 /* Blur planes 0..planes-1 of `in` into the same planes of `out`, leaving the others untouched.
  * The reference path; n names the node in messages. */
 tsr_status tsr__gauss_ref(const tsr_node *n, const tsr_region *in, const tsr_region *out,
                           int planes, double sigma, int edge, tsr__err *err);
-/* The same on the device: enqueues the two passes; weights and scratch come from the pool and go
- * back to it before returning (the queue is in order, so later kernels may reuse them). */
+/* prepare(): upload the taps into ex->bufs[TSR_GAUSS_BUF_WEIGHTS] (nothing on the ref engine). */
+tsr_status tsr__gauss_prepare(tsr_exec *ex, double sigma);
+/* The same on the device: enqueues the two passes reading the taps and scratch buffers plan()
+ * asked for (ex->bufs). */
 tsr_status tsr__gauss_cl(tsr_exec *ex, const tsr_region *in, const tsr_region *out, int planes,
                          double sigma, int edge);
 

@@ -70,13 +70,15 @@ void tsr__stage_rects(const tsr_graph *g, const tsr__plan *p, const tsr__stage *
     for (int k = s->n_nodes - 1; k >= 0; k--) {
         int v = s->nodes[k];
         const tsr_node *n = &g->nodes[v];
-        tsr_image_info in[TSR_MAX_PORTS];
+        tsr_port_info in[TSR_MAX_PORTS];
         memset(in, 0, sizeof in);
         for (int i = 0; i < n->cls->n_inputs; i++)
             in[i] = g->nodes[n->inputs[i].node].out_info[n->inputs[i].port];
         memset(&t->plan[v], 0, sizeof t->plan[v]);
         n->cls->plan(n, in, &t->need[v], &t->plan[v]);
         for (int i = 0; i < n->cls->n_inputs; i++) {
+            if (!tsr__port_is_image(n->cls, i))
+                continue;
             int src = n->inputs[i].node;
             tsr_rect c = tsr__clamp_rect(t->plan[v].in[i], in[i].width, in[i].height);
             if (p->host[src])
@@ -98,29 +100,54 @@ static void tile_bytes(const tsr_graph *g, const tsr__plan *p, const tsr__stage 
         slot[0] = pool_bytes(t->need[v].w, t->need[v].h, n->out_info[0].channels);
         for (int i = 0; i < n->cls->n_inputs; i++) {
             int src = n->inputs[i].node;
-            if (p->host[src]) {
+            if (tsr__port_is_image(n->cls, i) && p->host[src]) {
                 tsr_rect c = t->up[v * TSR_MAX_PORTS + i];
                 slot[1 + i] = pool_bytes(c.w, c.h, g->nodes[src].out_info[0].channels);
             }
         }
         const tsr_plan *pl = &t->plan[v];
-        slot[TSR_MAX_PORTS + 1] = pl->tile_bytes ? tsr__pool_class_size(pl->tile_bytes) : 0;
-        slot[TSR_MAX_PORTS + 2] = pl->fixed_bytes ? tsr__pool_class_size(pl->fixed_bytes) : 0;
+        for (int i = 0; i < TSR_MAX_BUFS; i++)
+            slot[TSR_SLOT_BUF(i)] = i < pl->n_bufs && pl->bufs[i].bytes
+                                        ? tsr__pool_class_size(pl->bufs[i].bytes)
+                                        : 0;
     }
 }
 
-/* Peak of the buffers alive at once, in execution order: an upload lives while its node runs,
- * a node's output from its run to its consumer's end, scratch during its node's run. */
-static size_t simulate(const tsr_graph *g, const tsr__plan *p, const tsr__stage *s, const size_t *b,
-                       size_t *largest)
+/* Resident bytes (models' weights) the nodes of a stage need, from the tile in t. */
+static size_t stage_resident(const tsr__stage *s, const tsr__tile *t)
 {
-    size_t live = 0, peak = 0, big = 0;
+    size_t r = 0;
+    for (int k = 0; k < s->n_nodes; k++)
+        r = add_sat(r, t->plan[s->nodes[k]].resident_bytes);
+    return r;
+}
+
+/* Peak of the buffers alive at once, in execution order: resident bytes (models) and every
+ * node's RUN buffers for the whole stage; an upload lives while its node runs, a node's output
+ * from its run to its consumer's end, TILE buffers during its node's run. */
+static int is_run_buf(const tsr__tile *t, int v, int i)
+{
+    return i < t->plan[v].n_bufs && t->plan[v].bufs[i].life == TSR_BUF_RUN;
+}
+
+static size_t simulate(const tsr_graph *g, const tsr__plan *p, const tsr__stage *s,
+                       const tsr__tile *t, const size_t *b, size_t resident, size_t *largest)
+{
+    size_t live = resident, peak = 0, big = 0;
+    for (int k = 0; k < s->n_nodes; k++) {
+        const size_t *slot = b + (size_t)s->nodes[k] * TSR_SLOTS;
+        for (int i = 0; i < TSR_MAX_BUFS; i++)
+            if (is_run_buf(t, s->nodes[k], i))
+                live = add_sat(live, slot[TSR_SLOT_BUF(i)]);
+    }
     for (int k = 0; k < s->n_nodes; k++) {
         int v = s->nodes[k];
         const tsr_node *n = &g->nodes[v];
         const size_t *slot = b + (size_t)v * TSR_SLOTS;
         size_t inputs = 0;
         for (int i = 0; i < n->cls->n_inputs; i++) {
+            if (!tsr__port_is_image(n->cls, i))
+                continue;
             int src = n->inputs[i].node;
             size_t in = p->host[src] ? slot[1 + i] : b[(size_t)src * TSR_SLOTS];
             inputs = add_sat(inputs, in);
@@ -128,7 +155,10 @@ static size_t simulate(const tsr_graph *g, const tsr__plan *p, const tsr__stage 
                 live = add_sat(live, in);
         }
         live = add_sat(live, slot[0]);
-        size_t during = add_sat(add_sat(live, slot[TSR_MAX_PORTS + 1]), slot[TSR_MAX_PORTS + 2]);
+        size_t during = live;
+        for (int i = 0; i < TSR_MAX_BUFS; i++)
+            if (!is_run_buf(t, v, i))
+                during = add_sat(during, slot[TSR_SLOT_BUF(i)]);
         if (during > peak)
             peak = during;
         for (int j = 0; j < TSR_SLOTS; j++)
@@ -145,7 +175,7 @@ size_t tsr__stage_tile(const tsr_graph *g, const tsr__plan *p, const tsr__stage 
 {
     tsr__stage_rects(g, p, s, r, t);
     tile_bytes(g, p, s, t, t->bytes);
-    return simulate(g, p, s, t->bytes, &t->largest);
+    return simulate(g, p, s, t, t->bytes, stage_resident(s, t), &t->largest);
 }
 
 /* Every tile of a stage asks for the same buffer sizes, the largest over the grid, so that the
@@ -154,7 +184,7 @@ size_t tsr__stage_tile(const tsr_graph *g, const tsr__plan *p, const tsr__stage 
 static size_t grid_estimate(const tsr_graph *g, const tsr__plan *p, const tsr__stage *s,
                             tsr__tile *t, int tw, int th, size_t limit)
 {
-    const tsr_image_info *o = &g->nodes[s->root].out_info[0];
+    const tsr_port_info *o = &g->nodes[s->root].out_info[0];
     size_t n = (size_t)g->n_nodes * TSR_SLOTS;
     memset(t->max, 0, n * sizeof *t->max);
     for (int y = 0; y < o->height; y += th)
@@ -169,7 +199,7 @@ static size_t grid_estimate(const tsr_graph *g, const tsr__plan *p, const tsr__s
             for (size_t i = 0; i < n; i++)
                 t->max[i] = t->bytes[i] > t->max[i] ? t->bytes[i] : t->max[i];
         }
-    return simulate(g, p, s, t->max, NULL);
+    return simulate(g, p, s, t, t->max, stage_resident(s, t), NULL);
 }
 
 /* Largest k in [lo, hi] with fits(k), or lo - 1; fits is monotone (true then false). */
@@ -220,11 +250,18 @@ static tsr_status choose_tile(tsr_engine *e, const tsr_graph *g, const tsr__plan
                                        "stage '%s': even a %dx%d tile needs a buffer larger than "
                                        "the device's largest allocation (%zu bytes)",
                                        root->id, mw, mh, p->max_alloc);
+                size_t res = stage_resident(s, t);
+                char model[160] = "";
+                if (res)
+                    snprintf(model, sizeof model,
+                             " (%zu bytes, %.1f MiB, of it are a model's resident weights)", res,
+                             res / 1048576.0);
                 return tsr__seterr(&e->err, TSR_ERR_DEVICE_NOMEM,
                                    "stage '%s': even the smallest tile (%dx%d) needs about %zu "
-                                   "bytes (%.1f MiB) of device memory, over the budget of %zu "
+                                   "bytes (%.1f MiB) of device memory%s, over the budget of %zu "
                                    "bytes (%.1f MiB): raise --vram-limit",
-                                   root->id, mw, mh, need, need / 1048576.0, B, B / 1048576.0);
+                                   root->id, mw, mh, need, need / 1048576.0, model, B,
+                                   B / 1048576.0);
             }
             s->tile_w = best * 8 < W ? best * 8 : W;
             s->tile_h = best * 8 < H ? best * 8 : H;
@@ -238,7 +275,7 @@ static void stage_collect(const tsr_graph *g, const tsr__plan *p, int v, tsr__st
     const tsr_node *n = &g->nodes[v];
     for (int i = 0; i < n->cls->n_inputs; i++) {
         int src = n->inputs[i].node;
-        if (!p->host[src])
+        if (tsr__port_is_image(n->cls, i) && !p->host[src])
             stage_collect(g, p, src, s);
     }
     s->nodes[s->n_nodes++] = v;
@@ -278,13 +315,15 @@ tsr_status tsr__plan_make(tsr_engine *e, tsr_graph *g, int force_w, int force_h,
         out->stage_of[v] = -1;
         const tsr_node *nd = &g->nodes[v];
         for (int i = 0; i < nd->cls->n_inputs; i++) {
+            if (!tsr__port_is_image(nd->cls, i))
+                continue;
             consumers[nd->inputs[i].node]++;
             tile_consumers[nd->inputs[i].node] += tileable(nd);
         }
     }
     for (size_t v = 0; v < n; v++) {
         const tsr_node *nd = &g->nodes[v];
-        if (nd->cls->flags & TSR_NODE_SINK)
+        if (nd->cls->flags & (TSR_NODE_SINK | TSR_NODE_VALUE))
             continue;
         out->host[v] = !tileable(nd) || consumers[v] != 1 || tile_consumers[v] != 1;
     }
@@ -303,7 +342,7 @@ tsr_status tsr__plan_make(tsr_engine *e, tsr_graph *g, int force_w, int force_h,
         for (int j = 0; j < s->n_nodes; j++)
             out->stage_of[s->nodes[j]] = out->n_stages;
         out->n_stages++;
-        const tsr_image_info *o = &nd->out_info[0];
+        const tsr_port_info *o = &nd->out_info[0];
         if (force_w > 0 && force_h > 0) {
             s->tile_w = force_w < o->width ? force_w : o->width;
             s->tile_h = force_h < o->height ? force_h : o->height;
@@ -315,6 +354,7 @@ tsr_status tsr__plan_make(tsr_engine *e, tsr_graph *g, int force_w, int force_h,
             break;
         }
         s->estimate = grid_estimate(g, out, s, &t, s->tile_w, s->tile_h, 0);
+        s->resident = stage_resident(s, &t);
         memcpy(s->bytes, t.max, n * TSR_SLOTS * sizeof *s->bytes);
         s->tiles = (int64_t)((o->width + s->tile_w - 1) / s->tile_w) *
                    ((o->height + s->tile_h - 1) / s->tile_h);
@@ -358,7 +398,7 @@ char *tsr__plan_describe(const tsr_graph *g, const tsr__plan *p, int json)
             fprintf(f, "budget: none (reference engine, host memory)\n");
         for (int i = 0; i < p->n_stages; i++) {
             const tsr__stage *s = &p->stages[i];
-            const tsr_image_info *o = &g->nodes[s->root].out_info[0];
+            const tsr_port_info *o = &g->nodes[s->root].out_info[0];
             fprintf(f, "stage %d: ", i + 1);
             for (int j = 0; j < s->n_nodes; j++)
                 fprintf(f, "%s%s", j ? " -> " : "", g->nodes[s->nodes[j]].id);

@@ -24,8 +24,7 @@ __kernel void tsr_resize_nearest(__global const float *in, __global float *out, 
         out[tsr_out_index(&g, c, x, y)] = in[((size_t)c * g.in_h + sy) * g.in_w + sx];
 }
 
-/* Tap tables (rs_taps in nodes/resize.c), one per axis, 32-bit words from `base` in the scratch
- * buffer, after the scratch image: for the axis's count output pixels of this tile, lo[count]
+/* Tap tables (rs_taps in nodes/resize.c), one buffer per axis, 32-bit words from `base`: for the axis's count output pixels of this tile, lo[count]
  * and n[count] (ints: first input pixel, absolute, and number of taps), wsum[count], then count
  * rows of k weights. */
 #define RS_LO(t, base, j) as_int((t)[(base) + (j)])
@@ -46,16 +45,15 @@ __kernel void tsr_resize_nearest(__global const float *in, __global float *out, 
  * from r * RS_PER_ITEM at column x, which share taps and weights, as one vector; rows past the
  * end (in the last item of a column) repeat the last row and are not stored, so that the lanes
  * never branch apart. */
-__kernel void tsr_resize_h(__global const float *in, __global float *tmp, tsr_geom g, long xtab,
-                           int k, int row0, int rows, int channels)
+__kernel void tsr_resize_h(__global const float *in, __global float *tmp, tsr_geom g,
+                           __global const float *tab, int k, int row0, int rows, int channels)
 {
     int x = get_global_id(0), r0 = get_global_id(1) * RS_PER_ITEM;
     if (x >= g.out_w || r0 >= rows)
         return;
-    __global const float *tab = tmp;
-    int lo = RS_LO(tab, xtab, x), n = RS_N(tab, xtab, g.out_w, x);
-    float wsum = RS_WSUM(tab, xtab, g.out_w, x);
-    __global const float *w = RS_W(tab, xtab, g.out_w, k, x);
+    int lo = RS_LO(tab, 0, x), n = RS_N(tab, 0, g.out_w, x);
+    float wsum = RS_WSUM(tab, 0, g.out_w, x);
+    __global const float *w = RS_W(tab, 0, g.out_w, k, x);
     size_t plane = (size_t)g.in_w * g.in_h;
     __global const float *src[RS_PER_ITEM];
     for (int p = 0; p < RS_PER_ITEM; p++)
@@ -82,15 +80,15 @@ __kernel void tsr_resize_h(__global const float *in, __global float *tmp, tsr_ge
  * RS_PER_ITEM as one vector: contiguous loads and stores that CPUs run in SIMD registers and
  * GPUs as wide loads. Per pixel the operations and their order are those of the reference; the
  * last item of a row may be partial and does its columns one by one. */
-__kernel void tsr_resize_v(__global const float *tmp, __global float *out, tsr_geom g, long ytab,
-                           int k, int row0, int rows, int channels)
+__kernel void tsr_resize_v(__global const float *tmp, __global float *out, tsr_geom g,
+                           __global const float *tab, int k, int row0, int rows, int channels)
 {
     int x0 = get_global_id(0) * RS_PER_ITEM, y = get_global_id(1);
     if (x0 >= g.out_w || y >= g.out_h)
         return;
-    int lo = RS_LO(tmp, ytab, y), n = RS_N(tmp, ytab, g.out_h, y);
-    float wsum = RS_WSUM(tmp, ytab, g.out_h, y);
-    __global const float *w = RS_W(tmp, ytab, g.out_h, k, y);
+    int lo = RS_LO(tab, 0, y), n = RS_N(tab, 0, g.out_h, y);
+    float wsum = RS_WSUM(tab, 0, g.out_h, y);
+    __global const float *w = RS_W(tab, 0, g.out_h, k, y);
     size_t plane = (size_t)rows * g.out_w;
     __global const float *src = tmp + (size_t)(lo - row0) * g.out_w + x0;
     if (x0 + RS_PER_ITEM <= g.out_w) {

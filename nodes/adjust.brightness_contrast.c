@@ -49,8 +49,8 @@ static tsr_status bc_run_cl(tsr_exec *ex, const tsr_node *n, const tsr_region *i
     return tsr__exec_launch(ex, k, (size_t)out->rect.w, (size_t)out->rect.h, (size_t)out->channels);
 }
 
-static tsr_status bc_run_ref(const tsr_node *n, const tsr_region *in, const tsr_region *out,
-                             tsr__err *err)
+static tsr_status bc_run_ref(tsr_exec *ex, const tsr_node *n, const tsr_region *in,
+                              const tsr_region *out)
 {
     int colour = tsr__colour_channels(out->channels), clamp = n->params[P_CLAMP].ival != 0;
     float b, slope;

@@ -40,8 +40,8 @@ static tsr_status gamma_run_cl(tsr_exec *ex, const tsr_node *n, const tsr_region
     return tsr__exec_launch(ex, k, (size_t)out->rect.w, (size_t)out->rect.h, (size_t)out->channels);
 }
 
-static tsr_status gamma_run_ref(const tsr_node *n, const tsr_region *in, const tsr_region *out,
-                                tsr__err *err)
+static tsr_status gamma_run_ref(tsr_exec *ex, const tsr_node *n, const tsr_region *in,
+                              const tsr_region *out)
 {
     int colour = tsr__colour_channels(out->channels);
     float e = gamma_exponent(n);

@@ -17,9 +17,14 @@ TSR_PARAM_TABLE_DECL(blur, BLUR_PARAMS)
 
 static const tsr_port_def ports[] = {{"image", TSR_PORT_IMAGE, "image"}};
 
-static void blur_plan(const tsr_node *n, const tsr_image_info *in, const tsr_rect *out, tsr_plan *p)
+static void blur_plan(const tsr_node *n, const tsr_port_info *in, const tsr_rect *out, tsr_plan *p)
 {
     tsr__gauss_plan(n->params[P_SIGMA].num, in[0].channels, in, out, p);
+}
+
+static tsr_status blur_prepare(tsr_exec *ex, const tsr_node *n, void **state)
+{
+    return tsr__gauss_prepare(ex, n->params[P_SIGMA].num);
 }
 
 static tsr_status blur_run_cl(tsr_exec *ex, const tsr_node *n, const tsr_region *in,
@@ -29,9 +34,10 @@ static tsr_status blur_run_cl(tsr_exec *ex, const tsr_node *n, const tsr_region 
                          n->params[P_EDGE].ival);
 }
 
-static tsr_status blur_run_ref(const tsr_node *n, const tsr_region *in, const tsr_region *out,
-                               tsr__err *err)
+static tsr_status blur_run_ref(tsr_exec *ex, const tsr_node *n, const tsr_region *in,
+                              const tsr_region *out)
 {
+    tsr__err *err = ex->err;
     return tsr__gauss_ref(n, &in[0], out, out->channels, n->params[P_SIGMA].num,
                           n->params[P_EDGE].ival, err);
 }
@@ -48,6 +54,7 @@ const tsr_node_class tsr_node_blur_gaussian = {
     .kernel = "blur.gaussian",
     .infer = tsr__infer_same,
     .plan = blur_plan,
+    .prepare = blur_prepare,
     .run_cl = blur_run_cl,
     .run_ref = blur_run_ref,
 };

@@ -24,7 +24,7 @@ static const float gray_weights[3][3] = {
     {1.0f / 3.0f, 1.0f / 3.0f, 1.0f / 3.0f},
 };
 
-static tsr_status gray_infer(const tsr_node *n, const tsr_image_info *in, tsr_image_info *out,
+static tsr_status gray_infer(const tsr_node *n, const tsr_port_info *in, tsr_port_info *out,
                              tsr__err *err)
 {
     out[0] = in[0];
@@ -51,8 +51,8 @@ static tsr_status gray_run_cl(tsr_exec *ex, const tsr_node *n, const tsr_region 
     return tsr__exec_launch(ex, k, (size_t)out->rect.w, (size_t)out->rect.h, 1);
 }
 
-static tsr_status gray_run_ref(const tsr_node *n, const tsr_region *in, const tsr_region *out,
-                               tsr__err *err)
+static tsr_status gray_run_ref(tsr_exec *ex, const tsr_node *n, const tsr_region *in,
+                              const tsr_region *out)
 {
     const float *w = gray_weights[n->params[P_METHOD].ival];
     int in_ch = in[0].channels, out_ch = out->channels;

@@ -12,7 +12,7 @@ TSR_PARAM_TABLE_DECL(load, LOAD_PARAMS)
 
 static const tsr_port_def outputs[] = {{"image", TSR_PORT_IMAGE, "decoded image"}};
 
-static tsr_status load_infer(const tsr_node *n, const tsr_image_info *in, tsr_image_info *out,
+static tsr_status load_infer(const tsr_node *n, const tsr_port_info *in, tsr_port_info *out,
                              tsr__err *err)
 {
     /* The executor checks the engine's pixel limit against the inferred size. */

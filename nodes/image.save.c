@@ -56,7 +56,7 @@ static tsr_status save_check(const tsr_node *n, tsr__err *err)
 }
 
 /* Fail before any pixel is computed when the output cannot be written. */
-static tsr_status save_infer(const tsr_node *n, const tsr_image_info *in, tsr_image_info *out,
+static tsr_status save_infer(const tsr_node *n, const tsr_port_info *in, tsr_port_info *out,
                              tsr__err *err)
 {
     const char *path = n->params[P_PATH].str;

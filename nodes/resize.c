@@ -158,12 +158,8 @@ static size_t rs_taps_bytes(int count, int k)
 }
 
 /* Both axes' tables for output rectangle r, as run_cl uploads them; 0 on overflow. */
-static size_t rs_tables_bytes(int filter, int in_w, int in_h, int ow, int oh, const tsr_rect *r)
-{
-    size_t bx = rs_taps_bytes(r->w, rs_taps_max(filter, in_w, ow));
-    size_t by = rs_taps_bytes(r->h, rs_taps_max(filter, in_h, oh));
-    return bx && by && bx <= SIZE_MAX - by ? bx + by : 0;
-}
+/* resize's planned buffers (all per tile). */
+enum { RS_BUF_SCRATCH = 0, RS_BUF_XTAB = 1, RS_BUF_YTAB = 2 };
 
 /* Taps of output pixels [o0, o0 + count) on one axis, in one block laid out as kernels/resize.cl
  * reads it: lo[count] (first input pixel, absolute), n[count] (taps), wsum[count] (the weights
@@ -271,7 +267,7 @@ static tsr_status resize_check(const tsr_node *n, tsr__err *err)
     return TSR_OK;
 }
 
-static tsr_status resize_infer(const tsr_node *n, const tsr_image_info *in, tsr_image_info *out,
+static tsr_status resize_infer(const tsr_node *n, const tsr_port_info *in, tsr_port_info *out,
                                tsr__err *err)
 {
     /* Also here because tsr__run_node infers without validating the graph first. */
@@ -306,7 +302,7 @@ static tsr_status resize_infer(const tsr_node *n, const tsr_image_info *in, tsr_
     return TSR_OK;
 }
 
-static void resize_plan(const tsr_node *n, const tsr_image_info *in, const tsr_rect *out,
+static void resize_plan(const tsr_node *n, const tsr_port_info *in, const tsr_rect *out,
                         tsr_plan *p)
 {
     int ow, oh, x0, x1, y0, y1, filter = n->params[P_FILTER].ival;
@@ -314,16 +310,17 @@ static void resize_plan(const tsr_node *n, const tsr_image_info *in, const tsr_r
     rs_span(filter, out->x, out->w, in[0].width, ow, &x0, &x1);
     rs_span(filter, out->y, out->h, in[0].height, oh, &y0, &y1);
     p->in[0] = (tsr_rect){x0, y0, x1 - x0 + 1, y1 - y0 + 1};
-    p->fixed_bytes = 0;
-    p->tile_bytes = 0;
+    p->n_bufs = 0;
     if (filter != RS_NEAREST) {
-        /* One buffer: the horizontal pass's output (the tile's columns over every input row it
-         * reads), then the two axes' tap tables (about 40 bytes per output column and row when
-         * enlarging). One buffer, because the executor sizes a node's scratch and fixed
-         * requests by class, and a table can outgrow a small tile's scratch. */
+        /* The horizontal pass's output (the tile's columns over every input row it reads), then
+         * the two axes' tap tables (about 40 bytes per output column and row when enlarging). */
         size_t bytes = tsr__image_bytes(out->w, y1 - y0 + 1, in[0].channels);
-        size_t tables = rs_tables_bytes(filter, in[0].width, in[0].height, ow, oh, out);
-        p->tile_bytes = bytes && tables && bytes <= SIZE_MAX - tables ? bytes + tables : SIZE_MAX;
+        size_t bx = rs_taps_bytes(out->w, rs_taps_max(filter, in[0].width, ow));
+        size_t by = rs_taps_bytes(out->h, rs_taps_max(filter, in[0].height, oh));
+        p->n_bufs = 3;
+        p->bufs[RS_BUF_SCRATCH] = (tsr_buf_req){bytes ? bytes : SIZE_MAX, TSR_BUF_TILE};
+        p->bufs[RS_BUF_XTAB] = (tsr_buf_req){bx ? bx : SIZE_MAX, TSR_BUF_TILE};
+        p->bufs[RS_BUF_YTAB] = (tsr_buf_req){by ? by : SIZE_MAX, TSR_BUF_TILE};
     }
 }
 
@@ -332,7 +329,6 @@ static void resize_plan(const tsr_node *n, const tsr_image_info *in, const tsr_r
 static tsr_status resize_run_cl(tsr_exec *ex, const tsr_node *n, const tsr_region *in,
                                 const tsr_region *out)
 {
-    cl_mem scratch = NULL;
     cl_kernel k;
     rs_taps tx, ty;
     memset(&tx, 0, sizeof tx);
@@ -353,14 +349,12 @@ static tsr_status resize_run_cl(tsr_exec *ex, const tsr_node *n, const tsr_regio
     int row0, row1;
     rs_span(filter, out->rect.y, out->rect.h, in[0].img_h, oh, &row0, &row1);
     int rows = row1 - row0 + 1;
-    size_t bytes = tsr__image_bytes(out->rect.w, rows, ch);
-    if (!bytes) {
-        rc = tsr__seterr(ex->err, TSR_ERR_LIMIT,
-                         "node '%s' (resize): scratch of %dx%d pixels "
-                         "overflows",
-                         n->id, out->rect.w, rows);
-        goto fail;
-    }
+    cl_mem scratch = ex->bufs[RS_BUF_SCRATCH], xtab = ex->bufs[RS_BUF_XTAB],
+           ytab = ex->bufs[RS_BUF_YTAB];
+    if (!scratch || !xtab || !ytab)
+        return tsr__seterr(ex->err, TSR_ERR_INTERNAL,
+                           "node '%s' (resize): the planned scratch and table buffers are missing",
+                           n->id);
     /* The reference's own tables, so that both paths weight every tap identically. */
     rc = rs_taps_make(n, filter, out->rect.x, out->rect.w, in[0].img_w, ow, &tx, ex->err);
     if (rc)
@@ -368,28 +362,17 @@ static tsr_status resize_run_cl(tsr_exec *ex, const tsr_node *n, const tsr_regio
     rc = rs_taps_make(n, filter, out->rect.y, out->rect.h, in[0].img_h, oh, &ty, ex->err);
     if (rc)
         goto fail;
-    /* Laid out as plan() declared: scratch image, x table, y table. */
-    if (tx.bytes > SIZE_MAX - ty.bytes || bytes > SIZE_MAX - tx.bytes - ty.bytes) {
-        rc = tsr__seterr(ex->err, TSR_ERR_LIMIT, "node '%s' (resize): scratch size overflows",
-                         n->id);
-        goto fail;
-    }
-    rc = tsr__exec_alloc(ex, bytes + tx.bytes + ty.bytes, &scratch);
-    if (rc)
-        goto fail;
     /* Blocking: the host tables are freed on return. A few KiB to a few MiB once per tile. */
-    cl_int st = clEnqueueWriteBuffer(ex->cl->queue, scratch, CL_TRUE, bytes, tx.bytes, tx.block, 0,
-                                     NULL, NULL);
+    ex->kernel = "tap tables";
+    cl_int st =
+        clEnqueueWriteBuffer(ex->cl->queue, xtab, CL_TRUE, 0, tx.bytes, tx.block, 0, NULL, NULL);
     if (st == CL_SUCCESS)
-        st = clEnqueueWriteBuffer(ex->cl->queue, scratch, CL_TRUE, bytes + tx.bytes, ty.bytes,
-                                  ty.block, 0, NULL, NULL);
+        st = clEnqueueWriteBuffer(ex->cl->queue, ytab, CL_TRUE, 0, ty.bytes, ty.block, 0, NULL,
+                                  NULL);
     if (st != CL_SUCCESS) {
         rc = tsr__exec_cl_error(ex, st, "clEnqueueWriteBuffer (tap tables)");
         goto fail;
     }
-    /* Offsets of the tables, in floats from the start of the buffer. */
-    cl_long xtab = (cl_long)(bytes / sizeof(float));
-    cl_long ytab = (cl_long)((bytes + tx.bytes) / sizeof(float));
     rc = tsr__exec_kernel(ex, "tsr_resize_h", &k);
     if (rc)
         goto fail;
@@ -411,19 +394,15 @@ static tsr_status resize_run_cl(tsr_exec *ex, const tsr_node *n, const tsr_regio
     rc = tsr__exec_launch(ex, k, (size_t)(out->rect.w + RS_PER_ITEM - 1) / RS_PER_ITEM,
                           (size_t)out->rect.h, 1);
 fail:
-    /* The queue is in order, so the pool may hand it out again once both passes are queued. */
-    if (scratch)
-        tsr__exec_release(ex, scratch);
     rs_taps_free(&tx);
     rs_taps_free(&ty);
     return rc;
 }
 
-/* ---- reference ----------------------------------------------------------------------------- */
-
-static tsr_status resize_run_ref(const tsr_node *n, const tsr_region *in, const tsr_region *out,
-                                 tsr__err *err)
+static tsr_status resize_run_ref(tsr_exec *ex, const tsr_node *n, const tsr_region *in,
+                              const tsr_region *out)
 {
+    tsr__err *err = ex->err;
     const tsr_region *src = &in[0];
     const tsr_rect *o = &out->rect;
     int ow, oh, filter = n->params[P_FILTER].ival, ch = out->channels;

@@ -29,10 +29,15 @@ TSR_PARAM_TABLE_DECL(sharpen, SHARPEN_PARAMS)
 static const tsr_port_def ports[] = {{"image", TSR_PORT_IMAGE, "image"}};
 
 /* Only the colour planes are blurred, so the scratch holds those alone. */
-static void sharpen_plan(const tsr_node *n, const tsr_image_info *in, const tsr_rect *out,
+static void sharpen_plan(const tsr_node *n, const tsr_port_info *in, const tsr_rect *out,
                          tsr_plan *p)
 {
     tsr__gauss_plan(n->params[P_SIGMA].num, tsr__colour_channels(in[0].channels), in, out, p);
+}
+
+static tsr_status sharpen_prepare(tsr_exec *ex, const tsr_node *n, void **state)
+{
+    return tsr__gauss_prepare(ex, n->params[P_SIGMA].num);
 }
 
 static tsr_status sharpen_run_cl(tsr_exec *ex, const tsr_node *n, const tsr_region *in,
@@ -55,9 +60,10 @@ static tsr_status sharpen_run_cl(tsr_exec *ex, const tsr_node *n, const tsr_regi
     return tsr__exec_launch(ex, k, (size_t)out->rect.w, (size_t)out->rect.h, (size_t)out->channels);
 }
 
-static tsr_status sharpen_run_ref(const tsr_node *n, const tsr_region *in, const tsr_region *out,
-                                  tsr__err *err)
+static tsr_status sharpen_run_ref(tsr_exec *ex, const tsr_node *n, const tsr_region *in,
+                              const tsr_region *out)
 {
+    tsr__err *err = ex->err;
     int colour = tsr__colour_channels(out->channels);
     float amount = (float)n->params[P_AMOUNT].num;
     float threshold = (float)n->params[P_THRESHOLD].num;
@@ -96,6 +102,7 @@ const tsr_node_class tsr_node_sharpen = {
     .kernel = "sharpen",
     .infer = tsr__infer_same,
     .plan = sharpen_plan,
+    .prepare = sharpen_prepare,
     .run_cl = sharpen_run_cl,
     .run_ref = sharpen_run_ref,
 };

@@ -146,7 +146,7 @@ static void identity_and_constant(void **state)
 static void plan_grows_by_radius(void **state)
 {
     tsr_node *n = blur_node("2.5", "mirror"); /* r = 10 */
-    tsr_image_info info = {100, 50, 3, 8};
+    tsr_port_info info = {.width = 100, .height = 50, .channels = 3, .bit_depth = 8};
     tsr_rect out = {20, 0, 30, 16};
     tsr_plan p;
     memset(&p, 0, sizeof p);
@@ -155,9 +155,9 @@ static void plan_grows_by_radius(void **state)
     assert_int_equal(p.in[0].y, -10);
     assert_int_equal(p.in[0].w, 50);
     assert_int_equal(p.in[0].h, 36);
-    assert_int_equal(p.fixed_bytes, 21 * sizeof(float));
+    assert_int_equal(p.bufs[0].bytes, 21 * sizeof(float));
     /* Scratch: rows 0..25 (the top halo lies outside the image) x 30 columns x 3 channels. */
-    assert_int_equal(p.tile_bytes, (size_t)26 * 30 * 3 * sizeof(float));
+    assert_int_equal(p.bufs[1].bytes, (size_t)26 * 30 * 3 * sizeof(float));
     tsr__node_free(n);
 }
 

@@ -276,7 +276,7 @@ static void infer_sizes(void **state)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         tsr_node *n = make("bicubic", cases[i].kv1, cases[i].kv2);
-        tsr_image_info in = {cases[i].in_w, cases[i].in_h, cases[i].ch, 16}, out = {0};
+        tsr_port_info in = {.width = cases[i].in_w, .height = cases[i].in_h, .channels = cases[i].ch, .bit_depth = 16}, out = {0};
         tsr__err err;
         tsr__err_clear(&err);
         tsr_status rc = n->cls->infer(n, &in, &out, &err);
@@ -297,7 +297,7 @@ static void infer_sizes(void **state)
 
 static void plan_rects(void **state)
 {
-    tsr_image_info in = {64, 48, 3, 8};
+    tsr_port_info in = {.width = 64, .height = 48, .channels = 3, .bit_depth = 8};
     tsr_plan p;
     /* x2 bilinear: output 10 samples input 4.75 (taps 4, 5), output 17 samples 8.25 (8, 9);
      * rows 20..23 sample 9.75..11.25 (taps 9..12). */
@@ -311,9 +311,13 @@ static void plan_rects(void **state)
     assert_int_equal(p.in[0].h, 4);
     /* Scratch: 8 columns x 4 rows x 3 channels; then the tap tables, a row of k weights plus
      * (first tap, count, weight sum) per output column and row. A triangle of half-width 1
-     * input pixel covers k = 2 pixels at most. */
-    assert_int_equal(p.tile_bytes, ((size_t)8 * 4 * 3 + 8 * (2 + 3) + 4 * (2 + 3)) * 4);
-    assert_int_equal(p.fixed_bytes, 0);
+     * input pixel covers k = 2 pixels at most. Three buffers, all per tile. */
+    assert_int_equal(p.n_bufs, 3);
+    assert_int_equal(p.bufs[0].bytes, (size_t)8 * 4 * 3 * 4);
+    assert_int_equal(p.bufs[1].bytes, (size_t)8 * (2 + 3) * 4);
+    assert_int_equal(p.bufs[2].bytes, (size_t)4 * (2 + 3) * 4);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(p.bufs[i].life, TSR_BUF_TILE);
     tsr__node_free(n);
     /* /2 lanczos3: support 6 input pixels around 0.5 and 62.5: taps -5..6 and 57..68, clipped. */
     n = make("lanczos3", "scale=0.5", NULL);
@@ -325,7 +329,9 @@ static void plan_rects(void **state)
     assert_int_equal(p.in[0].y, 41);
     assert_int_equal(p.in[0].h, 7);
     /* Widened by 2, lanczos3 spans 12 input pixels on both axes: k = 12. */
-    assert_int_equal(p.tile_bytes, ((size_t)1 * 7 * 3 + 1 * (12 + 3) + 1 * (12 + 3)) * 4);
+    assert_int_equal(p.bufs[0].bytes, (size_t)1 * 7 * 3 * 4);
+    assert_int_equal(p.bufs[1].bytes, (size_t)1 * (12 + 3) * 4);
+    assert_int_equal(p.bufs[2].bytes, (size_t)1 * (12 + 3) * 4);
     tsr__node_free(n);
     /* nearest needs no scratch: one pixel per output pixel. */
     n = make("nearest", "scale=3", NULL);
@@ -334,12 +340,12 @@ static void plan_rects(void **state)
     n->cls->plan(n, &in, &r, &p);
     assert_int_equal(p.in[0].x, 1);
     assert_int_equal(p.in[0].w, 1);
-    assert_int_equal(p.tile_bytes, 0);
+    assert_int_equal(p.n_bufs, 0);
     tsr__node_free(n);
 }
 
 /* What the device really held at its peak, on a fresh engine whose pool has nothing cached:
- * input and output buffers plus the one scratch buffer plan() declared (scratch image and tap
+ * input and output buffers plus the buffers plan() declared (scratch image and two tap
  * tables), each rounded to the pool's size class as the planner counts them. The reduction has
  * tables larger than its scratch image, the enlargement the reverse. */
 static void plan_matches_device_peak(void **state)
@@ -359,7 +365,7 @@ static void plan_matches_device_peak(void **state)
         assert_false(tsr_engine_is_ref(e));
         tsr_node *n = make(cases[i].filter, cases[i].size, NULL);
         tsr_image *in = tu_random_image(cases[i].w, cases[i].h, cases[i].ch, 5);
-        tsr_image_info info = {cases[i].w, cases[i].h, cases[i].ch, 8}, oi;
+        tsr_port_info info = {.width = cases[i].w, .height = cases[i].h, .channels = cases[i].ch, .bit_depth = 8}, oi;
         tsr__err err;
         tsr__err_clear(&err);
         assert_int_equal(n->cls->infer(n, &info, &oi, &err), TSR_OK);
@@ -372,8 +378,10 @@ static void plan_matches_device_peak(void **state)
         assert_int_equal(tsr_engine_pool_stats(e, 0, &st), TSR_OK);
         size_t in_b = tsr__pool_class_size((size_t)cases[i].w * cases[i].h * cases[i].ch * 4);
         size_t out_b = tsr__pool_class_size((size_t)oi.width * oi.height * oi.channels * 4);
-        assert_int_equal(p.fixed_bytes, 0);
-        assert_int_equal(st.peak_in_use_bytes, in_b + out_b + tsr__pool_class_size(p.tile_bytes));
+        size_t planned = 0;
+        for (int b = 0; b < p.n_bufs; b++)
+            planned += tsr__pool_class_size(p.bufs[b].bytes);
+        assert_int_equal(st.peak_in_use_bytes, in_b + out_b + planned);
         tsr_image_free(out);
         tsr_image_free(in);
         tsr__node_free(n);
@@ -410,7 +418,7 @@ static void param_errors(void **state)
     tsr__err err;
     tsr__err_clear(&err);
     if (tsr__node_make("resize", none, 1, &n, &err) == TSR_OK) {
-        tsr_image_info in = {8, 8, 1, 0}, out;
+        tsr_port_info in = {.width = 8, .height = 8, .channels = 1}, out;
         assert_int_equal(n->cls->infer(n, &in, &out, &err), TSR_ERR_GRAPH);
         tsr__node_free(n);
     }

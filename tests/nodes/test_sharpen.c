@@ -299,7 +299,7 @@ static void plan_grows_by_radius(void **state)
 {
     static const sharpen_case c = {"2.5", "1", "0", "mirror"}; /* r = 10 */
     tsr_node *n = sharpen_node(&c);
-    tsr_image_info info = {100, 50, 4, 8};
+    tsr_port_info info = {.width = 100, .height = 50, .channels = 4, .bit_depth = 8};
     tsr_rect out = {20, 0, 30, 16};
     tsr_plan p;
     memset(&p, 0, sizeof p);
@@ -308,20 +308,20 @@ static void plan_grows_by_radius(void **state)
     assert_int_equal(p.in[0].y, -10);
     assert_int_equal(p.in[0].w, 50);
     assert_int_equal(p.in[0].h, 36);
-    assert_int_equal(p.fixed_bytes, 21 * sizeof(float));
+    assert_int_equal(p.bufs[0].bytes, 21 * sizeof(float));
     /* Scratch: rows 0..25 (the top halo lies outside the image) x 30 columns x 3 colour planes:
      * alpha is copied, not blurred. */
-    assert_int_equal(p.tile_bytes, (size_t)26 * 30 * 3 * sizeof(float));
+    assert_int_equal(p.bufs[1].bytes, (size_t)26 * 30 * 3 * sizeof(float));
     info.channels = 1;
     memset(&p, 0, sizeof p);
     n->cls->plan(n, &info, &out, &p);
-    assert_int_equal(p.tile_bytes, (size_t)26 * 30 * 1 * sizeof(float));
+    assert_int_equal(p.bufs[1].bytes, (size_t)26 * 30 * 1 * sizeof(float));
     tsr__node_free(n);
 }
 
 /* What the device really held at its peak, on a fresh engine whose pool has nothing cached:
  * input and output buffers plus exactly what plan() declared, each rounded to the pool's size
- * class as the planner counts them (tile_bytes and fixed_bytes are one buffer each). */
+ * class as the planner counts them (the taps, RUN, and the scratch, TILE). */
 static void plan_matches_device_peak(void **state)
 {
     tsr_engine_options o;
@@ -335,7 +335,7 @@ static void plan_matches_device_peak(void **state)
     static const sharpen_case c = {"3.1", "1.5", "0.01", "mirror"};
     tsr_node *n = sharpen_node(&c);
     tsr_image *in = tu_random_image(61, 47, 4, 3);
-    tsr_image_info info = {61, 47, 4, 8};
+    tsr_port_info info = {.width = 61, .height = 47, .channels = 4, .bit_depth = 8};
     tsr_rect whole = {0, 0, 61, 47};
     tsr_plan p;
     memset(&p, 0, sizeof p);
@@ -344,8 +344,8 @@ static void plan_matches_device_peak(void **state)
     tsr_pool_stats st;
     assert_int_equal(tsr_engine_pool_stats(e, 0, &st), TSR_OK);
     size_t image = tsr__pool_class_size((size_t)61 * 47 * 4 * sizeof(float));
-    assert_int_equal(st.peak_in_use_bytes, 2 * image + tsr__pool_class_size(p.fixed_bytes) +
-                                               tsr__pool_class_size(p.tile_bytes));
+    assert_int_equal(st.peak_in_use_bytes, 2 * image + tsr__pool_class_size(p.bufs[0].bytes) +
+                                               tsr__pool_class_size(p.bufs[1].bytes));
     tsr_image_free(out);
     tsr_image_free(in);
     tsr__node_free(n);

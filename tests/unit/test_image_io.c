@@ -243,7 +243,7 @@ static void pngsuite_matches_pypng(void **state)
         image_hash(img, got);
         if (strcmp(got, hash))
             fail_msg("%s: samples differ from pypng's (sha256 %s, expected %s)", name, got, hash);
-        tsr_image_info info;
+        tsr_port_info info;
         tsr__err_clear(&err);
         assert_int_equal(tsr__image_probe(path, 0, &info, &err), TSR_OK);
         assert_int_equal(info.width, w);
@@ -574,7 +574,7 @@ static void jpeg_unsupported_refused(void **state)
     assert_null(img);
     assert_msg_has(&err, path);
     assert_msg_has(&err, "12");
-    tsr_image_info info;
+    tsr_port_info info;
     tsr__err_clear(&err);
     assert_int_equal(tsr__image_probe(path, 0, &info, &err), TSR_ERR_UNSUPPORTED);
 #ifndef D_ARITH_CODING_SUPPORTED
@@ -611,7 +611,7 @@ static void pixel_limit(void **state)
 {
     tsr__err err;
     tsr_image *img;
-    tsr_image_info info;
+    tsr_port_info info;
     const char *png = tu_shared("testdata/pngsuite/basn2c08.png"); /* 32x32 */
     assert_int_equal(load(png, 1023, &img, &err), TSR_ERR_LIMIT);
     assert_null(img);

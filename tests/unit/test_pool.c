@@ -740,9 +740,13 @@ static void reuse_across_jobs(void **state)
     assert_int_equal(a.in_use_bytes, 0);
     assert_int_equal(a.trims, 0);
     assert_int_equal(a.hits + a.misses, a.allocations);
-    /* 7 requests a tile, 20 tiles: every tile of a stage asks for the same sizes, so only the
-     * first tile's buffers are new (measured: 6 misses of 140, a block reused within it). */
-    assert_true(a.misses >= 1 && a.misses <= 7);
+    /* 8 requests a tile (upload, blur's scratch and output, resize's scratch, two tap tables and
+     * output, invert's output) and the blur's taps once, 20 tiles: every tile of a stage asks for
+     * the same sizes, so only the first tile's buffers are new (measured: 8 misses of 161, a
+     * block reused within the tile). */
+    print_message("reuse: %llu misses of %llu requests\n", (unsigned long long)a.misses,
+                  (unsigned long long)a.allocations);
+    assert_true(a.misses >= 1 && a.misses <= 9);
     assert_true(a.hits == a.allocations - a.misses);
 
     tsr_image *second = run_chain(e, &d, "second", 96, 96);
