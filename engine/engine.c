@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "model.h"
 
 void tsr_engine_options_init(tsr_engine_options *opt)
 {
@@ -146,6 +147,7 @@ void tsr_engine_free(tsr_engine *e)
 {
     if (!e)
         return;
+    tsr__models_free(e);
     tsr__pool_free(e->staging);
     tsr__pool_free(e->pool);
     tsr__cl_close(e->cl);

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "internal.h"
+#include "model.h"
 
 /* ---- helpers for run_cl ------------------------------------------------------------------ */
 
@@ -415,6 +416,7 @@ typedef struct run_state {
     double t0;
     int64_t tiles_done, tiles_total, downgrades;
     int node_index;
+    int models0, uploads0; /* the engine's model counters before the run */
     char events[1024];
 } run_state;
 
@@ -787,6 +789,12 @@ static void write_stats(run_state *rs, tsr_status rc, double total, int builds0,
     if (e->cl)
         fprintf(f, "kernels.compiled: %d\nkernels.from_cache: %d\n",
                 e->cl->builds_compiled - builds0, e->cl->builds_cached - cached0);
+    fprintf(f, "models.loaded: %d\nmodels.uploaded: %d\n", e->models_loaded - rs->models0,
+            e->models_uploaded - rs->uploads0);
+    size_t resident = 0;
+    for (tsr__model *m = e->models; m; m = m->next)
+        resident += m->uploaded ? m->dev_bytes : 0;
+    fprintf(f, "models.resident_bytes: %zu\n", resident);
     char pool[1024];
     if (e->pool) {
         tsr__pool_stats(e->pool, pool, sizeof pool);
@@ -891,7 +899,10 @@ tsr_status tsr_graph_run(tsr_engine *e, tsr_graph *g, const tsr_run_options *opt
 {
     __atomic_store_n(&e->interrupt, 0, __ATOMIC_SEQ_CST);
     run_state rs;
+    int models0 = e->models_loaded, uploads0 = e->models_uploaded;
     tsr_status rc = run_prepare(e, g, opt, &rs);
+    rs.models0 = models0;
+    rs.uploads0 = uploads0;
     int builds0 = e->cl ? e->cl->builds_compiled : 0, cached0 = e->cl ? e->cl->builds_cached : 0;
     if (e->pool) {
         tsr__pool_reset_peaks(e->pool);
@@ -906,6 +917,16 @@ tsr_status tsr_graph_run(tsr_engine *e, tsr_graph *g, const tsr_run_options *opt
     }
     if (!rc && opt && opt->dry_run)
         goto done;
+    if (!rc && e->cl) { /* models this graph does not use give their device memory back */
+        tsr__model **keep = calloc((size_t)g->n_nodes + 1, sizeof *keep);
+        int nk = 0;
+        for (int v = 0; keep && v < g->n_nodes; v++)
+            if (g->nodes[v].out_info[0].type == TSR_PORT_MODEL && g->nodes[v].out_info[0].model)
+                keep[nk++] = g->nodes[v].out_info[0].model;
+        if (keep)
+            tsr__model_unload_others(e, keep, nk);
+        free(keep);
+    }
     /* Readers of each materialized image: every (node, port) of a stage or sink reading it. */
     for (int v = 0; !rc && v < g->n_nodes; v++)
         for (int i = 0; i < g->nodes[v].cls->n_inputs; i++)

@@ -494,6 +494,9 @@ struct tsr_engine {
     uint64_t max_pixels;
     int interrupt; /* set from any thread with __atomic builtins */
     char *stats;
+    struct tsr__model *models; /* the model cache (engine/model.c) */
+    int models_loaded;         /* models read from disk since the engine was made */
+    int models_uploaded;       /* models whose weights went to the device */
 };
 
 #endif

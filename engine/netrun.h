@@ -1,0 +1,52 @@
+/* Running a network on one output rectangle (engine/netrun.c), for the upscale node. */
+#ifndef TSR_NETRUN_H
+#define TSR_NETRUN_H
+#include "model.h"
+
+/* overlap: pixels of context between tiles, or one of these. */
+#define TSR_NET_OVERLAP_EXACT (-1) /* the receptive field: tiles equal the untiled run */
+#define TSR_NET_OVERLAP_AUTO (-2)  /* exact when that costs under ~25 % more, else the padding */
+
+/* Blob slots a network may keep at once: the executor's buffer list less the scratch. */
+#define TSR_NET_MAX_SLOTS (TSR_MAX_BUFS - 1)
+
+typedef struct tsr__netopt {
+    int overlap;  /* pixels >= 0, or TSR_NET_OVERLAP_* */
+    int edge;     /* TSR_NET_EDGE_* */
+    int residual; /* add the nearest enlargement of the input to the output */
+} tsr__netopt;
+
+/* Where one output rectangle's network runs, in input and output pixel coordinates. */
+typedef struct tsr__netgeo {
+    tsr_rect out;   /* the output rectangle */
+    tsr_rect win;   /* network input window (may extend past the image: edge rule) */
+    tsr_rect src;   /* source pixels the window and the alpha taps read */
+    int ox, oy;     /* offset of `out` in the network's output */
+    int context;    /* context pixels used between tiles */
+} tsr__netgeo;
+
+typedef struct tsr__netplan {
+    tsr__netgeo geo;
+    tsr_nn_shape *shapes; /* per blob */
+    int *slot;            /* per blob: storage slot (Split outputs share their input's) */
+    int n_slots;
+    size_t slot_bytes[TSR_MAX_BUFS];
+    size_t scratch;   /* largest layer scratch */
+    size_t live_peak; /* largest total of blobs alive at once (bytes, unrounded) */
+} tsr__netplan;
+
+/* Context pixels for an overlap setting; *exact says whether tiles will equal the untiled run.
+ * INT_MAX when exactness is asked of a model with global pooling. */
+int tsr__net_context(const tsr__model *m, int overlap, int *exact);
+tsr_status tsr__netplan_make(const tsr__model *m, const tsr__netopt *o, int img_w, int img_h,
+                             tsr_rect out, tsr__netplan *np, tsr__err *err);
+void tsr__netplan_free(tsr__netplan *np);
+/* The reference path: src is the region plan() asked for (np->geo.src). */
+tsr_status tsr__net_run_ref(const tsr__model *m, const tsr__netopt *o, const tsr__netplan *np,
+                            const tsr_region *src, const tsr_region *out, tsr__err *err);
+/* The device path: slots[np->n_slots] blob buffers, scratch of np->scratch bytes (or NULL). */
+tsr_status tsr__net_run_cl(tsr_exec *ex, const tsr__model *m, const tsr__netopt *o,
+                           const tsr__netplan *np, const cl_mem *slots, cl_mem scratch,
+                           const tsr_region *src, const tsr_region *out);
+
+#endif
