@@ -23,9 +23,12 @@ MODELS = [
     ("realcugan-se-up3x", "realcugan-se/up3x-no-denoise", "realcugan", 3, 14),
     ("realcugan-se-up4x", "realcugan-se/up4x-no-denoise", "realcugan", 4, 19),
     ("realcugan-nose-up2x", "realcugan-nose/up2x-no-denoise", "realcugan", 2, 18),
-    ("realesr-animevideov3-x2", "realesr-animevideov3/realesr-animevideov3-x2", "realesrgan", 2, 10),
-    ("realesr-animevideov3-x3", "realesr-animevideov3/realesr-animevideov3-x3", "realesrgan", 3, 10),
-    ("realesr-animevideov3-x4", "realesr-animevideov3/realesr-animevideov3-x4", "realesrgan", 4, 10),
+    ("realesr-animevideov3-x2", "realesr-animevideov3/realesr-animevideov3-x2",
+     "realesrgan", 2, 10),
+    ("realesr-animevideov3-x3", "realesr-animevideov3/realesr-animevideov3-x3",
+     "realesrgan", 3, 10),
+    ("realesr-animevideov3-x4", "realesr-animevideov3/realesr-animevideov3-x4",
+     "realesrgan", 4, 10),
     ("realesrgan-x4plus", "realesrgan-x4plus/realesrgan-x4plus", "realesrgan", 4, 10),
 ]
 
