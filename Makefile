@@ -2,7 +2,8 @@
 #   make            library, CLI, pkg-config file
 #   make test       install missing packages, build, run every test (then `make test SAN=1`)
 #   make demo       install missing packages, build, run graphs/demo.yaml
-#   make bench      speed table against libvips
+#   make bench      speed table against libvips, then the models against ncnn's CPU
+#                   (MODEL_BENCH_ARGS='--threads N --only NAME'; skipped without python ncnn)
 #   make install PREFIX=/usr/local
 
 PREFIX ?= /usr/local
@@ -95,6 +96,7 @@ demo: deps all
 
 bench: deps all
 	bash tools/bench.sh $(BUILD)/tessera
+	bash tools/bench-models.sh $(MODEL_BENCH_ARGS) $(BUILD)/tessera
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin \
