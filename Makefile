@@ -1,7 +1,7 @@
 # Tessera: the one build entry. Generated files go under $(BUILD).
 #   make            library, CLI, pkg-config file
 #   make test       install missing packages, build, run every test (then `make test SAN=1`)
-#   make demo       install missing packages, build, run graphs/demo.yaml
+#   make demo       install missing packages, build, run graphs/upscale.yaml
 #   make bench      speed table against libvips, then the models against ncnn's CPU
 #                   (MODEL_BENCH_ARGS='--threads N --only NAME'; skipped without python ncnn)
 #   make install PREFIX=/usr/local
@@ -91,8 +91,8 @@ check: tests-build
 
 demo: deps all
 	@mkdir -p out
-	$(BUILD)/tessera run graphs/demo.yaml
-	@echo "demo: wrote out/demo.png (input graphs/images/sample.png, resized x2 with lanczos3)"
+	$(BUILD)/tessera run graphs/upscale.yaml
+	@echo "demo: wrote out/upscale.png (graphs/images/small.png enlarged x2 by waifu2x upconv_7)"
 
 bench: deps all
 	bash tools/bench.sh $(BUILD)/tessera
