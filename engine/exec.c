@@ -249,6 +249,11 @@ tsr_status tsr__run_node_v(tsr_engine *e, const tsr_node *n, tsr_image *const *i
     memset(&plan0, 0, sizeof plan0);
     tsr_rect r0 = {0, 0, tw < img->width ? tw : img->width, th < img->height ? th : img->height};
     cls->plan(n, in_info, &r0, &plan0);
+    for (int i = 0; i < cls->n_inputs; i++)
+        if (tsr__port_is_image(cls, i))
+            ex.in_images[i] = inputs[i];
+    ex.tile_w = tw;
+    ex.tile_h = th;
     int prepared = 0;
     if (e->cl)
         rc = bufs_alloc(&ex, &plan0, TSR_BUF_RUN, NULL);
@@ -557,6 +562,11 @@ static tsr_status node_prepare(run_state *rs, const tsr__stage *s, int v)
     for (int i = 0; i < n->cls->n_inputs; i++)
         ins[i] = g->nodes[n->inputs[i].node].out_info[n->inputs[i].port];
     nx->in_info = ins;
+    for (int i = 0; i < n->cls->n_inputs; i++)
+        if (tsr__port_is_image(n->cls, i) && rs->plan.host[n->inputs[i].node])
+            nx->in_images[i] = rs->img[n->inputs[i].node];
+    nx->tile_w = s->tile_w;
+    nx->tile_h = s->tile_h;
     tsr_status rc = TSR_OK;
     if (rs->e->cl)
         rc = bufs_alloc(nx, &rs->tile.plan[v], TSR_BUF_RUN,

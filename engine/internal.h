@@ -181,6 +181,8 @@ typedef struct tsr_plan {
 #define TSR_NODE_SINK 2u    /* consumes an image to outside; no output ports */
 #define TSR_NODE_BARRIER 4u /* needs its whole input at once (ends a tiled stage) */
 #define TSR_NODE_VALUE 8u   /* produces a non-image value (model, number) at inference: resolve() */
+#define TSR_NODE_HOST_INPUTS 16u /* its image inputs are materialized on the host, so that
+                                    prepare() can read them whole (ex->in_images) */
 
 typedef struct tsr_node_class {
     const char *name; /* YAML type, e.g. "blur.gaussian" */
@@ -384,6 +386,10 @@ struct tsr_exec {
     const char *kernel;   /* kernel being launched, for messages */
     uint64_t max_pixels;
     const tsr_port_info *in_info; /* the node's input port values (models, numbers, images) */
+    /* For prepare(): the whole host images of inputs materialized on the host (NULL for an
+     * input produced inside the stage), and the stage's tile size in output pixels. */
+    tsr_image *in_images[TSR_MAX_PORTS];
+    int tile_w, tile_h;
     void *state;                  /* what prepare() made, or NULL */
     cl_mem bufs[TSR_MAX_BUFS];    /* the buffers plan() asked for (OpenCL engine) */
     size_t buf_bytes[TSR_MAX_BUFS];

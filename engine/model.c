@@ -155,6 +155,16 @@ static tsr_status receptive(tsr__model *m, double *radius_out, long *align_out, 
     }
     int ob = nn->output_blob;
     m->global = glob[ob];
+    free(m->pitch);
+    m->pitch = malloc((size_t)nn->n_blobs * sizeof *m->pitch);
+    if (!m->pitch) {
+        free(r);
+        free(j);
+        free(glob);
+        return tsr__seterr(err, TSR_ERR_NOMEM, "out of memory deriving the model's geometry");
+    }
+    for (int b = 0; b < nn->n_blobs; b++)
+        m->pitch[b] = rat_d(j[b]);
     *radius_out = glob[ob] ? INFINITY : r[ob];
     *align_out = align;
     free(r);
@@ -302,6 +312,7 @@ static void model_free(tsr_engine *e, tsr__model *m)
         free(m->dev);
     }
     tsr__nn_free(m->nn);
+    free(m->pitch);
     free(m->key);
     free(m);
 }

@@ -26,7 +26,7 @@ typedef struct tsr__model {
     int edge;      /* the original program's edge rule (TSR_NET_EDGE_*) */
     int prepad;    /* the original program's padding per side */
     int residual;  /* the output is a correction to the nearest enlargement of the input */
-    size_t macs_per_px; /* multiply-adds per input pixel, large-input limit */
+    double *pitch; /* per blob: input pixels per blob pixel (1/2 after a 2x enlargement) */
 
     /* Device weights (one pool buffer per layer with weights), NULL until uploaded. */
     cl_mem *dev;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "netrun.h"
 #include "nodeutil.h"
@@ -229,6 +230,10 @@ tsr_status tsr__netplan_make(const tsr__model *m, const tsr__netopt *o, int img_
     axis_window(m, c, img_h, out.y, out.h, &ay, &by, &g->oy);
     g->win = (tsr_rect){ax, ay, bx - ax, by - ay};
     g->out = out;
+    g->own_x0 = out.x == 0 ? -INFINITY : (double)out.x / m->scale;
+    g->own_y0 = out.y == 0 ? -INFINITY : (double)out.y / m->scale;
+    g->own_x1 = out.x + out.w >= img_w * m->scale ? INFINITY : (double)(out.x + out.w) / m->scale;
+    g->own_y1 = out.y + out.h >= img_h * m->scale ? INFINITY : (double)(out.y + out.h) / m->scale;
     /* The source pixels the window reads, and those the alpha plane's bicubic taps read. */
     int lx, hx, ly, hy;
     mapped_range(ax, bx, img_w, o->edge, &lx, &hx);
@@ -280,6 +285,57 @@ tsr_status tsr__netplan_make(const tsr__model *m, const tsr__netopt *o, int img_
     if (rc)
         netplan_clear(np);
     return rc;
+}
+
+/* ---- statistics (syncgap) -------------------------------------------------------------------- */
+
+/* Blob pixels [*i0, *i1) on one axis whose start lies in [own0, own1): the blob spans the window
+ * [a, a + n) less the same trim on both sides, one pixel per `pitch` input pixels. */
+static void owned(double own0, double own1, int a, int n, int size, double pitch, int *i0, int *i1)
+{
+    double t = (n - size * pitch) / 2, base = a + t;
+    double l = isinf(own0) ? 0 : ceil((own0 - base) / pitch - 1e-6);
+    double h = isinf(own1) ? size : ceil((own1 - base) / pitch - 1e-6);
+    *i0 = l < 0 ? 0 : (l > size ? size : (int)l);
+    *i1 = h < 0 ? 0 : (h > size ? size : (int)h);
+}
+
+/* Add the owned part of blob `b` (host data) into the pass's accumulators. */
+static void reduce_owned(const tsr__model *m, const tsr__netplan *np, int b, const float *d,
+                         const tsr__netpass *pass, int is_max)
+{
+    const tsr__netgeo *g = &np->geo;
+    tsr_nn_shape sh = np->shapes[b];
+    int x0, x1, y0, y1;
+    owned(g->own_x0, g->own_x1, g->win.x, g->win.w, sh.w, m->pitch[b], &x0, &x1);
+    owned(g->own_y0, g->own_y1, g->win.y, g->win.h, sh.h, m->pitch[b], &y0, &y1);
+    for (int c = 0; c < sh.c; c++) {
+        double acc = pass->acc[c];
+        for (int y = y0; y < y1; y++) {
+            const float *row = d + ((size_t)c * sh.h + y) * sh.w;
+            for (int x = x0; x < x1; x++)
+                acc = is_max ? (row[x] > acc ? row[x] : acc) : acc + row[x];
+        }
+        pass->acc[c] = acc;
+    }
+    *pass->count += (double)(x1 - x0) * (y1 - y0);
+}
+
+static const float *sync_vector(const tsr__netsync *sync, int li)
+{
+    if (!sync)
+        return NULL;
+    for (int k = 0; k < sync->n; k++)
+        if (sync->layer[k] == li)
+            return sync->vec[k];
+    return NULL;
+}
+
+void tsr__netsync_free(tsr__netsync *sync)
+{
+    for (int k = 0; k < sync->n; k++)
+        free(sync->vec[k]);
+    memset(sync, 0, sizeof *sync);
 }
 
 /* ---- pre- and post-processing, C reference --------------------------------------------------- */
@@ -335,6 +391,7 @@ static float alpha_at(const tsr_region *src, int s, int X, int Y)
 }
 
 tsr_status tsr__net_run_ref(const tsr__model *m, const tsr__netopt *o, const tsr__netplan *np,
+                            const tsr__netsync *sync, const tsr__netpass *pass,
                             const tsr_region *src, const tsr_region *out, tsr__err *err)
 {
     const tsr_nn_model *nn = m->nn;
@@ -346,7 +403,6 @@ tsr_status tsr__net_run_ref(const tsr__model *m, const tsr__netopt *o, const tsr
             rc = tsr__seterr(err, TSR_ERR_NOMEM, "out of host memory for a network's blobs");
             goto done;
         }
-    tsr_nn_tensor *t = NULL;
     for (int li = 0; li < nn->n_layers && !rc; li++) {
         const tsr_nn_layer *L = &nn->layers[li];
         if (L->type == TSR_NN_SPLIT)
@@ -361,6 +417,15 @@ tsr_status tsr__net_run_ref(const tsr__model *m, const tsr__netopt *o, const tsr
                             window_at(src, g, o->edge, c, x, y);
             continue;
         }
+        if (pass && li == pass->stop) {
+            reduce_owned(m, np, L->in[0], slots[np->slot[L->in[0]]], pass, L->pooling_type == 0);
+            goto done;
+        }
+        const float *v = sync_vector(sync, li);
+        if (v) {
+            memcpy(slots[np->slot[L->out[0]]], v, tsr__nn_count(np->shapes[L->out[0]]) * 4);
+            continue;
+        }
         tsr_nn_tensor in[TSR_NN_MAX_ARRAY], os[TSR_NN_MAX_ARRAY];
         for (int i = 0; i < L->n_in && i < TSR_NN_MAX_ARRAY; i++)
             in[i] = (tsr_nn_tensor){np->shapes[L->in[i]], slots[np->slot[L->in[i]]]};
@@ -368,7 +433,6 @@ tsr_status tsr__net_run_ref(const tsr__model *m, const tsr__netopt *o, const tsr
             os[i] = (tsr_nn_tensor){np->shapes[L->out[i]], slots[np->slot[L->out[i]]]};
         rc = tsr__nn_ref_layer(L, in, os, err);
     }
-    (void)t;
     if (!rc) {
         const float *net = slots[np->slot[nn->output_blob]];
         tsr_nn_shape os = np->shapes[nn->output_blob];
@@ -430,7 +494,8 @@ static int cancelled(tsr_exec *ex)
 }
 
 tsr_status tsr__net_run_cl(tsr_exec *ex, const tsr__model *m, const tsr__netopt *o,
-                           const tsr__netplan *np, const cl_mem *slots, cl_mem scratch,
+                           const tsr__netplan *np, const tsr__netsync *sync,
+                           const tsr__netpass *pass, const cl_mem *slots, cl_mem scratch,
                            const tsr_region *src, const tsr_region *out)
 {
     const tsr_nn_model *nn = m->nn;
@@ -452,6 +517,32 @@ tsr_status tsr__net_run_cl(tsr_exec *ex, const tsr__model *m, const tsr__netopt 
             if (!(rc = kernel_of(ex, "tsr_net_window", &k)) &&
                 !(rc = tsr__exec_args(ex, k, 3, TSR_ARG(src->mem), TSR_ARG(d), TSR_ARG(G))))
                 rc = tsr__exec_launch(ex, k, (size_t)g->win.w, (size_t)g->win.h, 3);
+            continue;
+        }
+        if (pass && li == pass->stop) { /* a statistics pass ends here */
+            int b = L->in[0];
+            size_t bytes = tsr__nn_count(np->shapes[b]) * sizeof(float);
+            float *h = malloc(bytes ? bytes : 1);
+            if (!h)
+                return tsr__seterr(ex->err, TSR_ERR_NOMEM, "out of host memory for statistics");
+            ex->kernel = "statistics";
+            cl_int st = clEnqueueReadBuffer(ex->cl->queue, slots[np->slot[b]], CL_TRUE, 0, bytes,
+                                            h, 0, NULL, NULL);
+            if (st == CL_SUCCESS)
+                reduce_owned(m, np, b, h, pass, L->pooling_type == 0);
+            else
+                rc = tsr__exec_cl_error(ex, st, "clEnqueueReadBuffer (statistics)");
+            free(h);
+            return rc;
+        }
+        const float *v = sync_vector(sync, li);
+        if (v) {
+            ex->kernel = "statistics";
+            cl_int st = clEnqueueWriteBuffer(ex->cl->queue, slots[np->slot[L->out[0]]], CL_TRUE,
+                                             0, tsr__nn_count(np->shapes[L->out[0]]) * 4, v, 0,
+                                             NULL, NULL);
+            if (st != CL_SUCCESS)
+                rc = tsr__exec_cl_error(ex, st, "clEnqueueWriteBuffer (statistics)");
             continue;
         }
         cl_mem in[TSR_NN_MAX_ARRAY], outs[TSR_NN_MAX_ARRAY];
@@ -492,5 +583,130 @@ tsr_status tsr__net_run_cl(tsr_exec *ex, const tsr__model *m, const tsr__netopt 
             return rc;
         rc = tsr__exec_launch(ex, k, (size_t)out->rect.w, (size_t)out->rect.h, 1);
     }
+    return rc;
+}
+
+/* ---- the statistics passes ------------------------------------------------------------------- */
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* One tile of a statistics pass: the region to the device or a host copy, the network up to the
+ * pass's layer, everything released. */
+static tsr_status sync_tile(tsr_exec *ex, const tsr__model *m, const tsr__netopt *o,
+                            const tsr_image *img, tsr_rect r, const tsr__netsync *sync,
+                            const tsr__netpass *pass)
+{
+    tsr__netplan np;
+    tsr_status rc = tsr__netplan_make(m, o, img->width, img->height, r, &np, ex->err);
+    if (rc)
+        return rc;
+    tsr_rect s = np.geo.src;
+    size_t bytes = tsr__image_bytes(s.w, s.h, img->channels);
+    float *host = malloc(bytes ? bytes : 1);
+    cl_mem slots[TSR_MAX_BUFS] = {0}, dsrc = NULL, scratch = NULL;
+    if (!host) {
+        rc = tsr__seterr(ex->err, TSR_ERR_NOMEM, "out of host memory for statistics");
+        goto done;
+    }
+    size_t plane = (size_t)img->width * img->height;
+    for (int c = 0; c < img->channels; c++)
+        for (int y = 0; y < s.h; y++)
+            memcpy(host + ((size_t)c * s.h + y) * s.w,
+                   img->data + c * plane + (size_t)(s.y + y) * img->width + s.x,
+                   (size_t)s.w * sizeof(float));
+    tsr_region src = {s, img->channels, img->width, img->height, NULL, host};
+    if (!ex->cl) {
+        rc = tsr__net_run_ref(m, o, &np, sync, pass, &src, NULL, ex->err);
+        goto done;
+    }
+    for (int k = 0; k < np.n_slots && !rc; k++)
+        rc = tsr__pool_alloc(ex->pool, np.slot_bytes[k] ? np.slot_bytes[k] : 4, &slots[k],
+                             ex->err);
+    if (!rc && np.scratch)
+        rc = tsr__pool_alloc(ex->pool, np.scratch, &scratch, ex->err);
+    if (!rc)
+        rc = tsr__pool_alloc(ex->pool, bytes, &dsrc, ex->err);
+    if (!rc) {
+        ex->kernel = "statistics";
+        cl_int st =
+            clEnqueueWriteBuffer(ex->cl->queue, dsrc, CL_TRUE, 0, bytes, host, 0, NULL, NULL);
+        if (st != CL_SUCCESS)
+            rc = tsr__exec_cl_error(ex, st, "clEnqueueWriteBuffer (statistics)");
+    }
+    src.mem = dsrc;
+    src.host = NULL;
+    if (!rc)
+        rc = tsr__net_run_cl(ex, m, o, &np, sync, pass, slots, scratch, &src, NULL);
+    if (!rc) {
+        cl_int st = clFinish(ex->cl->queue);
+        if (st != CL_SUCCESS)
+            rc = tsr__exec_cl_error(ex, st, "clFinish");
+    }
+done:
+    for (int k = 0; k < TSR_MAX_BUFS; k++)
+        if (slots[k])
+            tsr__pool_release(ex->pool, slots[k]);
+    if (scratch)
+        tsr__pool_release(ex->pool, scratch);
+    if (dsrc)
+        tsr__pool_release(ex->pool, dsrc);
+    free(host);
+    tsr__netplan_free(&np);
+    return rc;
+}
+
+tsr_status tsr__net_sync(tsr_exec *ex, const tsr__model *m, const tsr__netopt *o,
+                         const tsr_image *img, int tile_w, int tile_h, tsr__netsync *sync)
+{
+    const tsr_nn_model *nn = m->nn;
+    memset(sync, 0, sizeof *sync);
+    double t0 = now_s();
+    for (int li = 0; li < nn->n_layers; li++)
+        if (nn->layers[li].type == TSR_NN_POOLING && nn->layers[li].global_pooling) {
+            if (sync->n == TSR_NET_MAX_POOL)
+                return tsr__seterr(ex->err, TSR_ERR_LIMIT,
+                                   "the model has more than %d global pooling layers",
+                                   TSR_NET_MAX_POOL);
+            sync->layer[sync->n++] = li;
+        }
+    int W = img->width * m->scale, H = img->height * m->scale;
+    tsr_status rc = TSR_OK;
+    for (int k = 0; k < sync->n && !rc; k++) {
+        const tsr_nn_layer *L = &nn->layers[sync->layer[k]];
+        /* The pooled blob's channels: from the shapes of any window, here the first tile's. */
+        tsr__netplan np;
+        tsr_rect r0 = {0, 0, tile_w < W ? tile_w : W, tile_h < H ? tile_h : H};
+        if ((rc = tsr__netplan_make(m, o, img->width, img->height, r0, &np, ex->err)))
+            break;
+        int c = np.shapes[L->in[0]].c;
+        tsr__netplan_free(&np);
+        double *acc = calloc((size_t)c, sizeof *acc), count = 0;
+        if (!acc)
+            return tsr__seterr(ex->err, TSR_ERR_NOMEM, "out of memory for statistics");
+        if (L->pooling_type == 0)
+            for (int i = 0; i < c; i++)
+                acc[i] = -INFINITY;
+        tsr__netpass pass = {sync->layer[k], acc, &count};
+        for (int y = 0; y < H && !rc; y += tile_h)
+            for (int x = 0; x < W && !rc; x += tile_w) {
+                tsr_rect r = {x, y, tile_w < W - x ? tile_w : W - x, tile_h < H - y ? tile_h : H - y};
+                rc = sync_tile(ex, m, o, img, r, sync, &pass);
+                if (!rc && cancelled(ex))
+                    rc = tsr__seterr(ex->err, TSR_ERR_CANCELLED, "cancelled computing statistics");
+            }
+        if (!rc && !(sync->vec[k] = malloc((size_t)c * sizeof(float))))
+            rc = tsr__seterr(ex->err, TSR_ERR_NOMEM, "out of memory for statistics");
+        for (int i = 0; !rc && i < c; i++)
+            sync->vec[k][i] = (float)(L->pooling_type == 0 ? acc[i] : acc[i] / count);
+        free(acc);
+    }
+    sync->seconds = now_s() - t0;
+    if (rc)
+        tsr__netsync_free(sync);
     return rc;
 }

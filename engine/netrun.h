@@ -16,6 +16,17 @@ typedef struct tsr__netopt {
     int residual; /* add the nearest enlargement of the input to the output */
 } tsr__netopt;
 
+/* Whole-image statistics of the global pooling layers (realcugan-ncnn-vulkan's "syncgap"): when
+ * an image runs as several tiles, each pooling layer's vector is computed once over the whole
+ * image (every tile adds the part of the pooled blob it owns) and every tile uses it. */
+#define TSR_NET_MAX_POOL 16
+typedef struct tsr__netsync {
+    int n;                         /* global pooling layers, in layer order */
+    int layer[TSR_NET_MAX_POOL];   /* their indices */
+    float *vec[TSR_NET_MAX_POOL];  /* their whole-image vectors, NULL until computed */
+    double seconds;                /* time the statistics passes took */
+} tsr__netsync;
+
 /* Where one output rectangle's network runs, in input and output pixel coordinates. */
 typedef struct tsr__netgeo {
     tsr_rect out;   /* the output rectangle */
@@ -23,6 +34,8 @@ typedef struct tsr__netgeo {
     tsr_rect src;   /* source pixels the window and the alpha taps read */
     int ox, oy;     /* offset of `out` in the network's output */
     int context;    /* context pixels used between tiles */
+    double own_x0, own_x1, own_y0, own_y1; /* input coordinates this rectangle owns (statistics):
+                                              [out / scale), unbounded at the image's edges */
 } tsr__netgeo;
 
 typedef struct tsr__netplan {
@@ -41,12 +54,30 @@ int tsr__net_context(const tsr__model *m, int overlap, int *exact);
 tsr_status tsr__netplan_make(const tsr__model *m, const tsr__netopt *o, int img_w, int img_h,
                              tsr_rect out, tsr__netplan *np, tsr__err *err);
 void tsr__netplan_free(tsr__netplan *np);
-/* The reference path: src is the region plan() asked for (np->geo.src). */
+/* A statistics pass: run the layers before layer `stop` (a global pooling layer) and add the
+ * part of its input blob this rectangle owns into acc[c] (sums, or maxima for max pooling), and
+ * the number of pixels into *count. */
+typedef struct tsr__netpass {
+    int stop;
+    double *acc;
+    double *count;
+} tsr__netpass;
+
+/* The reference path: src is the region plan() asked for (np->geo.src). sync: vectors to use
+ * instead of the pooling layers' own (NULL: none); pass: a statistics pass, or NULL. */
 tsr_status tsr__net_run_ref(const tsr__model *m, const tsr__netopt *o, const tsr__netplan *np,
+                            const tsr__netsync *sync, const tsr__netpass *pass,
                             const tsr_region *src, const tsr_region *out, tsr__err *err);
 /* The device path: slots[np->n_slots] blob buffers, scratch of np->scratch bytes (or NULL). */
 tsr_status tsr__net_run_cl(tsr_exec *ex, const tsr__model *m, const tsr__netopt *o,
-                           const tsr__netplan *np, const cl_mem *slots, cl_mem scratch,
+                           const tsr__netplan *np, const tsr__netsync *sync,
+                           const tsr__netpass *pass, const cl_mem *slots, cl_mem scratch,
                            const tsr_region *src, const tsr_region *out);
+/* The whole-image statistics for an image of img->width x img->height run in tiles of tile_w x
+ * tile_h output pixels: one pass per global pooling layer over every tile. On the device when
+ * ex->cl is set (buffers from the pool, released before returning), else on the host. */
+tsr_status tsr__net_sync(tsr_exec *ex, const tsr__model *m, const tsr__netopt *o,
+                         const tsr_image *img, int tile_w, int tile_h, tsr__netsync *sync);
+void tsr__netsync_free(tsr__netsync *sync);
 
 #endif

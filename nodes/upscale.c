@@ -118,11 +118,37 @@ static void upscale_plan(const tsr_node *n, const tsr_port_info *in, const tsr_r
     tsr__netplan_free(&np);
 }
 
+/* Weights to the device once; for a model with global pooling run in several tiles, the
+ * whole-image statistics first (syncgap), so that every tile uses the vectors the untiled run
+ * would. */
 static tsr_status upscale_prepare(tsr_exec *ex, const tsr_node *n, void **state)
 {
     tsr__model *m = ex->in_info[1].model;
     m->uses++;
-    return tsr__model_upload(ex, m);
+    tsr_status rc = tsr__model_upload(ex, m);
+    if (rc || !m->global)
+        return rc;
+    const tsr_image *img = ex->in_images[0];
+    int W = ex->in_info[0].width * m->scale, H = ex->in_info[0].height * m->scale;
+    if (!img || (ex->tile_w >= W && ex->tile_h >= H))
+        return TSR_OK;
+    tsr__netsync *sync = calloc(1, sizeof *sync);
+    if (!sync)
+        return tsr__seterr(ex->err, TSR_ERR_NOMEM, "out of memory");
+    tsr__netopt o = options(n, m);
+    if ((rc = tsr__net_sync(ex, m, &o, img, ex->tile_w, ex->tile_h, sync))) {
+        free(sync);
+        return rc;
+    }
+    *state = sync;
+    return TSR_OK;
+}
+
+static void upscale_release(tsr_exec *ex, const tsr_node *n, void *state)
+{
+    if (state)
+        tsr__netsync_free(state);
+    free(state);
 }
 
 /* The region the executor gives may be larger than plan() asked (clamping); the network plan is
@@ -141,8 +167,8 @@ static tsr_status upscale_run_cl(tsr_exec *ex, const tsr_node *n, const tsr_regi
             rc = tsr__seterr(ex->err, TSR_ERR_INTERNAL, "node '%s': blob slot %d is missing",
                              n->id, k);
     if (!rc)
-        rc = tsr__net_run_cl(ex, m, &o, &np, ex->bufs, np.scratch ? ex->bufs[np.n_slots] : NULL,
-                             &in[0], out);
+        rc = tsr__net_run_cl(ex, m, &o, &np, ex->state, NULL, ex->bufs,
+                             np.scratch ? ex->bufs[np.n_slots] : NULL, &in[0], out);
     tsr__netplan_free(&np);
     return rc;
 }
@@ -156,7 +182,7 @@ static tsr_status upscale_run_ref(tsr_exec *ex, const tsr_node *n, const tsr_reg
     tsr_status rc = tsr__netplan_make(m, &o, in[0].img_w, in[0].img_h, out->rect, &np, ex->err);
     if (rc)
         return tsr__node_error(ex->err, n, -1, "%s", ex->err->msg);
-    rc = tsr__net_run_ref(m, &o, &np, &in[0], out, ex->err);
+    rc = tsr__net_run_ref(m, &o, &np, ex->state, NULL, &in[0], out, ex->err);
     tsr__netplan_free(&np);
     return rc;
 }
@@ -171,10 +197,12 @@ const tsr_node_class tsr_node_upscale = {
     .params = upscale_params,
     .n_params = P_COUNT_,
     .kernel = "upscale",
+    .flags = TSR_NODE_HOST_INPUTS,
     .check = upscale_check,
     .infer = upscale_infer,
     .plan = upscale_plan,
     .prepare = upscale_prepare,
+    .release = upscale_release,
     .run_cl = upscale_run_cl,
     .run_ref = upscale_run_ref,
 };
