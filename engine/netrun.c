@@ -433,6 +433,17 @@ tsr_status tsr__net_run_ref(const tsr__model *m, const tsr__netopt *o, const tsr
             os[i] = (tsr_nn_tensor){np->shapes[L->out[i]], slots[np->slot[L->out[i]]]};
         rc = tsr__nn_ref_layer(L, in, os, err);
     }
+    if (!rc && pass && pass->raw) {
+        const float *net = slots[np->slot[nn->output_blob]];
+        tsr_nn_shape os = np->shapes[nn->output_blob];
+        tsr_image *r = pass->raw;
+        for (int c = 0; c < 3; c++)
+            for (int y = 0; y < r->height; y++)
+                memcpy(r->data + ((size_t)c * r->height + y) * r->width,
+                       net + ((size_t)c * os.h + g->oy + y) * os.w + g->ox,
+                       (size_t)r->width * sizeof(float));
+        goto done;
+    }
     if (!rc) {
         const float *net = slots[np->slot[nn->output_blob]];
         tsr_nn_shape os = np->shapes[nn->output_blob];
@@ -571,6 +582,21 @@ tsr_status tsr__net_run_cl(tsr_exec *ex, const tsr__model *m, const tsr__netopt 
     if (rc)
         return rc;
     cl_mem net = slots[np->slot[nn->output_blob]];
+    if (pass && pass->raw) {
+        tsr_image *r = pass->raw;
+        ex->kernel = "raw output";
+        for (int c = 0; c < 3 && !rc; c++)
+            for (int y = 0; y < r->height && !rc; y++) {
+                size_t off = (((size_t)c * os.h + g->oy + y) * os.w + g->ox) * sizeof(float);
+                cl_int st = clEnqueueReadBuffer(ex->cl->queue, net, CL_TRUE, off,
+                                                (size_t)r->width * sizeof(float),
+                                                r->data + ((size_t)c * r->height + y) * r->width,
+                                                0, NULL, NULL);
+                if (st != CL_SUCCESS)
+                    rc = tsr__exec_cl_error(ex, st, "clEnqueueReadBuffer (raw output)");
+            }
+        return rc;
+    }
     if ((rc = kernel_of(ex, "tsr_net_output", &k)) ||
         (rc = tsr__exec_args(ex, k, 4, TSR_ARG(net), TSR_ARG(src->mem), TSR_ARG(out->mem),
                              TSR_ARG(G))) ||
@@ -691,7 +717,7 @@ tsr_status tsr__net_sync(tsr_exec *ex, const tsr__model *m, const tsr__netopt *o
         if (L->pooling_type == 0)
             for (int i = 0; i < c; i++)
                 acc[i] = -INFINITY;
-        tsr__netpass pass = {sync->layer[k], acc, &count};
+        tsr__netpass pass = {sync->layer[k], acc, &count, NULL};
         for (int y = 0; y < H && !rc; y += tile_h)
             for (int x = 0; x < W && !rc; x += tile_w) {
                 tsr_rect r = {x, y, tile_w < W - x ? tile_w : W - x, tile_h < H - y ? tile_h : H - y};
@@ -708,5 +734,27 @@ tsr_status tsr__net_sync(tsr_exec *ex, const tsr__model *m, const tsr__netopt *o
     sync->seconds = now_s() - t0;
     if (rc)
         tsr__netsync_free(sync);
+    return rc;
+}
+
+tsr_status tsr__net_raw(tsr_engine *e, const tsr__model *m, const tsr_image *img,
+                        tsr_image **raw)
+{
+    tsr_exec ex;
+    tsr__exec_init(&ex, e, NULL);
+    *raw = NULL;
+    tsr__netopt o = {TSR_NET_OVERLAP_AUTO, m->edge, m->residual};
+    tsr_status rc = tsr_image_new(img->width * m->scale, img->height * m->scale, 3, raw);
+    if (rc)
+        return tsr__seterr(ex.err, rc, "out of memory");
+    if (!(rc = tsr__model_upload(&ex, (tsr__model *)m))) {
+        tsr__netpass pass = {-1, NULL, NULL, *raw};
+        rc = sync_tile(&ex, m, &o, img, (tsr_rect){0, 0, (*raw)->width, (*raw)->height}, NULL,
+                       &pass);
+    }
+    if (rc) {
+        tsr_image_free(*raw);
+        *raw = NULL;
+    }
     return rc;
 }

@@ -58,9 +58,11 @@ void tsr__netplan_free(tsr__netplan *np);
  * part of its input blob this rectangle owns into acc[c] (sums, or maxima for max pooling), and
  * the number of pixels into *count. */
 typedef struct tsr__netpass {
-    int stop;
+    int stop; /* -1: run every layer */
     double *acc;
     double *count;
+    tsr_image *raw; /* set: copy the network's output for the rectangle here (0..1 floats,
+                       before rounding) instead of writing the output region */
 } tsr__netpass;
 
 /* The reference path: src is the region plan() asked for (np->geo.src). sync: vectors to use
@@ -79,5 +81,9 @@ tsr_status tsr__net_run_cl(tsr_exec *ex, const tsr__model *m, const tsr__netopt 
 tsr_status tsr__net_sync(tsr_exec *ex, const tsr__model *m, const tsr__netopt *o,
                          const tsr_image *img, int tile_w, int tile_h, tsr__netsync *sync);
 void tsr__netsync_free(tsr__netsync *sync);
+/* The network's raw output (before the *255, residual and rounding) for the whole image as one
+ * tile, on engine e (device or reference): tests compare it with ncnn's in fp32. */
+tsr_status tsr__net_raw(tsr_engine *e, const tsr__model *m, const tsr_image *img,
+                        tsr_image **raw);
 
 #endif
