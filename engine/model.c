@@ -209,32 +209,49 @@ tsr_status tsr__model_derive(tsr__model *m, tsr__err *err)
                            "%s: no input size from %d to %d pixels gives a 3-D output of the same "
                            "width and height: not an image-to-image network Tessera can tile",
                            name, PROBE_LO, PROBE_HI);
-    long mod = 0;
-    for (int i = 1; i < nv; i++)
-        mod = gcdl(mod, valid[i] - valid[0]);
-    long ds = outw[1] - outw[0], dn = valid[1] - valid[0];
-    if (ds % dn || ds / dn < 1)
+    /* The sizes whose output follows one law s*N - k with the same trim on both sides: the
+     * smallest modulus (and residue) under which every probed size of that residue agrees.
+     * Other sizes may still run (a stride-2 layer flooring an odd size) but lose a pixel. */
+    long mod = 0, res = 0, k = 0;
+    int s = 0;
+    for (long md = 1; md <= 16 && !mod; md++)
+        for (long r = 0; r < md && !mod; r++) {
+            int first = -1, second = -1, ok = 1, n = 0;
+            for (int i = 0; i < nv && ok; i++) {
+                if (valid[i] % md != r)
+                    continue;
+                n++;
+                if (first < 0)
+                    first = i;
+                else if (second < 0)
+                    second = i;
+            }
+            if (n < 2 || n * md < (long)(PROBE_HI - PROBE_LO) / 2)
+                continue; /* a residue must hold for (nearly) all its sizes */
+            long ds = outw[second] - outw[first], dn = valid[second] - valid[first];
+            if (ds % dn || ds / dn < 1)
+                continue;
+            int ss = (int)(ds / dn);
+            long kk = (long)ss * valid[first] - outw[first];
+            for (int i = 0; i < nv && ok; i++)
+                if (valid[i] % md == r && (long)ss * valid[i] - outw[i] != kk)
+                    ok = 0;
+            if (!ok || kk < 0 || kk % (2L * ss))
+                continue;
+            mod = md;
+            res = r;
+            k = kk;
+            s = ss;
+        }
+    if (!mod)
         return tsr__seterr(err, TSR_ERR_INVALID,
-                           "%s: output grows by %ld pixels for %ld input pixels: only integral "
-                           "scales are supported",
-                           name, ds, dn);
-    int s = (int)(ds / dn);
-    long k = (long)s * valid[0] - outw[0];
-    for (int i = 1; i < nv; i++)
-        if ((long)s * valid[i] - outw[i] != k)
-            return tsr__seterr(err, TSR_ERR_INVALID,
-                               "%s: the output size is not an affine function of the input size "
-                               "(%d -> %d, %d -> %d)",
-                               name, valid[0], outw[0], valid[i], outw[i]);
-    if (k < 0 || k % (2L * s))
-        return tsr__seterr(err, TSR_ERR_INVALID,
-                           "%s: the network trims %ld output pixels, not the same whole number of "
-                           "input pixels on each side",
-                           name, k);
+                           "%s: no set of input sizes gives an output of an integral scale with "
+                           "the same trim on both sides (probed %d to %d pixels)",
+                           name, PROBE_LO, PROBE_HI);
     m->scale = s;
     m->trim = (int)(k / (2L * s));
     m->size_mod = (int)mod;
-    m->size_res = (int)(valid[0] % mod);
+    m->size_res = (int)res;
     double radius = 0;
     long align = 1;
     tsr_status rc = receptive(m, &radius, &align, err);
@@ -242,6 +259,26 @@ tsr_status tsr__model_derive(tsr__model *m, tsr__err *err)
         return rc;
     m->align = (int)lcml(align, mod);
     m->receptive = isinf(radius) || radius > 1e6 ? INT_MAX : (int)ceil(radius) + 1;
+    /* A network without zero padding anywhere (valid convolutions, transposed convolutions whose
+     * trim keeps only complete sums, crops) computes only pixels whose whole receptive field is
+     * inside its window: what it trims is exactly what it needs. */
+    if (!m->global && m->trim > 0) {
+        int padded = 0;
+        for (int i = 0; i < nn->n_layers && !padded; i++) {
+            const tsr_nn_layer *L = &nn->layers[i];
+            if (L->type == TSR_NN_CONVOLUTION)
+                padded = L->pad_left || L->pad_right || L->pad_top || L->pad_bottom;
+            else if (L->type == TSR_NN_DECONVOLUTION)
+                padded = L->pad_left < L->kernel_w - L->stride_w ||
+                         L->pad_right < L->kernel_w - L->stride_w ||
+                         L->pad_top < L->kernel_h - L->stride_h ||
+                         L->pad_bottom < L->kernel_h - L->stride_h;
+            else if (L->type == TSR_NN_INTERP)
+                padded = 1; /* clamped taps at the window's edge */
+        }
+        if (!padded)
+            m->receptive = m->trim;
+    }
     /* The original programs' padding: what a valid network consumes, and for networks that pad
      * each layer themselves (Real-ESRGAN, realsr) their fixed 10 pixels. */
     m->prepad = m->trim > 0 ? m->trim : 10;
