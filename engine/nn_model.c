@@ -1202,7 +1202,7 @@ static tsr_status parse_graph(parser *ps, const char *text, size_t len)
     tsr_nn_shape *shapes = malloc((size_t)m->n_blobs * sizeof *shapes);
     if (!shapes)
         return tsr__seterr(ps->err, TSR_ERR_NOMEM, "out of memory");
-    rc = propagate(m, m->in_channels, 1, 1, shapes, ps->err, 1);
+    rc = propagate(m, m->in_channels, 0, 0, shapes, ps->err, 1);
     if (!rc)
         m->out_channels = shapes[m->output_blob].c;
     free(shapes);
@@ -1568,6 +1568,8 @@ static void shape_str(const tsr_nn_shape *s, char *buf, size_t len)
 {
     if (s->dims == 1)
         snprintf(buf, len, "[%d]", s->c);
+    else if (s->dims == 3 && s->h == 0)
+        snprintf(buf, len, "%dx?x?", s->c); /* load time: channels only */
     else if (s->dims == 3)
         snprintf(buf, len, "%dx%dx%d", s->c, s->h, s->w);
     else
@@ -1722,7 +1724,7 @@ static tsr_status crop_box(const tsr_nn_layer *L, const tsr_nn_shape *in, int of
     static const char *const axis_name[3] = {"channels", "height", "width"};
     for (int k = 0; k < (dims == 3 ? 3 : 1); k++) {
         if (loose && k > 0) {
-            o[k] = 0, s[k] = 1;
+            o[k] = 0, s[k] = 0;
             continue;
         }
         if (s[k] <= 0 || o[k] < 0 || o[k] + s[k] > sz[k])
@@ -1770,13 +1772,14 @@ static void bin_expand(const tsr_nn_shape *x, const tsr_nn_shape *other, long lo
     }
 }
 
+/* Limits every blob obeys. Loose (load time, channels only): sizes are unknown, kept as 0. */
 static tsr_status check_dims(const tsr_nn_layer *L, tsr_nn_shape *s, tsr__err *err, int loose)
 {
     char a[48];
     if (loose && s->dims == 3)
-        s->h = s->w = 1;
-    if (s->c < 1 || s->c > NN_MAX_CHANNELS || s->h < 1 || s->w < 1 || s->h > NN_MAX_DIM ||
-        s->w > NN_MAX_DIM) {
+        s->h = s->w = 0;
+    int sizes_ok = loose ? 1 : s->h >= 1 && s->w >= 1 && s->h <= NN_MAX_DIM && s->w <= NN_MAX_DIM;
+    if (s->c < 1 || s->c > NN_MAX_CHANNELS || !sizes_ok) {
         shape_str(s, a, sizeof a);
         return sfail(err, L,
                      "output %s, expected 1..%d channels and sizes 1..%d (the input is too small "
@@ -1820,8 +1823,8 @@ static tsr_status layer_shape(const tsr_nn_layer *L, const tsr_nn_shape *in, tsr
                          "input %s is %lldx%lld padded, expected at least the kernel "
                          "extent %lldx%lld",
                          a, hp, wp, eh, ew);
-        o = map(L->num_output, loose ? 1 : (int)((hp - eh) / L->stride_h + 1),
-                loose ? 1 : (int)((wp - ew) / L->stride_w + 1));
+        o = map(L->num_output, loose ? 0 : (int)((hp - eh) / L->stride_h + 1),
+                loose ? 0 : (int)((wp - ew) / L->stride_w + 1));
         break;
     }
     case TSR_NN_DECONVOLUTION: {
@@ -1848,7 +1851,7 @@ static tsr_status layer_shape(const tsr_nn_layer *L, const tsr_nn_shape *in, tsr
         if (!loose && (oh < 1 || ow < 1 || oh > NN_MAX_DIM || ow > NN_MAX_DIM))
             return sfail(err, L, "input %s gives a %lldx%lld output, expected sizes 1..%d", a, oh,
                          ow, NN_MAX_DIM);
-        o = map(L->num_output, loose ? 1 : (int)oh, loose ? 1 : (int)ow);
+        o = map(L->num_output, loose ? 0 : (int)oh, loose ? 0 : (int)ow);
         break;
     }
     case TSR_NN_PRELU:
@@ -1884,7 +1887,7 @@ static tsr_status layer_shape(const tsr_nn_layer *L, const tsr_nn_shape *in, tsr
         if (!loose && (oh < 1 || ow < 1 || oh > NN_MAX_DIM || ow > NN_MAX_DIM))
             return sfail(err, L, "input %s gives a %lldx%lld output, expected sizes 1..%d", a, oh,
                          ow, NN_MAX_DIM);
-        o = map(x->c, loose ? 1 : (int)oh, loose ? 1 : (int)ow);
+        o = map(x->c, loose ? 0 : (int)oh, loose ? 0 : (int)ow);
         break;
     }
     case TSR_NN_BINARYOP: {
@@ -1903,7 +1906,7 @@ static tsr_status layer_shape(const tsr_nn_layer *L, const tsr_nn_shape *in, tsr
         bin_expand(y, x, dy);
         for (int k = 0; k < 3; k++) {
             if (loose && k > 0) {
-                d[k] = 1;
+                d[k] = 0;
                 continue;
             }
             if (dx[k] != dy[k] && dx[k] != 1 && dy[k] != 1)

@@ -783,7 +783,7 @@ static void named_errors(void **state)
         /* Valid text, but conv2 now wants 4 input channels where conv1 gives 16. */
         {"Convolution conv2_layer 1 1 conv1_conv1_relu_layer conv2_conv2_relu_layer 0=32 1=3 "
          "6=1152",
-         "input 16x1x1 has 16 channels, expected 4 (num_input)"},
+         "input 16x?x? has 16 channels, expected 4 (num_input)"},
         {"Pooling conv2_layer 1 1 conv1_conv1_relu_layer conv2_conv2_relu_layer 0=1",
          "Pooling that is not global is not supported, expected 4=1"},
         {"Concat conv2_layer 1 1 conv1_conv1_relu_layer conv2_conv2_relu_layer 0=1",
@@ -1105,6 +1105,46 @@ static void mutate_model(const char *rel, int runs, uint32_t seed, int *ok, int 
     free_files(&f);
 }
 
+/* The most layers allowed, as a chain of Splits: name lookups must not be quadratic, and an
+ * error on the last line still names it. */
+static void large_graph(void **state)
+{
+    enum { N = 100000 };
+    buf t = {0};
+    char line[128];
+    int n = snprintf(line, sizeof line, "7767517\n%d %d\nInput in 0 1 b0 2=3\n", N, N);
+    buf_put(&t, line, (size_t)n);
+    for (int i = 1; i < N; i++) {
+        n = snprintf(line, sizeof line, "Split s%d 1 1 b%d b%d\n", i, i - 1, i);
+        buf_put(&t, line, (size_t)n);
+    }
+    tsr__err err;
+    tsr__err_clear(&err);
+    tsr_nn_model *m = NULL;
+    assert_int_equal(tsr__nn_parse(t.p, t.len, NULL, 0, "big.param", "big.bin", &m, &err), TSR_OK);
+    assert_int_equal(m->n_layers, N);
+    assert_int_equal(m->output_blob, N - 1);
+    assert_int_equal(m->out_channels, 3);
+    tsr__nn_free(m);
+    /* The last line reads a blob nobody made. */
+    t.p[t.len - 9] = 'x'; /* b99998 -> b9999x */
+    assert_int_equal(tsr__nn_parse(t.p, t.len, NULL, 0, "big.param", "big.bin", &m, &err),
+                     TSR_ERR_INVALID);
+    n = snprintf(line, sizeof line, "big.param:%d: layer 's%d' (Split)", N + 2, N - 1);
+    assert_msg_has(&err, line);
+    unsigned char one = 0;
+    t.p[t.len - 9] = '8';
+    assert_int_equal(tsr__nn_parse(t.p, t.len, &one, 1, "big.param", "big.bin", &m, &err),
+                     TSR_ERR_INVALID);
+    assert_msg_has(&err, "big.bin: 1 bytes left over");
+    /* One layer too many is refused from the header, before anything is built. */
+    memcpy(t.p + 8, "100001", 6);
+    assert_int_equal(tsr__nn_parse(t.p, t.len, NULL, 0, "big.param", "big.bin", &m, &err),
+                     TSR_ERR_INVALID);
+    assert_msg_has(&err, "big.param:2: bad header");
+    free(t.p);
+}
+
 static void mutations_fail_cleanly(void **state)
 {
     int ok = 0, bad = 0;
@@ -1120,10 +1160,11 @@ static void mutations_fail_cleanly(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(all_models_load),  cmocka_unit_test(load_from_folder),
-        cmocka_unit_test(fp16_decoding),    cmocka_unit_test(known_weights),
-        cmocka_unit_test(layer_shapes),     cmocka_unit_test(named_errors),
-        cmocka_unit_test(weight_encodings), cmocka_unit_test(mutations_fail_cleanly),
+        cmocka_unit_test(all_models_load),        cmocka_unit_test(load_from_folder),
+        cmocka_unit_test(fp16_decoding),          cmocka_unit_test(known_weights),
+        cmocka_unit_test(layer_shapes),           cmocka_unit_test(named_errors),
+        cmocka_unit_test(weight_encodings),       cmocka_unit_test(large_graph),
+        cmocka_unit_test(mutations_fail_cleanly),
     };
     return cmocka_run_group_tests_name("nn_model", tests, NULL, NULL);
 }
