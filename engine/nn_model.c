@@ -556,6 +556,14 @@ static tsr_status parse_conv(lctx *c, tsr_nn_layer *L, int deconv)
             (rc = get_int(c, 21, "output_h", L->output_w, 0, NN_MAX_DIM, &L->output_h)) ||
             (rc = refuse_key(c, 28, "dynamic_weight")))
             return rc;
+        /* ncnn trims to output_w x output_h only in the SAME modes (elsewhere the pads win, or
+         * the output is left empty): anything else is refused rather than guessed. */
+        if ((L->output_w > 0 || L->output_h > 0) &&
+            !(L->pad_left < 0 && L->output_w > 0 && L->output_h > 0))
+            return lfail(c, TSR_ERR_UNSUPPORTED,
+                         "output_w/output_h (keys 20/21) %d x %d with pads %d, expected both set "
+                         "and pads -233 or -234 (SAME), or neither",
+                         L->output_w, L->output_h, L->pad_left);
     } else {
         if ((rc = get_float(c, 18, "pad_value", 0.f, &L->pad_value)) ||
             (rc = refuse_key(c, 19, "dynamic_weight")))

@@ -803,6 +803,9 @@ static void named_errors(void **state)
          "6=4608 28=1",
          "dynamic_weight (key 28) is not supported"},
         {"Split conv2_layer 1 0 conv1_conv1_relu_layer", "output count '0' is not valid"},
+        {"Deconvolution conv2_layer 1 1 conv1_conv1_relu_layer conv2_conv2_relu_layer 0=32 1=3 "
+         "6=4608 20=40",
+         "output_w/output_h (keys 20/21) 40 x 40 with pads 0, expected both set and pads -233"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         tsr_status rc = parse_edit(&f, 5, bad[i].line5, &err);
