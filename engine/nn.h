@@ -152,6 +152,18 @@ tsr_status tsr__nn_shapes(const tsr_nn_model *m, int c, int h, int w, tsr_nn_sha
 tsr_status tsr__nn_layer_shape(const tsr_nn_layer *L, const tsr_nn_shape *in, tsr_nn_shape *out,
                                tsr__err *err);
 
+/* Geometry the layer functions share, for an input of shape `in` that tsr__nn_layer_shape
+ * accepted. Convolution: the padding around the input (SAME modes -233/-234 resolved; pad_value
+ * fills it). Deconvolution: the rows and columns trimmed from the full output (the pads, or the
+ * SAME split down to output_w x output_h). Other layers: all 0. */
+void tsr__nn_pads(const tsr_nn_layer *L, const tsr_nn_shape *in, int *top, int *bottom, int *left,
+                  int *right);
+/* Crop: where the kept box starts in in[0] (both forms; in = the layer's inputs). The box's size
+ * is the output shape. For a 1-D input the offset is in *c. */
+void tsr__nn_crop_offsets(const tsr_nn_layer *L, const tsr_nn_shape *in, int *c, int *y, int *x);
+/* IEEE binary16 to float: subnormals, +-inf and NaN (payload kept) exactly. */
+float tsr__nn_half_to_float(uint16_t h);
+
 /* ---- the reference path (engine/nn_ref.c) ----------------------------------------------------
  * One layer on host tensors: in[L->n_in], out[L->n_out] with shapes from tsr__nn_layer_shape and
  * data allocated by the caller. Split copies. fp32 throughout, accumulation in the order the
