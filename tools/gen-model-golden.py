@@ -173,9 +173,12 @@ def write_readme(rows, spread, raw_files):
     a("6. `v = net*255 + 0.5`; Real-CUGAN x4 adds the residual the graph leaves out: "
       "`v = net*255 + 0.5 + in[y/4][x/4]*255` with `in` the normalised input (float32). "
       "Then truncate and clamp to 0..255.")
-    a("7. Alpha: the unpadded alpha plane, kept in 0..255 (not divided), enlarged by an ncnn "
-      "`Interp` layer (bicubic, type 3, scale x scale, run as a two-layer ncnn net in memory), "
-      "then +0.5, truncated, clamped.")
+    a("7. Alpha: the unpadded alpha plane, kept in 0..255 (not divided), enlarged with ncnn's "
+      "`Interp` bicubic (type 3) semantics written in numpy (A = -0.75, half-pixel centres, taps "
+      "clamped to the edge, float32, horizontal then vertical), then +0.5, truncated, clamped. "
+      "A standalone Interp net run through the python ncnn package returned uninitialised "
+      "values (1e36, zeros in the first rows, different per thread count), so it is not used; "
+      "the same Interp inside the animevideov3 networks agrees with the formula.")
     a("")
     a("Prepadding: upconv_7 7, cunet 18, Real-CUGAN x2 18 / x3 14 / x4 19, Real-ESRGAN 10.")
     a("")

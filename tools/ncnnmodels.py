@@ -144,16 +144,45 @@ def interp_net(ncnn, scale, threads):
     return net
 
 
+def _cubic_taps(n, out_n):
+    """ncnn Interp bicubic taps on one axis: half-pixel centres, A = -0.75, the source offset
+    computed in double then float as ncnn does, taps outside the image clamped to the edge."""
+    A = np.float32(-0.75)
+    scale = n / out_n
+    lo = np.zeros(out_n, np.int64)
+    w = np.zeros((out_n, 4), np.float32)
+    for d in range(out_n):
+        f = np.float32((d + 0.5) * scale - 0.5)
+        s = int(np.floor(f))
+        t = np.float32(f - np.float32(s))
+        t1, u = t + np.float32(1), np.float32(1) - t
+        w0 = ((A * t1 - 5 * A) * t1 + 8 * A) * t1 - 4 * A
+        w1 = ((A + 2) * t - (A + 3)) * t * t + 1
+        w2 = ((A + 2) * u - (A + 3)) * u * u + 1
+        w[d] = [w0, w1, w2, np.float32(1) - w0 - w1 - w2]
+        lo[d] = s - 1
+    idx = np.clip(lo[:, None] + np.arange(4)[None, :], 0, n - 1)
+    return idx, w
+
+
 def upscale_alpha(ncnn, scale, alpha, threads):
-    """alpha: (H,W) uint8 -> (H*s, W*s) uint8: values kept in 0..255 (not /255), Interp bicubic
-    on the unpadded tile, then +0.5, truncated, clamped (the GPU postproc shader's rule)."""
-    net = interp_net(ncnn, scale, threads)
-    ex = net.create_extractor()
-    ex.input("in", ncnn.Mat(np.ascontiguousarray(alpha[None].astype(np.float32))))
-    ret, out = ex.extract("out")
-    assert ret == 0
-    a = np.array(out, dtype=np.float32).reshape(alpha.shape[0] * scale, alpha.shape[1] * scale)
-    return np.clip(np.trunc(a + np.float32(0.5)), 0, 255).astype(np.uint8)
+    """alpha: (H,W) uint8 -> (H*s, W*s) uint8: values kept in 0..255 (not /255), enlarged with
+    ncnn's Interp bicubic (type 3) semantics, then +0.5, truncated, clamped (the GPU postproc
+    shader's rule). Written in numpy (float32, horizontal then vertical, as ncnn's
+    resize_bicubic) because a standalone Interp net run through the python ncnn package
+    returned uninitialised values (1e36 and zeros in the first rows, different per thread
+    count); the same Interp inside the animevideov3 networks matches this formula exactly."""
+    h, w = alpha.shape
+    a = alpha.astype(np.float32)
+    ix, wx = _cubic_taps(w, w * scale)
+    iy, wy = _cubic_taps(h, h * scale)
+    rows = np.zeros((h, w * scale), np.float32)
+    for k in range(4):
+        rows += a[:, ix[:, k]] * wx[None, :, k]
+    out = np.zeros((h * scale, w * scale), np.float32)
+    for k in range(4):
+        out += rows[iy[:, k], :] * wy[:, k][:, None]
+    return np.clip(np.trunc(out + np.float32(0.5)), 0, 255).astype(np.uint8)
 
 
 # ---- .param reader, shape propagation and multiply-add count --------------------------------
