@@ -514,9 +514,9 @@ tsr_status tsr__net_run_cl(tsr_exec *ex, const tsr__model *m, const tsr__netopt 
     tsr_nn_shape os = np->shapes[nn->output_blob];
     netgeo_cl G = {src->rect.x, src->rect.y, src->rect.w,  src->rect.h, src->img_w,
                    src->img_h,  src->channels, g->win.x,  g->win.y,    g->win.w,
-                   g->win.h,    out->rect.x, out->rect.y, out->rect.w, out->rect.h,
+                   g->win.h,    g->out.x,    g->out.y,    g->out.w,    g->out.h,
                    os.w,        os.h,        g->ox,       g->oy,       m->scale,
-                   o->edge,     o->residual, out->channels};
+                   o->edge,     o->residual, out ? out->channels : 3};
     cl_kernel k;
     tsr_status rc = TSR_OK;
     for (int li = 0; li < nn->n_layers && !rc; li++) {
