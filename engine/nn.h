@@ -152,6 +152,20 @@ tsr_status tsr__nn_shapes(const tsr_nn_model *m, int c, int h, int w, tsr_nn_sha
 tsr_status tsr__nn_layer_shape(const tsr_nn_layer *L, const tsr_nn_shape *in, tsr_nn_shape *out,
                                tsr__err *err);
 
+/* Crop (engine/nn_crop.c): the kept box of in[0] for either form (in = the layer's inputs:
+ * two for the reference form). off = {c, y, x} start offsets, *out the cropped shape (the box's
+ * size; a vector crops along c). TSR_ERR_INVALID naming the layer when the box is empty or leaves
+ * the input. The shape function, the reference and the device path all cut this box. */
+tsr_status tsr__nn_crop_box(const tsr_nn_layer *L, const tsr_nn_shape *in, int off[3],
+                            tsr_nn_shape *out, tsr__err *err);
+
+/* Interp taps along one axis (engine/nn_ref.c), shared by the reference and the device path so
+ * that both use the very same float weights: for each of n_out outputs, `taps` input indices
+ * (already clamped to 0..n_in-1) and weights, taps = 1 (nearest), 2 (bilinear) or 4 (bicubic),
+ * returned. idx and wt hold n_out * 4 entries. `height` picks the h (1) or w (0) keys. */
+int tsr__nn_interp_taps(const tsr_nn_layer *L, int height, int n_in, int n_out, int *idx,
+                        float *wt);
+
 /* ---- the reference path (engine/nn_ref.c) ----------------------------------------------------
  * One layer on host tensors: in[L->n_in], out[L->n_out] with shapes from tsr__nn_layer_shape and
  * data allocated by the caller. Split copies. fp32 throughout, accumulation in the order the
