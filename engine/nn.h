@@ -185,6 +185,9 @@ size_t tsr__nn_cl_scratch_bytes(const tsr_nn_layer *L, const tsr_nn_shape *in,
  * weights as packed (NULL when none), scratch of tsr__nn_cl_scratch_bytes (NULL when 0).
  * Split is never run here (the executor aliases its outputs). Kernels come from kernels/nn.cl
  * through tsr__cl_kernel(ex->cl, "nn", ...); every CL status is checked. */
+/* Output pixels per work item of the convolution kernels: 0 (the default) picks by device, 16
+ * on CPUs and 4 on GPUs; tests set 4 or 16 to check both kernel variants on any device. */
+extern int tsr__nn_cl_px;
 tsr_status tsr__nn_cl_layer(tsr_exec *ex, const tsr_nn_layer *L, const cl_mem *in,
                             const tsr_nn_shape *in_shape, const cl_mem *out,
                             const tsr_nn_shape *out_shape, cl_mem weights, cl_mem scratch);

@@ -6,8 +6,17 @@
 
 #include "nn_geom.h"
 
-/* Output pixels per work item of the convolution kernels: NN_PX in kernels/nn.cl. */
-#define NN_PX 8
+/* Output pixels per work item of the convolution kernels (the _pxN kernels of kernels/nn.cl):
+ * more on CPUs, where the accumulators live in 32 vector registers, fewer on GPUs, where a
+ * work item's registers are scarcer. */
+int tsr__nn_cl_px;
+
+static int px_block(const tsr_exec *ex)
+{
+    if (tsr__nn_cl_px == 4 || tsr__nn_cl_px == 16)
+        return tsr__nn_cl_px;
+    return ex->cl->info.is_gpu ? 4 : 16;
+}
 
 /* Output channels per work item (the floatN of the kernel): the smallest of 4, 8, 16 that holds
  * the layer's channels, 16 above that. */
@@ -99,8 +108,9 @@ static tsr_status run_conv(tsr_exec *ex, const tsr_nn_layer *L, cl_mem in, tsr_n
     int deconv = L->type == TSR_NN_DECONVOLUTION, n = oc_block(L);
     if (tsr__nn_conv_in(L) != is.c || os.c != L->num_output || !w)
         return layer_error(ex, L, TSR_ERR_INVALID, "channel counts do not match the weights");
-    char name[32];
-    snprintf(name, sizeof name, "tsr_nn_%s_oc%d", deconv ? "deconv" : "conv", n);
+    int px = px_block(ex);
+    char name[40];
+    snprintf(name, sizeof name, "tsr_nn_%s_oc%d_px%d", deconv ? "deconv" : "conv", n, px);
     cl_kernel k;
     tsr_status rc = kernel(ex, name, &k);
     if (rc)
@@ -125,10 +135,10 @@ static tsr_status run_conv(tsr_exec *ex, const tsr_nn_layer *L, cl_mem in, tsr_n
     if (rc)
         return rc;
     size_t nb = ((size_t)oc + n - 1) / n, gx;
-    if (deconv) /* each phase of the stride gets its own blocks of NN_PX pixels */
-        gx = (size_t)sw * ((((size_t)ow + sw - 1) / sw + NN_PX - 1) / NN_PX);
+    if (deconv) /* each phase of the stride gets its own blocks of px pixels */
+        gx = (size_t)sw * ((((size_t)ow + sw - 1) / sw + px - 1) / px);
     else
-        gx = ((size_t)ow + NN_PX - 1) / NN_PX;
+        gx = ((size_t)ow + px - 1) / px;
     return tsr__exec_launch(ex, k, gx, (size_t)oh, nb);
 }
 
