@@ -11,7 +11,7 @@
 #include "internal.h"
 
 #define TSR_CL_BUILD_OPTIONS "-cl-std=CL1.2"
-#define TSR_MAX_KERNELS_PER_PROGRAM 16
+#define TSR_MAX_KERNELS_PER_PROGRAM 32 /* kernels/nn.cl has 21 */
 
 struct tsr__program {
     const tsr__kernel_source *src;

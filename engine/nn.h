@@ -164,6 +164,20 @@ void tsr__nn_crop_offsets(const tsr_nn_layer *L, const tsr_nn_shape *in, int *c,
 /* IEEE binary16 to float: subnormals, +-inf and NaN (payload kept) exactly. */
 float tsr__nn_half_to_float(uint16_t h);
 
+/* Crop (engine/nn_crop.c): the kept box of in[0] for either form (in = the layer's inputs:
+ * two for the reference form). off = {c, y, x} start offsets, *out the cropped shape (the box's
+ * size; a vector crops along c). TSR_ERR_INVALID naming the layer when the box is empty or leaves
+ * the input. The shape function, the reference and the device path all cut this box. */
+tsr_status tsr__nn_crop_box(const tsr_nn_layer *L, const tsr_nn_shape *in, int off[3],
+                            tsr_nn_shape *out, tsr__err *err);
+
+/* Interp taps along one axis (engine/nn_ref.c), shared by the reference and the device path so
+ * that both use the very same float weights: for each of n_out outputs, `taps` input indices
+ * (already clamped to 0..n_in-1) and weights, taps = 1 (nearest), 2 (bilinear) or 4 (bicubic),
+ * returned. idx and wt hold n_out * 4 entries. `height` picks the h (1) or w (0) keys. */
+int tsr__nn_interp_taps(const tsr_nn_layer *L, int height, int n_in, int n_out, int *idx,
+                        float *wt);
+
 /* ---- the reference path (engine/nn_ref.c) ----------------------------------------------------
  * One layer on host tensors: in[L->n_in], out[L->n_out] with shapes from tsr__nn_layer_shape and
  * data allocated by the caller. Split copies. fp32 throughout, accumulation in the order the
@@ -183,6 +197,9 @@ size_t tsr__nn_cl_scratch_bytes(const tsr_nn_layer *L, const tsr_nn_shape *in,
  * weights as packed (NULL when none), scratch of tsr__nn_cl_scratch_bytes (NULL when 0).
  * Split is never run here (the executor aliases its outputs). Kernels come from kernels/nn.cl
  * through tsr__cl_kernel(ex->cl, "nn", ...); every CL status is checked. */
+/* Output pixels per work item of the convolution kernels: 0 (the default) picks by device, 16
+ * on CPUs and 4 on GPUs; tests set 4 or 16 to check both kernel variants on any device. */
+extern int tsr__nn_cl_px;
 tsr_status tsr__nn_cl_layer(tsr_exec *ex, const tsr_nn_layer *L, const cl_mem *in,
                             const tsr_nn_shape *in_shape, const cl_mem *out,
                             const tsr_nn_shape *out_shape, cl_mem weights, cl_mem scratch);
