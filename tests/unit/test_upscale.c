@@ -98,8 +98,11 @@ static void goldens_on(tsr_engine *e, int ref)
                 mc = &models[k];
         if (!mc)
             fail_msg("golden %s names no bundled model", list.name[i]);
-        if (ref && (strstr(mc->name, "x4plus") || strstr(mc->name, "cunet") ||
-                    strstr(mc->name, "realcugan-se")))
+        /* The reference engine on the cheap cases: every crop of upconv_7 (gray and RGBA
+         * included), one of the valid-convolution Real-CUGAN and one with a bicubic layer. */
+        if (ref && !strstr(list.name[i], "upconv_7_anime") &&
+            !(strstr(list.name[i], "monarch") &&
+              (strstr(mc->name, "realcugan-nose") || strstr(mc->name, "animevideov3-x2"))))
             continue;
         char stem[512], path[600];
         snprintf(stem, sizeof stem, "%s", list.name[i]);
@@ -123,7 +126,7 @@ static void goldens_on(tsr_engine *e, int ref)
         tsr_image_free(want);
         tsr_image_free(in);
     }
-    assert_true(checked >= (ref ? 8 : 20));
+    assert_true(checked >= (ref ? 6 : 20));
 }
 
 static void goldens_cl(void **state)
@@ -178,26 +181,30 @@ static void exact_tiles(void **state)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const model_case *mc = &models[cases[i]];
         tsr_engine *engines[2] = {tu_engine_ref(), tu_engine_cl()};
-        for (int k = 0; k < 2; k++) {
+        /* The reference engine's convolutions are slow: the x4 compact net on the device only. */
+        for (int k = cases[i] == 9 ? 1 : 0; k < 2; k++) {
             tsr_engine *e = engines[k];
             tsr__model *m = model_of(e, mc);
-            /* A 52x38 crop: odd sizes, tiles that straddle the alignment grid. */
+            /* A 52x38 crop (30x22 on the slow reference engine): odd sizes, tiles that straddle
+             * the alignment grid. */
+            int w = k ? 52 : 30, h = k ? 38 : 22;
             tsr_image *in = NULL;
-            assert_int_equal(tsr_image_new(52, 38, 3, &in), TSR_OK);
+            assert_int_equal(tsr_image_new(w, h, 3, &in), TSR_OK);
             for (int c = 0; c < 3; c++)
-                for (int y = 0; y < 38; y++)
-                    memcpy(in->data + ((size_t)c * 38 + y) * 52,
+                for (int y = 0; y < h; y++)
+                    memcpy(in->data + ((size_t)c * h + y) * w,
                            src->data + ((size_t)c * src->height + 20 + y) * src->width + 30,
-                           52 * sizeof(float));
+                           (size_t)w * sizeof(float));
             tsr_image *whole = upscale(e, m, in, "exact", 0, 0);
             static const int tiles[][2] = {{40, 24}, {56, 40}, {24, 72}};
             for (int t = 0; t < 3; t++) {
-                tsr_image *tiled = upscale(e, m, in, "exact", tiles[t][0], tiles[t][1]);
+                int tw = k ? tiles[t][0] : tiles[t][0] / 2 + 2, th = k ? tiles[t][1] : tiles[t][1] / 2;
+                tsr_image *tiled = upscale(e, m, in, "exact", tw, th);
                 int worst;
                 size_t differ, n = (size_t)whole->width * whole->height * whole->channels;
                 size_t over = count_over_one_level(tiled, whole, &worst, &differ);
                 print_message("%s %s tiles %dx%d: %zu of %zu samples differ (max %d)\n", mc->name,
-                              k ? "cl" : "ref", tiles[t][0], tiles[t][1], differ, n, worst);
+                              k ? "cl" : "ref", tw, th, differ, n, worst);
                 if (!k)
                     assert_true(gr_same_bits(tiled, whole));
                 else
@@ -276,21 +283,24 @@ static void graph_yaml(char *yaml, size_t len, const char *model, const char *in
  * blob slots, uploads and outputs, pool rounding) is within 10 % of the pool's measured peak. */
 static void estimate_is_honest(void **state)
 {
-    char in[128];
+    char in[128], small[128];
     snprintf(in, sizeof in, "%s/in.png", dir);
+    snprintf(small, sizeof small, "%s/small.png", dir);
     gr_write_random_png(in, 64, 48, 3, 11);
+    gr_write_random_png(small, 12, 8, 3, 15);
     for (int k = 0; k < N_MODELS; k++) {
         int big = strstr(models[k].name, "x4plus") != NULL;
         static const int tiles[][2] = {{32, 32}, {64, 48}, {96, 64}};
         for (int t = 0; t < (big ? 1 : 3); t++) {
             tsr_engine *e = gr_engine(0);
             char yaml[2048];
-            graph_yaml(yaml, sizeof yaml, tu_shared(models[k].param), in, "auto");
+            /* x4plus (18 million multiply-adds an input pixel) on a 12x8 input: two tiles. */
+            graph_yaml(yaml, sizeof yaml, tu_shared(models[k].param), big ? small : in, "auto");
             tsr_graph *g = gr_load(e, yaml);
             gr_result r;
             memset(&r, 0, sizeof r);
             r.discard = 1;
-            int tw = big ? 16 : tiles[t][0], th = big ? 16 : tiles[t][1];
+            int tw = big ? 32 : tiles[t][0], th = big ? 32 : tiles[t][1];
             gr_run_ex(e, g, tw, th, 1, &r);
             if (r.rc)
                 fail_msg("%s: %s", models[k].name, r.msg);
