@@ -117,6 +117,11 @@ static void class_contract(void **state)
         assert_true(c->n_inputs == 0 || c->inputs);
         assert_true(c->n_outputs == 0 || c->outputs);
         assert_true(c->n_params == 0 || c->params);
+        if (c->flags & TSR_NODE_VALUE) {
+            if (!c->resolve || c->n_outputs < 1 || c->outputs[0].type == TSR_PORT_IMAGE)
+                fail_msg("%s: a VALUE node needs resolve and a non-image output", nm);
+            continue;
+        }
         if (!c->infer)
             fail_msg("%s: no infer", nm);
         if (c->flags & TSR_NODE_SOURCE) {

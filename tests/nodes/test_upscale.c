@@ -6,7 +6,7 @@
 #include <pthread.h>
 #include <time.h>
 
-#include "graphrun.h"
+#include "../unit/graphrun.h"
 #include "netrun.h"
 
 #define GOLDEN "tests/golden/models/"
