@@ -350,17 +350,6 @@ static float window_at(const tsr_region *src, const tsr__netgeo *g, int rule, in
     return tsr__plane(src, sc)[(size_t)sy * src->rect.w + sx];
 }
 
-/* ncnn's bicubic weights (A = -0.75) for fraction t. */
-static void cubic_weights(float t, float *w)
-{
-    const float A = -0.75f;
-    float t1 = t + 1.0f, u = 1.0f - t;
-    w[0] = ((A * t1 - 5.0f * A) * t1 + 8.0f * A) * t1 - 4.0f * A;
-    w[1] = ((A + 2.0f) * t - (A + 3.0f)) * t * t + 1.0f;
-    w[2] = ((A + 2.0f) * u - (A + 3.0f)) * u * u + 1.0f;
-    w[3] = 1.0f - w[0] - w[1] - w[2];
-}
-
 static float quantize(float v)
 {
     float f = floorf(v);
@@ -376,8 +365,8 @@ static float alpha_at(const tsr_region *src, int s, int X, int Y)
     float fx = ((float)X + 0.5f) / (float)s - 0.5f, fy = ((float)Y + 0.5f) / (float)s - 0.5f;
     int sx = (int)floorf(fx), sy = (int)floorf(fy);
     float wx[4], wy[4];
-    cubic_weights(fx - (float)sx, wx);
-    cubic_weights(fy - (float)sy, wy);
+    tsr__nn_cubic(fx - (float)sx, wx);
+    tsr__nn_cubic(fy - (float)sy, wy);
     float acc = 0.0f;
     for (int j = 0; j < 4; j++) {
         int yy = clampi(sy - 1 + j, 0, src->img_h - 1) - src->rect.y;

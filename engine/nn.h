@@ -177,6 +177,8 @@ tsr_status tsr__nn_crop_box(const tsr_nn_layer *L, const tsr_nn_shape *in, int o
  * returned. idx and wt hold n_out * 4 entries. `height` picks the h (1) or w (0) keys. */
 int tsr__nn_interp_taps(const tsr_nn_layer *L, int height, int n_in, int n_out, int *idx,
                         float *wt);
+/* ncnn's bicubic weights (Keys, A = -0.75) of the four taps around fraction t. */
+void tsr__nn_cubic(float t, float *w);
 
 /* ---- the reference path (engine/nn_ref.c) ----------------------------------------------------
  * One layer on host tensors: in[L->n_in], out[L->n_out] with shapes from tsr__nn_layer_shape and

@@ -39,7 +39,9 @@ static size_t plane_of(tsr_nn_shape s)
 }
 
 /* out[p][y][x] = act(bias[p] + sum over q, ky, kx (in that order, kx fastest) of
- * in_pad[q][y*sh + ky*dh][x*sw + kx*dw] * W[p][q][ky][kx]); padding reads pad_value. */
+ * in_pad[q][y*sh + ky*dh][x*sw + kx*dw] * W[p][q][ky][kx]); padding reads pad_value. Each output
+ * plane accumulates tap by tap over whole rows (the same additions per pixel, in the same order,
+ * as a loop per pixel, but in loops the compiler vectorizes). */
 static tsr_status conv(const tsr_nn_layer *L, const tsr_nn_tensor *in, const tsr_nn_tensor *out,
                        tsr__err *err)
 {
@@ -48,26 +50,38 @@ static tsr_status conv(const tsr_nn_layer *L, const tsr_nn_tensor *in, const tsr
     if (ic != is.c || os.c != L->num_output)
         return layer_fail(L, TSR_ERR_INVALID, "channel counts do not match the weights", err);
     tsr__nn_conv_pads(L, &is, &os, &pt, &pl);
-    for (int p = 0; p < os.c; p++)
-        for (int y = 0; y < os.h; y++)
-            for (int x = 0; x < os.w; x++) {
-                float acc = L->bias_term && L->bias ? L->bias[p] : 0.0f;
-                for (int q = 0; q < ic; q++) {
-                    const float *src = in->data + q * plane_of(is);
-                    const float *w = L->weight + ((size_t)p * ic + q) * kh * kw;
-                    for (int ky = 0; ky < kh; ky++) {
+    for (int p = 0; p < os.c; p++) {
+        float *o = out->data + p * plane_of(os);
+        float b = L->bias_term && L->bias ? L->bias[p] : 0.0f;
+        for (size_t i = 0; i < plane_of(os); i++)
+            o[i] = b;
+        for (int q = 0; q < ic; q++) {
+            const float *src = in->data + q * plane_of(is);
+            const float *w = L->weight + ((size_t)p * ic + q) * kh * kw;
+            for (int ky = 0; ky < kh; ky++)
+                for (int kx = 0; kx < kw; kx++) {
+                    float wv = w[ky * kw + kx];
+                    for (int y = 0; y < os.h; y++) {
                         int iy = y * L->stride_h - pt + ky * L->dilation_h;
-                        for (int kx = 0; kx < kw; kx++) {
-                            int ix = x * L->stride_w - pl + kx * L->dilation_w;
-                            float v = iy >= 0 && iy < is.h && ix >= 0 && ix < is.w
-                                          ? src[(size_t)iy * is.w + ix]
-                                          : L->pad_value;
-                            acc += v * w[ky * kw + kx];
+                        float *orow = o + (size_t)y * os.w;
+                        const float *row = iy >= 0 && iy < is.h ? src + (size_t)iy * is.w : NULL;
+                        int x0 = 0, x1 = os.w; /* the columns whose tap is inside the input */
+                        int off = kx * L->dilation_w - pl;
+                        while (x0 < os.w && x0 * L->stride_w + off < 0)
+                            x0++;
+                        while (x1 > x0 && (x1 - 1) * L->stride_w + off >= is.w)
+                            x1--;
+                        for (int x = 0; x < os.w; x++) {
+                            float v = row && x >= x0 && x < x1 ? row[x * L->stride_w + off]
+                                                               : L->pad_value;
+                            orow[x] += v * wv;
                         }
                     }
                 }
-                out->data[p * plane_of(os) + (size_t)y * os.w + x] = activate(acc, L);
-            }
+        }
+        for (size_t i = 0; i < plane_of(os); i++)
+            o[i] = activate(o[i], L);
+    }
     return TSR_OK;
 }
 
@@ -162,6 +176,17 @@ static int clampi(int v, int lo, int hi)
     return v < lo ? lo : (v > hi ? hi : v);
 }
 
+void tsr__nn_cubic(float t, float *w)
+{
+    /* Keys cubic, A = -0.75, written as ncnn's interpolate_cubic writes it. */
+    const float A = -0.75f;
+    float t0 = t + 1, t1 = t, t2 = 1 - t;
+    w[0] = A * t0 * t0 * t0 - 5 * A * t0 * t0 + 8 * A * t0 - 4 * A;
+    w[1] = (A + 2) * t1 * t1 * t1 - (A + 3) * t1 * t1 + 1;
+    w[2] = (A + 2) * t2 * t2 * t2 - (A + 3) * t2 * t2 + 1;
+    w[3] = 1.f - w[0] - w[1] - w[2];
+}
+
 int tsr__nn_interp_taps(const tsr_nn_layer *L, int height, int n_in, int n_out, int *idx, float *wt)
 {
     if (L->resize_type == TSR_NN_INTERP_NEAREST) {
@@ -193,13 +218,7 @@ int tsr__nn_interp_taps(const tsr_nn_layer *L, int height, int n_in, int n_out, 
             w[1] = t;
             continue;
         }
-        /* Keys cubic, A = -0.75, written as ncnn's interpolate_cubic writes it. */
-        const float A = -0.75f;
-        float t0 = t + 1, t1 = t, t2 = 1 - t;
-        w[0] = A * t0 * t0 * t0 - 5 * A * t0 * t0 + 8 * A * t0 - 4 * A;
-        w[1] = (A + 2) * t1 * t1 * t1 - (A + 3) * t1 * t1 + 1;
-        w[2] = (A + 2) * t2 * t2 * t2 - (A + 3) * t2 * t2 + 1;
-        w[3] = 1.f - w[0] - w[1] - w[2];
+        tsr__nn_cubic(t, w);
         for (int k = 0; k < 4; k++)
             ix[k] = clampi(s - 1 + k, 0, n_in - 1);
     }

@@ -70,14 +70,15 @@ __kernel void tsr_net_output(__global const float *net, __global const float *sr
     out[((size_t)c * g.out_h + y) * g.out_w + x] = net_quantize(v);
 }
 
+/* ncnn's bicubic weights, written as tsr__nn_cubic (engine/nn_ref.c) writes them. */
 inline void net_cubic(float t, float *w)
 {
     const float A = -0.75f;
-    float t1 = t + 1.0f, u = 1.0f - t;
-    w[0] = ((A * t1 - 5.0f * A) * t1 + 8.0f * A) * t1 - 4.0f * A;
-    w[1] = ((A + 2.0f) * t - (A + 3.0f)) * t * t + 1.0f;
-    w[2] = ((A + 2.0f) * u - (A + 3.0f)) * u * u + 1.0f;
-    w[3] = 1.0f - w[0] - w[1] - w[2];
+    float t0 = t + 1, t1 = t, t2 = 1 - t;
+    w[0] = A * t0 * t0 * t0 - 5 * A * t0 * t0 + 8 * A * t0 - 4 * A;
+    w[1] = (A + 2) * t1 * t1 * t1 - (A + 3) * t1 * t1 + 1;
+    w[2] = (A + 2) * t2 * t2 * t2 - (A + 3) * t2 * t2 + 1;
+    w[3] = 1.f - w[0] - w[1] - w[2];
 }
 
 /* Alpha: ncnn's bicubic Interp (A = -0.75, half-pixel centres, taps clamped to the image,

@@ -151,23 +151,29 @@ static void upscale_release(tsr_exec *ex, const tsr_node *n, void *state)
     free(state);
 }
 
-/* The region the executor gives may be larger than plan() asked (clamping); the network plan is
- * made again for the rectangle, as plan() made it. */
+/* The network plan of the rectangle, as plan() made it (the executor's region may be larger
+ * than plan() asked, by clamping). */
+static tsr_status tile_plan(tsr_exec *ex, const tsr_node *n, const tsr_region *in,
+                            const tsr_region *out, tsr__netopt *o, tsr__netplan *np)
+{
+    const tsr__model *m = ex->in_info[1].model;
+    *o = options(n, m);
+    tsr_status rc = tsr__netplan_make(m, o, in[0].img_w, in[0].img_h, out->rect, np, ex->err);
+    return rc ? tsr__node_error(ex->err, n, -1, "%s", ex->err->msg) : TSR_OK;
+}
+
 static tsr_status upscale_run_cl(tsr_exec *ex, const tsr_node *n, const tsr_region *in,
                                  const tsr_region *out)
 {
-    const tsr__model *m = ex->in_info[1].model;
-    tsr__netopt o = options(n, m);
+    tsr__netopt o;
     tsr__netplan np;
-    tsr_status rc = tsr__netplan_make(m, &o, in[0].img_w, in[0].img_h, out->rect, &np, ex->err);
-    if (rc)
-        return tsr__node_error(ex->err, n, -1, "%s", ex->err->msg);
+    tsr_status rc = tile_plan(ex, n, in, out, &o, &np);
     for (int k = 0; k < np.n_slots && !rc; k++)
         if (!ex->bufs[k])
             rc = tsr__seterr(ex->err, TSR_ERR_INTERNAL, "node '%s': blob slot %d is missing",
                              n->id, k);
     if (!rc)
-        rc = tsr__net_run_cl(ex, m, &o, &np, ex->state, NULL, ex->bufs,
+        rc = tsr__net_run_cl(ex, ex->in_info[1].model, &o, &np, ex->state, NULL, ex->bufs,
                              np.scratch ? ex->bufs[np.n_slots] : NULL, &in[0], out);
     tsr__netplan_free(&np);
     return rc;
@@ -176,13 +182,12 @@ static tsr_status upscale_run_cl(tsr_exec *ex, const tsr_node *n, const tsr_regi
 static tsr_status upscale_run_ref(tsr_exec *ex, const tsr_node *n, const tsr_region *in,
                                   const tsr_region *out)
 {
-    const tsr__model *m = ex->in_info[1].model;
-    tsr__netopt o = options(n, m);
+    tsr__netopt o;
     tsr__netplan np;
-    tsr_status rc = tsr__netplan_make(m, &o, in[0].img_w, in[0].img_h, out->rect, &np, ex->err);
-    if (rc)
-        return tsr__node_error(ex->err, n, -1, "%s", ex->err->msg);
-    rc = tsr__net_run_ref(m, &o, &np, ex->state, NULL, &in[0], out, ex->err);
+    tsr_status rc = tile_plan(ex, n, in, out, &o, &np);
+    if (!rc)
+        rc = tsr__net_run_ref(ex->in_info[1].model, &o, &np, ex->state, NULL, &in[0], out,
+                              ex->err);
     tsr__netplan_free(&np);
     return rc;
 }
