@@ -349,6 +349,7 @@ tsr_status tsr__run_node(tsr_engine *e, const tsr_node *n, tsr_image *const *inp
 tsr_status tsr_graph_infer(tsr_engine *e, tsr_graph *g)
 {
     tsr__err_clear(&e->err);
+    int loads0 = e->models_loaded;
     for (int k = 0; k < g->n_nodes; k++) {
         tsr_node *n = &g->nodes[g->order[k]];
         tsr_port_info in[TSR_MAX_PORTS];
@@ -387,6 +388,7 @@ tsr_status tsr_graph_infer(tsr_engine *e, tsr_graph *g)
     }
     g->inferred = 1;
     g->inferred_by = e;
+    g->pending_loads = e->models_loaded - loads0;
     return TSR_OK;
 }
 
@@ -421,7 +423,7 @@ typedef struct run_state {
     double t0;
     int64_t tiles_done, tiles_total, downgrades;
     int node_index;
-    int models0, uploads0; /* the engine's model counters before the run */
+    int uploads0; /* the engine's upload counter before the run */
     char events[1024];
 } run_state;
 
@@ -799,8 +801,10 @@ static void write_stats(run_state *rs, tsr_status rc, double total, int builds0,
     if (e->cl)
         fprintf(f, "kernels.compiled: %d\nkernels.from_cache: %d\n",
                 e->cl->builds_compiled - builds0, e->cl->builds_cached - cached0);
-    fprintf(f, "models.loaded: %d\nmodels.uploaded: %d\n", e->models_loaded - rs->models0,
+    /* Models read from disk for this graph (at its inference, which may precede the run). */
+    fprintf(f, "models.loaded: %d\nmodels.uploaded: %d\n", rs->g->pending_loads,
             e->models_uploaded - rs->uploads0);
+    rs->g->pending_loads = 0;
     size_t resident = 0;
     for (tsr__model *m = e->models; m; m = m->next)
         resident += m->uploaded ? m->dev_bytes : 0;
@@ -909,9 +913,8 @@ tsr_status tsr_graph_run(tsr_engine *e, tsr_graph *g, const tsr_run_options *opt
 {
     __atomic_store_n(&e->interrupt, 0, __ATOMIC_SEQ_CST);
     run_state rs;
-    int models0 = e->models_loaded, uploads0 = e->models_uploaded;
+    int uploads0 = e->models_uploaded;
     tsr_status rc = run_prepare(e, g, opt, &rs);
-    rs.models0 = models0;
     rs.uploads0 = uploads0;
     int builds0 = e->cl ? e->cl->builds_compiled : 0, cached0 = e->cl ? e->cl->builds_cached : 0;
     if (e->pool) {

@@ -268,6 +268,7 @@ struct tsr_graph {
     int *order; /* execution order (topological), n_nodes entries */
     int inferred;
     const tsr_engine *inferred_by; /* values (models) of out_info belong to this engine */
+    int pending_loads;             /* models its inference read from disk, not yet reported */
 };
 
 /* Error at a node's position: "file:line:col: error: node 'id': <text>". */
