@@ -416,7 +416,7 @@ typedef struct run_state {
     int *users;      /* per node: stages and sinks still to read img[] */
     tbuf *out;       /* per node: its output for the current tile */
     tbuf *up;        /* [node * TSR_MAX_PORTS + port]: uploaded input for the current tile */
-    tsr_exec *nex;   /* per node: its context (RUN buffers, prepare()'s state) while its stage runs */
+    tsr_exec *nex; /* per node: its context (RUN buffers, prepare()'s state) while its stage runs */
     tsr_port_info *ins;      /* [node * TSR_MAX_PORTS + port]: the node's input values */
     unsigned char *prepared; /* per node: prepare() succeeded, release() is due */
     const tsr_run_options *opt;

@@ -50,8 +50,6 @@ typedef struct tsr_rect {
     int x, y, w, h;
 } tsr_rect;
 
-
-
 /* A buffer holding `rect` of an image of img_w x img_h pixels, planar float32: plane c starts at
  * element c * rect.w * rect.h. Exactly one of mem (OpenCL path) and host (reference path) is
  * set. Kernels clamp their reads to the image (0..img_w-1, 0..img_h-1); the executor guarantees
@@ -92,10 +90,10 @@ typedef enum tsr_port_type {
  * info can still be written {w, h, channels, depth}. */
 typedef struct tsr_port_info {
     int width, height, channels;
-    int bit_depth;              /* source bit depth (8/16) if known, else 0 */
-    tsr_port_type type;         /* TSR_PORT_IMAGE (0) unless set */
-    struct tsr__model *model;   /* TSR_PORT_MODEL: borrowed from the engine's model cache */
-    double number;              /* TSR_PORT_NUMBER */
+    int bit_depth;            /* source bit depth (8/16) if known, else 0 */
+    tsr_port_type type;       /* TSR_PORT_IMAGE (0) unless set */
+    struct tsr__model *model; /* TSR_PORT_MODEL: borrowed from the engine's model cache */
+    double number;            /* TSR_PORT_NUMBER */
 } tsr_port_info;
 
 typedef struct tsr_port_def {
@@ -181,8 +179,9 @@ typedef struct tsr_plan {
 #define TSR_NODE_SINK 2u    /* consumes an image to outside; no output ports */
 #define TSR_NODE_BARRIER 4u /* needs its whole input at once (ends a tiled stage) */
 #define TSR_NODE_VALUE 8u   /* produces a non-image value (model, number) at inference: resolve() */
-#define TSR_NODE_HOST_INPUTS 16u /* its image inputs are materialized on the host, so that
-                                    prepare() can read them whole (ex->in_images) */
+#define TSR_NODE_HOST_INPUTS                                                                       \
+    16u /* its image inputs are materialized on the host, so that                                  \
+           prepare() can read them whole (ex->in_images) */
 
 typedef struct tsr_node_class {
     const char *name; /* YAML type, e.g. "blur.gaussian" */
@@ -257,8 +256,8 @@ struct tsr_node {
     tsr_pos param_pos[TSR_MAX_PARAMS]; /* where each param was set */
     tsr_input_ref inputs[TSR_MAX_PORTS];
     tsr_port_info out_info[TSR_MAX_PORTS]; /* filled by inference */
-    const char *file;                       /* graph file name for messages (borrowed from graph) */
-    tsr_image *bound;                       /* in-memory image bound to a SOURCE node, or NULL */
+    const char *file;                      /* graph file name for messages (borrowed from graph) */
+    tsr_image *bound;                      /* in-memory image bound to a SOURCE node, or NULL */
 };
 
 struct tsr_graph {
@@ -391,8 +390,8 @@ struct tsr_exec {
      * input produced inside the stage), and the stage's tile size in output pixels. */
     tsr_image *in_images[TSR_MAX_PORTS];
     int tile_w, tile_h;
-    void *state;                  /* what prepare() made, or NULL */
-    cl_mem bufs[TSR_MAX_BUFS];    /* the buffers plan() asked for (OpenCL engine) */
+    void *state;               /* what prepare() made, or NULL */
+    cl_mem bufs[TSR_MAX_BUFS]; /* the buffers plan() asked for (OpenCL engine) */
     size_t buf_bytes[TSR_MAX_BUFS];
 };
 

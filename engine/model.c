@@ -129,9 +129,7 @@ static tsr_status receptive(tsr__model *m, double *radius_out, long *align_out, 
             rout = rin + 0.5 * pitch;
             jout = rat_make(jin.p, jin.q * (L->upscale_factor > 0 ? L->upscale_factor : 1));
             break;
-        case TSR_NN_POOLING:
-            g = 1;
-            break;
+        case TSR_NN_POOLING: g = 1; break;
         default: /* elementwise, concat, crop, split, scale, innerproduct: no spatial reach */
             break;
         }
@@ -315,11 +313,9 @@ double tsr__model_macs(const tsr__model *m, int h, int w)
     for (int i = 0; i < nn->n_layers; i++) {
         const tsr_nn_layer *L = &nn->layers[i];
         if (L->type == TSR_NN_CONVOLUTION)
-            macs += (double)tsr__nn_count(sh[L->out[0]]) * L->num_input * L->kernel_w *
-                    L->kernel_h;
+            macs += (double)tsr__nn_count(sh[L->out[0]]) * L->num_input * L->kernel_w * L->kernel_h;
         else if (L->type == TSR_NN_DECONVOLUTION)
-            macs += (double)tsr__nn_count(sh[L->in[0]]) * L->num_output * L->kernel_w *
-                    L->kernel_h;
+            macs += (double)tsr__nn_count(sh[L->in[0]]) * L->num_output * L->kernel_w * L->kernel_h;
         else if (L->type == TSR_NN_INNERPRODUCT)
             macs += (double)L->weight_data_size;
     }
@@ -432,8 +428,7 @@ tsr_status tsr__model_upload(tsr_exec *ex, tsr__model *m)
         }
         tsr__nn_cl_pack_weights(&nn->layers[i], host);
         if ((rc = tsr__pool_alloc(ex->pool, b, &m->dev[i], ex->err))) {
-            tsr__err_prefix(ex->err, "model %s, layer '%s': weights: ", m->key,
-                            nn->layers[i].name);
+            tsr__err_prefix(ex->err, "model %s, layer '%s': weights: ", m->key, nn->layers[i].name);
             break;
         }
         ex->kernel = "weights";

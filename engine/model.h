@@ -16,17 +16,17 @@ typedef struct tsr__model {
     double load_seconds;
 
     /* Geometry, derived from the layer graph (tsr__model_derive), in input pixels. */
-    int scale;     /* output pixels per input pixel (integral) */
-    int trim;      /* pixels each side the network consumes (valid convolutions, inner crops) */
-    int align;     /* window origins move in multiples of this (strided layers) and sizes keep
-                      their residue modulo it */
+    int scale; /* output pixels per input pixel (integral) */
+    int trim;  /* pixels each side the network consumes (valid convolutions, inner crops) */
+    int align; /* window origins move in multiples of this (strided layers) and sizes keep
+                  their residue modulo it */
     int size_mod, size_res; /* valid input sizes are size_res modulo size_mod */
-    int receptive; /* radius of the receptive field; INT_MAX with global pooling */
-    int global;    /* global pooling: an output pixel depends on the whole input */
-    int edge;      /* the original program's edge rule (TSR_NET_EDGE_*) */
-    int prepad;    /* the original program's padding per side */
-    int residual;  /* the output is a correction to the nearest enlargement of the input */
-    double *pitch; /* per blob: input pixels per blob pixel (1/2 after a 2x enlargement) */
+    int receptive;          /* radius of the receptive field; INT_MAX with global pooling */
+    int global;             /* global pooling: an output pixel depends on the whole input */
+    int edge;               /* the original program's edge rule (TSR_NET_EDGE_*) */
+    int prepad;             /* the original program's padding per side */
+    int residual;           /* the output is a correction to the nearest enlargement of the input */
+    double *pitch;          /* per blob: input pixels per blob pixel (1/2 after a 2x enlargement) */
 
     /* Device weights (one pool buffer per layer with weights), NULL until uploaded. */
     cl_mem *dev;

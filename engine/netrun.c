@@ -33,7 +33,8 @@ static int ceil_div(int a, int b)
 int tsr__net_context(const tsr__model *m, int overlap, int *exact)
 {
     int p = m->prepad, A = m->align;
-    int full = m->receptive == INT_MAX ? INT_MAX : (m->receptive > m->trim ? m->receptive : m->trim);
+    int full =
+        m->receptive == INT_MAX ? INT_MAX : (m->receptive > m->trim ? m->receptive : m->trim);
     int need;
     *exact = 0;
     if (overlap == TSR_NET_OVERLAP_EXACT) {
@@ -98,8 +99,7 @@ static void mapped_range(int a, int b, int n, int rule, int *lo, int *hi)
 }
 
 /* Window on one axis for output span [X, X + len) of an image n pixels long. */
-static void axis_window(const tsr__model *m, int c, int n, int X, int len, int *a, int *b,
-                        int *off)
+static void axis_window(const tsr__model *m, int c, int n, int X, int len, int *a, int *b, int *off)
 {
     int s = m->scale, A = m->align, p = m->prepad;
     int aligned = ceil_div(n, A) * A;
@@ -239,8 +239,10 @@ tsr_status tsr__netplan_make(const tsr__model *m, const tsr__netopt *o, int img_
     mapped_range(ax, bx, img_w, o->edge, &lx, &hx);
     mapped_range(ay, by, img_h, o->edge, &ly, &hy);
     int s = m->scale;
-    int alx = (int)floor((out.x + 0.5) / s - 0.5) - 1, ahx = (int)floor((out.x + out.w - 0.5) / s - 0.5) + 2;
-    int aly = (int)floor((out.y + 0.5) / s - 0.5) - 1, ahy = (int)floor((out.y + out.h - 0.5) / s - 0.5) + 2;
+    int alx = (int)floor((out.x + 0.5) / s - 0.5) - 1,
+        ahx = (int)floor((out.x + out.w - 0.5) / s - 0.5) + 2;
+    int aly = (int)floor((out.y + 0.5) / s - 0.5) - 1,
+        ahy = (int)floor((out.y + out.h - 0.5) / s - 0.5) + 2;
     alx = alx < 0 ? 0 : alx;
     aly = aly < 0 ? 0 : aly;
     ahx = ahx > img_w - 1 ? img_w - 1 : ahx;
@@ -442,11 +444,13 @@ tsr_status tsr__net_run_ref(const tsr__model *m, const tsr__netopt *o, const tsr
             float *dst = tsr__plane(out, c);
             for (int y = 0; y < out->rect.h; y++)
                 for (int x = 0; x < out->rect.w; x++) {
-                    float v = net[((size_t)c * os.h + g->oy + y) * os.w + g->ox + x] * 255.0f + 0.5f;
+                    float v =
+                        net[((size_t)c * os.h + g->oy + y) * os.w + g->ox + x] * 255.0f + 0.5f;
                     if (o->residual) {
                         int sx = (out->rect.x + x) / s - src->rect.x;
                         int sy = (out->rect.y + y) / s - src->rect.y;
-                        v += tsr__plane(src, c < srcc ? c : srcc - 1)[(size_t)sy * src->rect.w + sx] *
+                        v += tsr__plane(src,
+                                        c < srcc ? c : srcc - 1)[(size_t)sy * src->rect.w + sx] *
                              255.0f;
                     }
                     dst[(size_t)y * out->rect.w + x] = quantize(v);
@@ -501,11 +505,29 @@ tsr_status tsr__net_run_cl(tsr_exec *ex, const tsr__model *m, const tsr__netopt 
     const tsr_nn_model *nn = m->nn;
     const tsr__netgeo *g = &np->geo;
     tsr_nn_shape os = np->shapes[nn->output_blob];
-    netgeo_cl G = {src->rect.x, src->rect.y, src->rect.w,  src->rect.h, src->img_w,
-                   src->img_h,  src->channels, g->win.x,  g->win.y,    g->win.w,
-                   g->win.h,    g->out.x,    g->out.y,    g->out.w,    g->out.h,
-                   os.w,        os.h,        g->ox,       g->oy,       m->scale,
-                   o->edge,     o->residual, out ? out->channels : 3};
+    netgeo_cl G = {src->rect.x,
+                   src->rect.y,
+                   src->rect.w,
+                   src->rect.h,
+                   src->img_w,
+                   src->img_h,
+                   src->channels,
+                   g->win.x,
+                   g->win.y,
+                   g->win.w,
+                   g->win.h,
+                   g->out.x,
+                   g->out.y,
+                   g->out.w,
+                   g->out.h,
+                   os.w,
+                   os.h,
+                   g->ox,
+                   g->oy,
+                   m->scale,
+                   o->edge,
+                   o->residual,
+                   out ? out->channels : 3};
     cl_kernel k;
     tsr_status rc = TSR_OK;
     for (int li = 0; li < nn->n_layers && !rc; li++) {
@@ -526,8 +548,8 @@ tsr_status tsr__net_run_cl(tsr_exec *ex, const tsr__model *m, const tsr__netopt 
             if (!h)
                 return tsr__seterr(ex->err, TSR_ERR_NOMEM, "out of host memory for statistics");
             ex->kernel = "statistics";
-            cl_int st = clEnqueueReadBuffer(ex->cl->queue, slots[np->slot[b]], CL_TRUE, 0, bytes,
-                                            h, 0, NULL, NULL);
+            cl_int st = clEnqueueReadBuffer(ex->cl->queue, slots[np->slot[b]], CL_TRUE, 0, bytes, h,
+                                            0, NULL, NULL);
             if (st == CL_SUCCESS)
                 reduce_owned(m, np, b, h, pass, L->pooling_type == 0);
             else
@@ -538,9 +560,9 @@ tsr_status tsr__net_run_cl(tsr_exec *ex, const tsr__model *m, const tsr__netopt 
         const float *v = sync_vector(sync, li);
         if (v) {
             ex->kernel = "statistics";
-            cl_int st = clEnqueueWriteBuffer(ex->cl->queue, slots[np->slot[L->out[0]]], CL_TRUE,
-                                             0, tsr__nn_count(np->shapes[L->out[0]]) * 4, v, 0,
-                                             NULL, NULL);
+            cl_int st =
+                clEnqueueWriteBuffer(ex->cl->queue, slots[np->slot[L->out[0]]], CL_TRUE, 0,
+                                     tsr__nn_count(np->shapes[L->out[0]]) * 4, v, 0, NULL, NULL);
             if (st != CL_SUCCESS)
                 rc = tsr__exec_cl_error(ex, st, "clEnqueueWriteBuffer (statistics)");
             continue;
@@ -577,10 +599,9 @@ tsr_status tsr__net_run_cl(tsr_exec *ex, const tsr__model *m, const tsr__netopt 
         for (int c = 0; c < 3 && !rc; c++)
             for (int y = 0; y < r->height && !rc; y++) {
                 size_t off = (((size_t)c * os.h + g->oy + y) * os.w + g->ox) * sizeof(float);
-                cl_int st = clEnqueueReadBuffer(ex->cl->queue, net, CL_TRUE, off,
-                                                (size_t)r->width * sizeof(float),
-                                                r->data + ((size_t)c * r->height + y) * r->width,
-                                                0, NULL, NULL);
+                cl_int st = clEnqueueReadBuffer(
+                    ex->cl->queue, net, CL_TRUE, off, (size_t)r->width * sizeof(float),
+                    r->data + ((size_t)c * r->height + y) * r->width, 0, NULL, NULL);
                 if (st != CL_SUCCESS)
                     rc = tsr__exec_cl_error(ex, st, "clEnqueueReadBuffer (raw output)");
             }
@@ -640,8 +661,7 @@ static tsr_status sync_tile(tsr_exec *ex, const tsr__model *m, const tsr__netopt
         goto done;
     }
     for (int k = 0; k < np.n_slots && !rc; k++)
-        rc = tsr__pool_alloc(ex->pool, np.slot_bytes[k] ? np.slot_bytes[k] : 4, &slots[k],
-                             ex->err);
+        rc = tsr__pool_alloc(ex->pool, np.slot_bytes[k] ? np.slot_bytes[k] : 4, &slots[k], ex->err);
     if (!rc && np.scratch)
         rc = tsr__pool_alloc(ex->pool, np.scratch, &scratch, ex->err);
     if (!rc)
@@ -709,7 +729,8 @@ tsr_status tsr__net_sync(tsr_exec *ex, const tsr__model *m, const tsr__netopt *o
         tsr__netpass pass = {sync->layer[k], acc, &count, NULL};
         for (int y = 0; y < H && !rc; y += tile_h)
             for (int x = 0; x < W && !rc; x += tile_w) {
-                tsr_rect r = {x, y, tile_w < W - x ? tile_w : W - x, tile_h < H - y ? tile_h : H - y};
+                tsr_rect r = {x, y, tile_w < W - x ? tile_w : W - x,
+                              tile_h < H - y ? tile_h : H - y};
                 rc = sync_tile(ex, m, o, img, r, sync, &pass);
                 if (!rc && cancelled(ex))
                     rc = tsr__seterr(ex->err, TSR_ERR_CANCELLED, "cancelled computing statistics");
@@ -726,8 +747,7 @@ tsr_status tsr__net_sync(tsr_exec *ex, const tsr__model *m, const tsr__netopt *o
     return rc;
 }
 
-tsr_status tsr__net_raw(tsr_engine *e, const tsr__model *m, const tsr_image *img,
-                        tsr_image **raw)
+tsr_status tsr__net_raw(tsr_engine *e, const tsr__model *m, const tsr_image *img, tsr_image **raw)
 {
     tsr_exec ex;
     tsr__exec_init(&ex, e, NULL);

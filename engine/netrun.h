@@ -21,19 +21,19 @@ typedef struct tsr__netopt {
  * image (every tile adds the part of the pooled blob it owns) and every tile uses it. */
 #define TSR_NET_MAX_POOL 16
 typedef struct tsr__netsync {
-    int n;                         /* global pooling layers, in layer order */
-    int layer[TSR_NET_MAX_POOL];   /* their indices */
-    float *vec[TSR_NET_MAX_POOL];  /* their whole-image vectors, NULL until computed */
-    double seconds;                /* time the statistics passes took */
+    int n;                        /* global pooling layers, in layer order */
+    int layer[TSR_NET_MAX_POOL];  /* their indices */
+    float *vec[TSR_NET_MAX_POOL]; /* their whole-image vectors, NULL until computed */
+    double seconds;               /* time the statistics passes took */
 } tsr__netsync;
 
 /* Where one output rectangle's network runs, in input and output pixel coordinates. */
 typedef struct tsr__netgeo {
-    tsr_rect out;   /* the output rectangle */
-    tsr_rect win;   /* network input window (may extend past the image: edge rule) */
-    tsr_rect src;   /* source pixels the window and the alpha taps read */
-    int ox, oy;     /* offset of `out` in the network's output */
-    int context;    /* context pixels used between tiles */
+    tsr_rect out; /* the output rectangle */
+    tsr_rect win; /* network input window (may extend past the image: edge rule) */
+    tsr_rect src; /* source pixels the window and the alpha taps read */
+    int ox, oy;   /* offset of `out` in the network's output */
+    int context;  /* context pixels used between tiles */
     double own_x0, own_x1, own_y0, own_y1; /* input coordinates this rectangle owns (statistics):
                                               [out / scale), unbounded at the image's edges */
 } tsr__netgeo;
@@ -83,7 +83,6 @@ tsr_status tsr__net_sync(tsr_exec *ex, const tsr__model *m, const tsr__netopt *o
 void tsr__netsync_free(tsr__netsync *sync);
 /* The network's raw output (before the *255, residual and rounding) for the whole image as one
  * tile, on engine e (device or reference): tests compare it with ncnn's in fp32. */
-tsr_status tsr__net_raw(tsr_engine *e, const tsr__model *m, const tsr_image *img,
-                        tsr_image **raw);
+tsr_status tsr__net_raw(tsr_engine *e, const tsr__model *m, const tsr_image *img, tsr_image **raw);
 
 #endif

@@ -31,11 +31,22 @@ typedef enum tsr_nn_type {
 const char *tsr__nn_type_name(tsr_nn_type t); /* "Convolution", ... */
 
 /* Activation fused into Convolution / Deconvolution / InnerProduct (ncnn key 9). */
-enum { TSR_NN_ACT_NONE = 0, TSR_NN_ACT_RELU = 1, TSR_NN_ACT_LEAKY = 2, TSR_NN_ACT_CLIP = 3,
-       TSR_NN_ACT_SIGMOID = 4 };
+enum {
+    TSR_NN_ACT_NONE = 0,
+    TSR_NN_ACT_RELU = 1,
+    TSR_NN_ACT_LEAKY = 2,
+    TSR_NN_ACT_CLIP = 3,
+    TSR_NN_ACT_SIGMOID = 4
+};
 /* BinaryOp op_type (ncnn key 0). */
-enum { TSR_NN_BIN_ADD = 0, TSR_NN_BIN_SUB = 1, TSR_NN_BIN_MUL = 2, TSR_NN_BIN_DIV = 3,
-       TSR_NN_BIN_MAX = 4, TSR_NN_BIN_MIN = 5 };
+enum {
+    TSR_NN_BIN_ADD = 0,
+    TSR_NN_BIN_SUB = 1,
+    TSR_NN_BIN_MUL = 2,
+    TSR_NN_BIN_DIV = 3,
+    TSR_NN_BIN_MAX = 4,
+    TSR_NN_BIN_MIN = 5
+};
 /* Eltwise op_type (ncnn key 0). */
 enum { TSR_NN_ELT_PROD = 0, TSR_NN_ELT_SUM = 1, TSR_NN_ELT_MAX = 2 };
 /* Interp resize_type (ncnn key 0). */
@@ -76,7 +87,7 @@ typedef struct tsr_nn_layer {
     int output_pad_right, output_pad_bottom, output_w, output_h; /* Deconvolution */
     int bias_term;
     int weight_data_size;
-    int activation;           /* TSR_NN_ACT_* */
+    int activation; /* TSR_NN_ACT_* */
     float activation_params[2];
 
     /* BinaryOp: op, with_scalar, b. Eltwise: op, coeffs. */

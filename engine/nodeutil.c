@@ -97,7 +97,8 @@ void tsr__gauss_plan(double sigma, int planes, const tsr_port_info *in, const ts
     int rows = gauss_rows(out, r, in[0].height, &y0);
     p->in[0] = (tsr_rect){out->x - r, out->y - r, out->w + 2 * r, out->h + 2 * r};
     p->n_bufs = 2;
-    p->bufs[TSR_GAUSS_BUF_WEIGHTS] = (tsr_buf_req){(size_t)(2 * r + 1) * sizeof(float), TSR_BUF_RUN};
+    p->bufs[TSR_GAUSS_BUF_WEIGHTS] =
+        (tsr_buf_req){(size_t)(2 * r + 1) * sizeof(float), TSR_BUF_RUN};
     p->bufs[TSR_GAUSS_BUF_SCRATCH] = (tsr_buf_req){
         mul3_sat((size_t)out->w, (size_t)(rows > 0 ? rows : 0), (size_t)planes * sizeof(float)),
         TSR_BUF_TILE};

@@ -107,9 +107,8 @@ static void tile_bytes(const tsr_graph *g, const tsr__plan *p, const tsr__stage 
         }
         const tsr_plan *pl = &t->plan[v];
         for (int i = 0; i < TSR_MAX_BUFS; i++)
-            slot[TSR_SLOT_BUF(i)] = i < pl->n_bufs && pl->bufs[i].bytes
-                                        ? tsr__pool_class_size(pl->bufs[i].bytes)
-                                        : 0;
+            slot[TSR_SLOT_BUF(i)] =
+                i < pl->n_bufs && pl->bufs[i].bytes ? tsr__pool_class_size(pl->bufs[i].bytes) : 0;
     }
 }
 

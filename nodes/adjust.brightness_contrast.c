@@ -50,7 +50,7 @@ static tsr_status bc_run_cl(tsr_exec *ex, const tsr_node *n, const tsr_region *i
 }
 
 static tsr_status bc_run_ref(tsr_exec *ex, const tsr_node *n, const tsr_region *in,
-                              const tsr_region *out)
+                             const tsr_region *out)
 {
     int colour = tsr__colour_channels(out->channels), clamp = n->params[P_CLAMP].ival != 0;
     float b, slope;

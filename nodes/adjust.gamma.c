@@ -41,7 +41,7 @@ static tsr_status gamma_run_cl(tsr_exec *ex, const tsr_node *n, const tsr_region
 }
 
 static tsr_status gamma_run_ref(tsr_exec *ex, const tsr_node *n, const tsr_region *in,
-                              const tsr_region *out)
+                                const tsr_region *out)
 {
     int colour = tsr__colour_channels(out->channels);
     float e = gamma_exponent(n);

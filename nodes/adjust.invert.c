@@ -23,7 +23,7 @@ static tsr_status invert_run_cl(tsr_exec *ex, const tsr_node *n, const tsr_regio
 }
 
 static tsr_status invert_run_ref(tsr_exec *ex, const tsr_node *n, const tsr_region *in,
-                              const tsr_region *out)
+                                 const tsr_region *out)
 {
     int colour = tsr__colour_channels(out->channels);
     for (int c = 0; c < out->channels; c++)

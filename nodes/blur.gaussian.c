@@ -35,7 +35,7 @@ static tsr_status blur_run_cl(tsr_exec *ex, const tsr_node *n, const tsr_region 
 }
 
 static tsr_status blur_run_ref(tsr_exec *ex, const tsr_node *n, const tsr_region *in,
-                              const tsr_region *out)
+                               const tsr_region *out)
 {
     tsr__err *err = ex->err;
     return tsr__gauss_ref(n, &in[0], out, out->channels, n->params[P_SIGMA].num,

@@ -52,7 +52,7 @@ static tsr_status gray_run_cl(tsr_exec *ex, const tsr_node *n, const tsr_region 
 }
 
 static tsr_status gray_run_ref(tsr_exec *ex, const tsr_node *n, const tsr_region *in,
-                              const tsr_region *out)
+                               const tsr_region *out)
 {
     const float *w = gray_weights[n->params[P_METHOD].ival];
     int in_ch = in[0].channels, out_ch = out->channels;

@@ -400,7 +400,7 @@ fail:
 }
 
 static tsr_status resize_run_ref(tsr_exec *ex, const tsr_node *n, const tsr_region *in,
-                              const tsr_region *out)
+                                 const tsr_region *out)
 {
     tsr__err *err = ex->err;
     const tsr_region *src = &in[0];

@@ -61,7 +61,7 @@ static tsr_status sharpen_run_cl(tsr_exec *ex, const tsr_node *n, const tsr_regi
 }
 
 static tsr_status sharpen_run_ref(tsr_exec *ex, const tsr_node *n, const tsr_region *in,
-                              const tsr_region *out)
+                                  const tsr_region *out)
 {
     tsr__err *err = ex->err;
     int colour = tsr__colour_channels(out->channels);

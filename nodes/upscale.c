@@ -13,15 +13,15 @@
 #include "nodeutil.h"
 
 #define UPSCALE_PARAMS(X)                                                                          \
-    X(OVERLAP, "overlap", TSR_PARAM_STRING, "auto", 0, -1, NULL, 0,                               \
-      "context pixels between tiles: 'exact' (the receptive field: tiles equal the untiled "      \
-      "run), a number of input pixels, or 'auto' (exact when that costs under about 25 % more "  \
-      "work, else the original program's padding)")                                               \
+    X(OVERLAP, "overlap", TSR_PARAM_STRING, "auto", 0, -1, NULL, 0,                                \
+      "context pixels between tiles: 'exact' (the receptive field: tiles equal the untiled "       \
+      "run), a number of input pixels, or 'auto' (exact when that costs under about 25 % more "    \
+      "work, else the original program's padding)")                                                \
     X(EDGE, "edge", TSR_PARAM_ENUM, "auto", 0, -1, "auto|replicate|reflect", 0,                    \
-      "padding outside the image: replicate the edge pixel (waifu2x) or reflect without "        \
-      "repeating it (Real-CUGAN, Real-ESRGAN); auto follows the model's original program")       \
+      "padding outside the image: replicate the edge pixel (waifu2x) or reflect without "          \
+      "repeating it (Real-CUGAN, Real-ESRGAN); auto follows the model's original program")         \
     X(RESIDUAL, "residual", TSR_PARAM_ENUM, "auto", 0, -1, "auto|nearest|none", 0,                 \
-      "add the nearest enlargement of the input to the network's output; auto does so for "     \
+      "add the nearest enlargement of the input to the network's output; auto does so for "        \
       "networks that end in a pixel shuffle with no skip (Real-CUGAN x4)")
 TSR_PARAM_ENUM_DECL(UPSCALE_PARAMS)
 TSR_PARAM_TABLE_DECL(upscale, UPSCALE_PARAMS)
@@ -170,8 +170,8 @@ static tsr_status upscale_run_cl(tsr_exec *ex, const tsr_node *n, const tsr_regi
     tsr_status rc = tile_plan(ex, n, in, out, &o, &np);
     for (int k = 0; k < np.n_slots && !rc; k++)
         if (!ex->bufs[k])
-            rc = tsr__seterr(ex->err, TSR_ERR_INTERNAL, "node '%s': blob slot %d is missing",
-                             n->id, k);
+            rc = tsr__seterr(ex->err, TSR_ERR_INTERNAL, "node '%s': blob slot %d is missing", n->id,
+                             k);
     if (!rc)
         rc = tsr__net_run_cl(ex, ex->in_info[1].model, &o, &np, ex->state, NULL, ex->bufs,
                              np.scratch ? ex->bufs[np.n_slots] : NULL, &in[0], out);
@@ -186,8 +186,7 @@ static tsr_status upscale_run_ref(tsr_exec *ex, const tsr_node *n, const tsr_reg
     tsr__netplan np;
     tsr_status rc = tile_plan(ex, n, in, out, &o, &np);
     if (!rc)
-        rc = tsr__net_run_ref(ex->in_info[1].model, &o, &np, ex->state, NULL, &in[0], out,
-                              ex->err);
+        rc = tsr__net_run_ref(ex->in_info[1].model, &o, &np, ex->state, NULL, &in[0], out, ex->err);
     tsr__netplan_free(&np);
     return rc;
 }

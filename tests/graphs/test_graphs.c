@@ -44,8 +44,8 @@ static int load_golden(golden *g, int cap)
         if (line[0] == '#' || line[0] == '\n')
             continue;
         char hash[32];
-        assert_int_equal(
-            sscanf(line, "%255s %63s %7s %31s", g[n].graph, g[n].node, g[n].ext, hash), 4);
+        assert_int_equal(sscanf(line, "%255s %63s %7s %31s", g[n].graph, g[n].node, g[n].ext, hash),
+                         4);
         g[n].plan_only = strcmp(hash, "plan") == 0;
         g[n].hash = g[n].plan_only ? 0 : strtoull(hash, NULL, 16);
         n++;

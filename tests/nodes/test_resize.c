@@ -276,7 +276,11 @@ static void infer_sizes(void **state)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         tsr_node *n = make("bicubic", cases[i].kv1, cases[i].kv2);
-        tsr_port_info in = {.width = cases[i].in_w, .height = cases[i].in_h, .channels = cases[i].ch, .bit_depth = 16}, out = {0};
+        tsr_port_info in = {.width = cases[i].in_w,
+                            .height = cases[i].in_h,
+                            .channels = cases[i].ch,
+                            .bit_depth = 16},
+                      out = {0};
         tsr__err err;
         tsr__err_clear(&err);
         tsr_status rc = n->cls->infer(n, &in, &out, &err);
@@ -365,7 +369,11 @@ static void plan_matches_device_peak(void **state)
         assert_false(tsr_engine_is_ref(e));
         tsr_node *n = make(cases[i].filter, cases[i].size, NULL);
         tsr_image *in = tu_random_image(cases[i].w, cases[i].h, cases[i].ch, 5);
-        tsr_port_info info = {.width = cases[i].w, .height = cases[i].h, .channels = cases[i].ch, .bit_depth = 8}, oi;
+        tsr_port_info info = {.width = cases[i].w,
+                              .height = cases[i].h,
+                              .channels = cases[i].ch,
+                              .bit_depth = 8},
+                      oi;
         tsr__err err;
         tsr__err_clear(&err);
         assert_int_equal(n->cls->infer(n, &info, &oi, &err), TSR_OK);

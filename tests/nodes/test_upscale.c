@@ -198,7 +198,8 @@ static void exact_tiles(void **state)
             tsr_image *whole = upscale(e, m, in, "exact", 0, 0);
             static const int tiles[][2] = {{40, 24}, {56, 40}, {24, 72}};
             for (int t = 0; t < 3; t++) {
-                int tw = k ? tiles[t][0] : tiles[t][0] / 2 + 2, th = k ? tiles[t][1] : tiles[t][1] / 2;
+                int tw = k ? tiles[t][0] : tiles[t][0] / 2 + 2,
+                    th = k ? tiles[t][1] : tiles[t][1] / 2;
                 tsr_image *tiled = upscale(e, m, in, "exact", tw, th);
                 int worst;
                 size_t differ, n = (size_t)whole->width * whole->height * whole->channels;
@@ -247,8 +248,11 @@ static void auto_tiles_measured(void **state)
         size_t differ, n = (size_t)whole->width * whole->height * whole->channels;
         count_over_one_level(tiled, whole, &worst, &differ);
         print_message("%-26s auto=%-5s 2x2 tiles: %zu of %zu samples differ, max %d level%s\n",
-                      models[k].name, exact ? "exact" : m->global ? "sync" : "pad", differ, n,
-                      worst, worst == 1 ? "" : "s");
+                      models[k].name,
+                      exact       ? "exact"
+                      : m->global ? "sync"
+                                  : "pad",
+                      differ, n, worst, worst == 1 ? "" : "s");
         if (exact)
             assert_true(worst <= 1 && differ * 10000 <= n);
         else if (m->global)
@@ -260,7 +264,8 @@ static void auto_tiles_measured(void **state)
     tsr_image_free(src);
 }
 
-/* ---- through the graph executor --------------------------------------------------------------- */
+/* ---- through the graph executor ---------------------------------------------------------------
+ */
 
 static char dir[64];
 
