@@ -32,6 +32,26 @@ check "--set with a bad value exits 2" test "$(code $T run graphs/demo.yaml --se
 check "--set with an unknown node exits 2" test "$(code $T run graphs/demo.yaml --set nope.path=x)" = 2
 check "--device out of range exits 3" test "$(code $T run graphs/demo.yaml --device 99)" = 3
 
+# AI upscaling: the demo graph, the model nodes' errors
+check "nodes lists the model nodes" bash -c "$T nodes | grep -q '^model.load$' && $T nodes | grep -q '^upscale$'"
+check "the upscale demo doubles the image" \
+    bash -c "$T run graphs/upscale.yaml -q --set out.path=$tmp/up.png && test \"\$(vipsheader -f width $tmp/up.png)x\$(vipsheader -f height $tmp/up.png)\" = 320x214"
+check "a second upscale run on the device matches the reference engine" \
+    bash -c "TSR_DEVICE=ref $T run graphs/upscale.yaml -q --set out.path=$tmp/upref.png && $T compare $tmp/up.png $tmp/upref.png --max-diff 1 >/dev/null"
+rm -f "$tmp/up.png" "$tmp/upref.png"
+check "a missing model is an error naming the node and the path" \
+    bash -c "$T validate graphs/upscale.yaml --set net.path=no/such/model 2>&1 | grep -q \"node 'net': no/such/model: cannot open\""
+check "a missing model exits 1 before any pixel moves" \
+    test "$(code $T run graphs/upscale.yaml --set net.path=no/such/model --set out.path=$tmp/x.png)" = 1
+check "a model folder with several .param files is refused naming them" \
+    bash -c "$T validate graphs/upscale.yaml --set net.path=../shared/models/realcugan-se 2>&1 | grep -q 'up3x-no-denoise.param'"
+check "overlap exact is refused for a model with global pooling" \
+    test "$(code $T validate graphs/upscale-cunet.yaml --set up.overlap=exact)" = 2
+check "a bad overlap is a graph error" test "$(code $T validate graphs/upscale.yaml --set up.overlap=wide)" = 2
+check "a VRAM budget below the model's weights fails naming them" \
+    bash -c "$T run graphs/upscale-cunet.yaml --vram-limit 1M --set out.path=$tmp/x.png 2>&1 | grep -q 'resident weights'"
+check "no output after the failed model runs" bash -c "! test -e $tmp/x.png"
+
 # a failed run must not touch an existing output
 echo "precious" >"$tmp/keep.png"
 check "failed run exits 1" test "$(code $T run graphs/demo.yaml -q --set src.path=tests/bad/files/truncated-data.png --set out.path=$tmp/keep.png)" = 1
