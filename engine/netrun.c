@@ -13,6 +13,8 @@
 #include "netrun.h"
 #include "nodeutil.h"
 
+static double now_s(void);
+
 /* ---- geometry -------------------------------------------------------------------------------- */
 
 static int clampi(int v, int lo, int hi)
@@ -530,6 +532,10 @@ tsr_status tsr__net_run_cl(tsr_exec *ex, const tsr__model *m, const tsr__netopt 
                    out ? out->channels : 3};
     cl_kernel k;
     tsr_status rc = TSR_OK;
+    /* TSR_NET_PROFILE=1: each layer's wall time (it is waited for anyway) on stderr. */
+    static int profile = -1;
+    if (profile < 0)
+        profile = getenv("TSR_NET_PROFILE") && *getenv("TSR_NET_PROFILE") == '1';
     for (int li = 0; li < nn->n_layers && !rc; li++) {
         const tsr_nn_layer *L = &nn->layers[li];
         if (L->type == TSR_NN_SPLIT)
@@ -577,6 +583,7 @@ tsr_status tsr__net_run_cl(tsr_exec *ex, const tsr__model *m, const tsr__netopt 
             outs[i] = slots[np->slot[L->out[i]]];
             oss[i] = np->shapes[L->out[i]];
         }
+        double t0 = profile ? now_s() : 0;
         rc = tsr__nn_cl_layer(ex, L, in, ins, outs, oss, m->dev ? m->dev[li] : NULL, scratch);
         if (rc)
             tsr__err_prefix(ex->err, "layer '%s' (%s): ", L->name, tsr__nn_type_name(L->type));
@@ -586,6 +593,10 @@ tsr_status tsr__net_run_cl(tsr_exec *ex, const tsr__model *m, const tsr__netopt 
             if (st != CL_SUCCESS)
                 rc = tsr__exec_cl_error(ex, st, "clFinish");
         }
+        if (profile)
+            fprintf(stderr, "profile: %-14s %-28s %4dx%-4dx%-4d -> %4dx%-4dx%-4d %9.3f ms\n",
+                    tsr__nn_type_name(L->type), L->name, ins[0].c, ins[0].h, ins[0].w, oss[0].c,
+                    oss[0].h, oss[0].w, (now_s() - t0) * 1e3);
         if (!rc && cancelled(ex))
             rc = tsr__seterr(ex->err, TSR_ERR_CANCELLED, "cancelled in node '%s' after layer '%s'",
                              ex->node ? ex->node->id : "?", L->name);
