@@ -43,6 +43,10 @@ static int use_winograd(const tsr_nn_layer *L)
 }
 
 #define WINO_TILE_ROUND 16 /* tiles are padded to a multiple of the largest tile block */
+/* Tiles per chunk: each chunk is one set of launches over the same scratch. Bounds the scratch
+ * (2048 tiles of 128 -> 256 channels: 114 MB; the whole of a 526x526 tile took 1 GB, whose
+ * first touch in each run cost more than the products saved). A multiple of 16. */
+#define WINO_CHUNK 2048
 
 /* Floats of the packed convolution: [oc / N][kh][kw][ic][N], then the bias as [oc / N][N]. */
 static size_t conv_floats(const tsr_nn_layer *L)
@@ -128,12 +132,12 @@ void tsr__nn_cl_pack_weights(const tsr_nn_layer *L, void *dst)
 }
 
 /* Winograd geometry of a layer's output (all in floats): 4x4 tiles across (tx) and in all (t);
- * tp: the tile count padded to an odd multiple of 16, the row length of V; vks, mks: the
+ * tc: tiles per chunk; tp: tc padded to an odd multiple of 16, the row length of V; vks, mks: the
  * distance between the 36 positions in V and M, 16 floats past the product of the dimensions.
  * Without the odd multiples, power-of-two sizes (64 channels, 1024 tiles) put every row the
  * kernels stream through at once into the same cache set (measured 2-3x slower on PoCL). */
 typedef struct wino_geom {
-    size_t tx, t, tp, ocp, vks, mks;
+    size_t tx, t, tc, tp, ocp, vks, mks;
     size_t slice; /* the fused kernel's scratch per 16 tiles */
 } wino_geom;
 
@@ -143,13 +147,14 @@ static wino_geom wino_geometry(const tsr_nn_layer *L, const tsr_nn_shape *out)
     size_t n = (size_t)oc_block(L);
     g.tx = ((size_t)out->w + 15) / 16 * 4; /* the input transform takes 4 tiles of a row */
     g.t = g.tx * (((size_t)out->h + 3) / 4);
-    g.tp = (g.t + WINO_TILE_ROUND - 1) / WINO_TILE_ROUND * WINO_TILE_ROUND;
+    g.tc = g.t < WINO_CHUNK ? g.t : WINO_CHUNK;
+    g.tp = (g.tc + WINO_TILE_ROUND - 1) / WINO_TILE_ROUND * WINO_TILE_ROUND;
     if (g.tp / WINO_TILE_ROUND % 2 == 0)
         g.tp += WINO_TILE_ROUND;
     g.ocp = ((size_t)L->num_output + n - 1) / n * n;
     g.vks = (size_t)tsr__nn_conv_in(L) * g.tp + 16;
     g.mks = g.tp * g.ocp + 16;
-    g.slice = 36 * (((size_t)tsr__nn_conv_in(L) * 16 + 16) + (g.ocp * 16 + 16));
+    g.slice = 36 * (((size_t)tsr__nn_conv_in(L) * 16 + 16) + (n * 16 + 16));
     return g;
 }
 
@@ -212,58 +217,64 @@ static tsr_status run_winograd(tsr_exec *ex, const tsr_nn_layer *L, cl_mem in, t
     if (!scratch)
         return layer_error(ex, L, TSR_ERR_INTERNAL, "Winograd run without its scratch buffer");
     wino_geom g = wino_geometry(L, &os);
-    if (g.tp * g.ocp > 0x7fffffff || (size_t)is.c * g.tp > 0x7fffffff)
+    if (g.t > 0x7fffffff - WINO_CHUNK)
         return layer_error(ex, L, TSR_ERR_UNSUPPORTED, "too many Winograd tiles");
     int n = oc_block(L), fused = px_block(ex) == 16; /* CPU blocking: the fused kernel */
     cl_int ic = is.c, ih = is.h, iw = is.w, oc = os.c, oh = os.h, ow = os.w, pt, pl;
-    cl_int ctx = (cl_int)g.tx, ct = (cl_int)g.t, ctp = (cl_int)g.tp, ocp = (cl_int)g.ocp;
+    cl_int ctx = (cl_int)g.tx, ctp = (cl_int)g.tp, ocp = (cl_int)g.ocp;
     cl_int nb = ocp / n, act = L->activation;
     cl_float pv = L->pad_value, p0 = L->activation_params[0], p1 = L->activation_params[1];
     cl_ulong vks = g.vks, mks = g.mks, moff = 36 * (cl_ulong)g.vks, slice = g.slice;
     cl_ulong boff = 36 * (cl_ulong)ocp * ic;
     tsr__nn_conv_pads(L, &is, &os, &pt, &pl);
     char name[40];
-    cl_kernel k;
+    cl_kernel kf = NULL, kin = NULL, kmul = NULL, kout = NULL;
     tsr_status rc;
     if (fused) {
         snprintf(name, sizeof name, "tsr_nn_wino_fused_oc%d", n);
-        rc = kernel_in(ex, "nn_winograd", name, &k);
+        rc = kernel_in(ex, "nn_winograd", name, &kf);
+    } else {
+        snprintf(name, sizeof name, "tsr_nn_wino_gemm_oc%d_px4", n);
+        rc = kernel_in(ex, "nn_winograd", "tsr_nn_wino_in", &kin);
         if (!rc)
-            rc = tsr__exec_args(ex, k, 20, TSR_ARG(in), TSR_ARG(w), TSR_ARG(scratch),
-                                TSR_ARG(slice), TSR_ARG(out), TSR_ARG(ic), TSR_ARG(ih), TSR_ARG(iw),
-                                TSR_ARG(oc), TSR_ARG(oh), TSR_ARG(ow), TSR_ARG(ctx), TSR_ARG(ct),
-                                TSR_ARG(ocp), TSR_ARG(pt), TSR_ARG(pl), TSR_ARG(pv), TSR_ARG(act),
-                                TSR_ARG(p0), TSR_ARG(p1));
+            rc = kernel_in(ex, "nn_winograd", name, &kmul);
         if (!rc)
-            rc = launch_rows(ex, k, (g.t + 15) / 16, 1, 1, 1);
-        return rc;
+            rc = kernel_in(ex, "nn_winograd", "tsr_nn_wino_out", &kout);
     }
-    rc = kernel_in(ex, "nn_winograd", "tsr_nn_wino_in", &k);
-    if (!rc)
-        rc = tsr__exec_args(ex, k, 12, TSR_ARG(in), TSR_ARG(scratch), TSR_ARG(ic), TSR_ARG(ih),
-                            TSR_ARG(iw), TSR_ARG(ctx), TSR_ARG(ct), TSR_ARG(ctp), TSR_ARG(vks),
-                            TSR_ARG(pt), TSR_ARG(pl), TSR_ARG(pv));
-    if (!rc)
-        rc = tsr__exec_launch(ex, k, g.tp / 4, (size_t)ic, 1);
-    snprintf(name, sizeof name, "tsr_nn_wino_gemm_oc%d_px4", n);
-    if (!rc)
-        rc = kernel_in(ex, "nn_winograd", name, &k);
-    cl_int nbi = 1;
-    if (!rc)
-        rc = tsr__exec_args(ex, k, 9, TSR_ARG(w), TSR_ARG(scratch), TSR_ARG(vks), TSR_ARG(moff),
-                            TSR_ARG(mks), TSR_ARG(ic), TSR_ARG(ctp), TSR_ARG(ocp), TSR_ARG(nbi));
-    if (!rc)
-        rc = launch_rows(ex, k, g.tp / 4, 36, (size_t)nb, 64);
-    if (!rc)
-        rc = kernel_in(ex, "nn_winograd", "tsr_nn_wino_out", &k);
-    /* The bias follows U in the packed weights: the kernel gets the buffer and the offset. */
-    if (!rc)
-        rc = tsr__exec_args(ex, k, 15, TSR_ARG(scratch), TSR_ARG(moff), TSR_ARG(mks), TSR_ARG(w),
-                            TSR_ARG(boff), TSR_ARG(out), TSR_ARG(oc), TSR_ARG(oh), TSR_ARG(ow),
-                            TSR_ARG(ctx), TSR_ARG(ct), TSR_ARG(ocp), TSR_ARG(act), TSR_ARG(p0),
-                            TSR_ARG(p1));
-    if (!rc)
-        rc = tsr__exec_launch(ex, k, (size_t)(oc + 3) / 4, g.t, 1);
+    /* One chunk of at most tc tiles at a time, each over the same scratch (in-order queue). */
+    for (size_t t0 = 0; t0 < g.t && !rc; t0 += g.tc) {
+        size_t tn = g.t - t0 < g.tc ? g.t - t0 : g.tc;
+        cl_int tbase = (cl_int)t0, tend = (cl_int)(t0 + tn), ctn = (cl_int)tn, nbi = 1;
+        if (fused) {
+            rc = tsr__exec_args(ex, kf, 21, TSR_ARG(in), TSR_ARG(w), TSR_ARG(scratch),
+                                TSR_ARG(slice), TSR_ARG(out), TSR_ARG(ic), TSR_ARG(ih), TSR_ARG(iw),
+                                TSR_ARG(oc), TSR_ARG(oh), TSR_ARG(ow), TSR_ARG(ctx), TSR_ARG(tbase),
+                                TSR_ARG(tend), TSR_ARG(ocp), TSR_ARG(pt), TSR_ARG(pl), TSR_ARG(pv),
+                                TSR_ARG(act), TSR_ARG(p0), TSR_ARG(p1));
+            if (!rc)
+                rc = launch_rows(ex, kf, (tn + 15) / 16, 1, 1, 1);
+            continue;
+        }
+        rc = tsr__exec_args(ex, kin, 13, TSR_ARG(in), TSR_ARG(scratch), TSR_ARG(ic), TSR_ARG(ih),
+                            TSR_ARG(iw), TSR_ARG(ctx), TSR_ARG(tbase), TSR_ARG(tend), TSR_ARG(ctp),
+                            TSR_ARG(vks), TSR_ARG(pt), TSR_ARG(pl), TSR_ARG(pv));
+        if (!rc)
+            rc = tsr__exec_launch(ex, kin, g.tp / 4, (size_t)ic, 1);
+        if (!rc)
+            rc = tsr__exec_args(ex, kmul, 9, TSR_ARG(w), TSR_ARG(scratch), TSR_ARG(vks),
+                                TSR_ARG(moff), TSR_ARG(mks), TSR_ARG(ic), TSR_ARG(ctp),
+                                TSR_ARG(ocp), TSR_ARG(nbi));
+        if (!rc)
+            rc = launch_rows(ex, kmul, g.tp / 4, 36, (size_t)nb, 64);
+        /* The bias follows U in the packed weights: the kernel gets the buffer and the offset. */
+        if (!rc)
+            rc = tsr__exec_args(ex, kout, 16, TSR_ARG(scratch), TSR_ARG(moff), TSR_ARG(mks),
+                                TSR_ARG(w), TSR_ARG(boff), TSR_ARG(out), TSR_ARG(oc), TSR_ARG(oh),
+                                TSR_ARG(ow), TSR_ARG(ctx), TSR_ARG(tbase), TSR_ARG(ctn),
+                                TSR_ARG(ocp), TSR_ARG(act), TSR_ARG(p0), TSR_ARG(p1));
+        if (!rc)
+            rc = tsr__exec_launch(ex, kout, (size_t)(oc + 3) / 4, tn, 1);
+    }
     return rc;
 }
 

@@ -16,13 +16,15 @@
  * up to N.
  *
  * Two ways to run the three steps over one scratch buffer:
- *   GPUs: three launches over all tiles: V [36][ic][Tp] (positions vks apart), then M
- *         [36][Tp][ocp] (positions mks apart) at moff; Tp: T padded, the tiles past T are
- *         zeros in V, so the products need no bounds checks.
+ *   GPUs: three launches over a chunk of tiles: V [36][ic][Tp] (positions vks apart), then M
+ *         [36][Tp][ocp] (positions mks apart) at moff; Tp: the chunk padded, the tiles past it
+ *         are zeros in V, so the products need no bounds checks.
  *   CPUs: one launch, tsr_nn_wino_fused_ocN: a work item takes 16 tiles through all three steps
- *         in its own slice of the scratch (V then M of those tiles, about 150 KB for 64
- *         channels), which stays in the core's cache: the three-pass form streams V and M
- *         through memory and measured no faster than the direct kernel on PoCL.
+ *         in its own slice of the scratch (V of those tiles, then M of one block of output
+ *         channels at a time), which stays in the core's cache: the three-pass form streams V
+ *         and M through memory and measured no faster than the direct kernel on PoCL.
+ * Both take the tiles in chunks of at most 2048 (engine/nn_cl.c), one set of launches each,
+ * so that the scratch stays a bounded multiple of the channels, not of the image.
  * Winograd output is the same sum as the direct convolution, not the same rounding: the
  * transforms multiply values by up to 8 (A) and 5 (B) before the sums cancel, so results carry a
  * few times the direct kernel's rounding error (tests/unit/test_nn_layers.c states the bound). */
@@ -97,14 +99,17 @@ void wino_in4(__global const float *in, __global float *vp, size_t kstride, int 
         vstore4(d[k], 0, vp + k * kstride);
 }
 
-/* Work item (g, q): tiles 4g .. 4g+3, input channel q, into V. */
+/* Work item (g, q): tiles tbase + 4g .. +3 (V columns 4g .. 4g+3), input channel q; tiles
+ * from tend on are zeros. */
 __kernel void tsr_nn_wino_in(__global const float *in, __global float *v, int ic, int ih, int iw,
-                             int tiles_x, int T, int Tp, ulong vks, int pt, int pl, float pad_value)
+                             int tiles_x, int tbase, int tend, int Tp, ulong vks, int pt, int pl,
+                             float pad_value)
 {
     int t = get_global_id(0) * 4, q = get_global_id(1);
     if (t >= Tp || q >= ic)
         return;
-    wino_in4(in, v + (size_t)q * Tp + t, vks, q, t, ih, iw, tiles_x, T, pt, pl, pad_value);
+    wino_in4(in, v + (size_t)q * Tp + t, vks, q, tbase + t, ih, iw, tiles_x, tend, pt, pl,
+             pad_value);
 }
 
 /* One block of a product: N output channels (weights wp: [ic][N]) by NN_PX tiles (vp: row q
@@ -191,47 +196,53 @@ void wino_out4(__global const float *mp, size_t kstride, __global const float *b
     }
 }
 
-/* Work item (g, t): channels 4g .. 4g+3, tile t < T. The bias is at w + boff (ocp values). */
+/* Work item (g, t): channels 4g .. 4g+3, M row t < tn: tile tbase + t. The bias is at
+ * w + boff (ocp values). */
 __kernel void tsr_nn_wino_out(__global const float *scratch, ulong moff, ulong mks,
                               __global const float *w, ulong boff, __global float *out, int oc,
-                              int oh, int ow, int tiles_x, int T, int ocp, int act, float p0,
-                              float p1)
+                              int oh, int ow, int tiles_x, int tbase, int tn, int ocp, int act,
+                              float p0, float p1)
 {
     int p = get_global_id(0) * 4, t = get_global_id(1);
-    if (p >= oc || t >= T)
+    if (p >= oc || t >= tn)
         return;
-    wino_out4(scratch + moff + (size_t)t * ocp + p, mks, w + boff + p, out, p, t, oc, oh, ow,
-              tiles_x, act, p0, p1);
+    wino_out4(scratch + moff + (size_t)t * ocp + p, mks, w + boff + p, out, p, tbase + t, oc, oh,
+              ow, tiles_x, act, p0, p1);
 }
 
-/* All three steps for 16 tiles. Work item g: tiles 16g .. 16g+15, in the scratch slice at
- * scratch + g * slice: V [36][ic][16] (positions ic * 16 + 16 apart), then M [36][16][ocp]
- * (positions 16 * ocp + 16 apart; the 16 floats keep the 36 rows out of one cache set). */
+/* All three steps for 16 tiles. Work item g: tiles tbase + 16g .. +15 (those below tend), in
+ * the scratch slice at
+ * scratch + g * slice: V [36][ic][16] (positions ic * 16 + 16 apart), then M of one block of N
+ * output channels, [36][16][N] (positions 16 * N + 16 apart; the 16 floats keep the 36 rows out
+ * of one cache set). Block by block, the products of the 36 positions and the output
+ * transform: V (about 300 KB for 128 channels) and M (37 KB) stay in the core's cache. */
 #define WINO_FUSED_KERNEL(N)                                                                       \
     __kernel void tsr_nn_wino_fused_oc##N(                                                         \
         __global const float *in, __global const float *u, __global float *scratch, ulong slice,   \
-        __global float *out, int ic, int ih, int iw, int oc, int oh, int ow, int tiles_x, int T,   \
-        int ocp, int pt, int pl, float pad_value, int act, float p0, float p1)                     \
+        __global float *out, int ic, int ih, int iw, int oc, int oh, int ow, int tiles_x,          \
+        int tbase, int tend, int ocp, int pt, int pl, float pad_value, int act, float p0,          \
+        float p1)                                                                                  \
     {                                                                                              \
-        int g = get_global_id(0), t0 = g * 16;                                                     \
-        if (t0 >= T)                                                                               \
+        int g = get_global_id(0), t0 = tbase + g * 16;                                             \
+        if (t0 >= tend)                                                                            \
             return;                                                                                \
         int nb = ocp / N;                                                                          \
-        size_t vks = (size_t)ic * 16 + 16, mks = (size_t)ocp * 16 + 16;                            \
+        size_t vks = (size_t)ic * 16 + 16, mks = 16 * N + 16;                                      \
         __global float *v = scratch + g * slice, *m = v + 36 * vks;                                \
         for (int q = 0; q < ic; q++)                                                               \
             for (int j = 0; j < 16; j += 4)                                                        \
-                wino_in4(in, v + q * 16 + j, vks, q, t0 + j, ih, iw, tiles_x, T, pt, pl,           \
+                wino_in4(in, v + q * 16 + j, vks, q, t0 + j, ih, iw, tiles_x, tend, pt, pl,        \
                          pad_value);                                                               \
-        for (int k = 0; k < 36; k++)                                                               \
-            for (int b = 0; b < nb; b++)                                                           \
-                wino_gemm_oc##N##_px16(u + ((size_t)k * nb + b) * ic * N, v + k * vks, 16, ic,     \
-                                       m + k * mks + b * N, ocp);                                  \
         __global const float *bias = u + (size_t)36 * ocp * ic;                                    \
-        for (int i = 0; i < 16 && t0 + i < T; i++)                                                 \
-            for (int p = 0; p < oc; p += 4)                                                        \
-                wino_out4(m + i * ocp + p, mks, bias + p, out, p, t0 + i, oc, oh, ow, tiles_x,     \
-                          act, p0, p1);                                                            \
+        for (int b = 0; b < nb; b++) {                                                             \
+            for (int k = 0; k < 36; k++)                                                           \
+                wino_gemm_oc##N##_px16(u + ((size_t)k * nb + b) * ic * N, v + k * vks, 16, ic,     \
+                                       m + k * mks, N);                                            \
+            for (int i = 0; i < 16 && t0 + i < tend; i++)                                          \
+                for (int p = b * N; p < b * N + N && p < oc; p += 4)                               \
+                    wino_out4(m + i * N + (p - b * N), mks, bias + p, out, p, t0 + i, oc, oh, ow,  \
+                              tiles_x, act, p0, p1);                                               \
+        }                                                                                          \
     }
 
 WINO_FUSED_KERNEL(4)

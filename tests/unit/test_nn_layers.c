@@ -515,11 +515,11 @@ static void conv_cases(void **state)
 /* Winograd F(4x4, 3x3) (kernels/nn_winograd.cl) on awkward shapes: channel counts that fill no
  * block (3, 5, 13, 67) or exactly (64), sizes below one tile (1x1, 3x3), partial tiles on both
  * axes (7x5, 33x17), a tall thin one (130x3, one tile column padded to four); pad 0 and 1,
- * asymmetric pads, a nonzero pad_value; with and without bias, LeakyReLU; both the fused (CPU)
- * and the three-launch (GPU) forms. The same tolerance as the direct kernels,
- * 1e-4 * (1 + max |ref|): the transforms scale values by up to 5 (B) and 8 (A) before the sums
- * cancel, which costs a few bits over the direct sum, still far inside it (the largest error
- * seen is printed; about 1e-6 here, against O(1) for a wrong tap or tile). */
+ * asymmetric pads, a nonzero pad_value; with and without bias, LeakyReLU; an output of more
+ * tiles than one chunk; both the fused (CPU) and the three-launch (GPU) forms. The same tolerance
+ * as the direct kernels, 1e-4 * (1 + max |ref|): the transforms scale values by up to 5 (B) and 8
+ * (A) before the sums cancel, which costs a few bits over the direct sum, still far inside it (the
+ * largest error seen is printed; about 1e-6 here, against O(1) for a wrong tap or tile). */
 static void winograd_cases(void **state)
 {
     static const int chans[][2] = {{3, 64},  {64, 3},  {5, 13}, {13, 5},
@@ -557,6 +557,22 @@ static void winograd_cases(void **state)
                     free_weights(&L);
                     n++;
                 }
+    }
+    /* More tiles than one chunk (2048): 48 x 50 tiles, the second chunk partial. */
+    for (int v = 0; v < 2; v++) {
+        tsr__nn_cl_px = v ? 4 : 16;
+        tsr_nn_layer L = layer(TSR_NN_CONVOLUTION, 1);
+        L.num_output = 5;
+        L.kernel_h = L.kernel_w = 3, L.stride_h = L.stride_w = 1;
+        L.dilation_h = L.dilation_w = 1;
+        L.pad_top = L.pad_bottom = L.pad_left = L.pad_right = 1;
+        L.activation = TSR_NN_ACT_LEAKY;
+        L.activation_params[0] = 0.1f;
+        conv_weights(&L, 4, 1);
+        tsr_nn_tensor in = random_tensor(sh3(4, 200, 180));
+        worst = fmax(worst, check("winograd over two chunks", &L, &in, 0));
+        free_weights(&L);
+        n++;
     }
     tsr__nn_cl_px = 0;
     printf("winograd: %d cases, max |cl - ref| / (1 + max |ref|) = %.3g\n", n, worst);
@@ -940,6 +956,9 @@ static void bench(void **state)
         {"conv 3x3 64->3 pad 1", TSR_NN_CONVOLUTION, 64, 3, 3, 1, 1, 128, 128},
         {"conv 3x3 64->48 pad 1", TSR_NN_CONVOLUTION, 64, 48, 3, 1, 1, 128, 128},
         {"conv 3x3 64->12 pad 1", TSR_NN_CONVOLUTION, 64, 12, 3, 1, 1, 128, 128},
+        {"conv 3x3 16->32 pad 1", TSR_NN_CONVOLUTION, 16, 32, 3, 1, 1, 128, 128},
+        {"conv 3x3 128->128 valid", TSR_NN_CONVOLUTION, 128, 128, 3, 1, 0, 128, 128},
+        {"conv 3x3 128->256 valid", TSR_NN_CONVOLUTION, 128, 256, 3, 1, 0, 128, 128},
         {"deconv 4x4 s2 p3 64->64", TSR_NN_DECONVOLUTION, 64, 64, 4, 2, 3, 64, 64},
         {"deconv 2x2 s2 64->64", TSR_NN_DECONVOLUTION, 64, 64, 2, 2, 0, 64, 64},
         {"deconv 5x5 s3 p2 64->3", TSR_NN_DECONVOLUTION, 64, 3, 5, 3, 2, 64, 64},
