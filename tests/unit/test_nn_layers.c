@@ -957,6 +957,7 @@ static void bench(void **state)
         {"conv 3x3 64->48 pad 1", TSR_NN_CONVOLUTION, 64, 48, 3, 1, 1, 128, 128},
         {"conv 3x3 64->12 pad 1", TSR_NN_CONVOLUTION, 64, 12, 3, 1, 1, 128, 128},
         {"conv 3x3 16->32 pad 1", TSR_NN_CONVOLUTION, 16, 32, 3, 1, 1, 128, 128},
+        {"conv 3x3 64->64 pad 1", TSR_NN_CONVOLUTION, 64, 64, 3, 1, 1, 512, 512},
         {"conv 3x3 128->128 valid", TSR_NN_CONVOLUTION, 128, 128, 3, 1, 0, 128, 128},
         {"conv 3x3 128->256 valid", TSR_NN_CONVOLUTION, 128, 256, 3, 1, 0, 128, 128},
         {"deconv 4x4 s2 p3 64->64", TSR_NN_DECONVOLUTION, 64, 64, 4, 2, 3, 64, 64},
