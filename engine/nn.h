@@ -211,8 +211,12 @@ size_t tsr__nn_cl_scratch_bytes(const tsr_nn_layer *L, const tsr_nn_shape *in,
  * Split is never run here (the executor aliases its outputs). Kernels come from kernels/nn.cl
  * through tsr__cl_kernel(ex->cl, "nn", ...); every CL status is checked. */
 /* Output pixels per work item of the convolution kernels: 0 (the default) picks by device, 16
- * on CPUs and 4 on GPUs; tests set 4 or 16 to check both kernel variants on any device. */
+ * on CPUs and 4 on GPUs; tests set 4 or 16 to check both kernel variants on any device. It picks
+ * the Winograd form too: 16 the fused one-launch kernel, 4 the three launches. */
 extern int tsr__nn_cl_px;
+/* Nonzero: 3x3 stride-1 dilation-1 convolutions use the direct kernels, not Winograd F(4x4, 3x3)
+ * (kernels/nn_winograd.cl). Weights must be packed and run under the same setting. */
+extern int tsr__nn_cl_no_winograd;
 tsr_status tsr__nn_cl_layer(tsr_exec *ex, const tsr_nn_layer *L, const cl_mem *in,
                             const tsr_nn_shape *in_shape, const cl_mem *out,
                             const tsr_nn_shape *out_shape, cl_mem weights, cl_mem scratch);

@@ -30,12 +30,50 @@ static int is_conv(const tsr_nn_layer *L)
     return L->type == TSR_NN_CONVOLUTION || L->type == TSR_NN_DECONVOLUTION;
 }
 
+/* Winograd F(4x4, 3x3) (kernels/nn_winograd.cl) for every 3x3 stride-1 dilation-1 Convolution;
+ * the choice depends on the layer alone, so the packed weights and the scratch size follow from
+ * it. Tests set tsr__nn_cl_no_winograd to run those layers on the direct kernels instead. */
+int tsr__nn_cl_no_winograd;
+
+static int use_winograd(const tsr_nn_layer *L)
+{
+    return !tsr__nn_cl_no_winograd && L->type == TSR_NN_CONVOLUTION && L->weight &&
+           L->kernel_w == 3 && L->kernel_h == 3 && L->stride_w == 1 && L->stride_h == 1 &&
+           L->dilation_w == 1 && L->dilation_h == 1 && L->num_output > 0 && tsr__nn_conv_in(L) > 0;
+}
+
+#define WINO_TILE_ROUND 16 /* tiles are padded to a multiple of the largest tile block */
+/* Tiles per chunk: each chunk is one set of launches over the same scratch. Bounds the scratch
+ * (2048 tiles of 128 -> 256 channels: 114 MB; the whole of a 526x526 tile took 1 GB, whose
+ * first touch in each run cost more than the products saved). A multiple of 16. */
+#define WINO_CHUNK 2048
+
 /* Floats of the packed convolution: [oc / N][kh][kw][ic][N], then the bias as [oc / N][N]. */
 static size_t conv_floats(const tsr_nn_layer *L)
 {
     size_t n = (size_t)oc_block(L), nb = ((size_t)L->num_output + n - 1) / n;
     size_t taps = (size_t)L->kernel_h * L->kernel_w * (size_t)tsr__nn_conv_in(L);
+    if (use_winograd(L)) /* U: [36][oc / N][ic][N], then the bias */
+        taps = 36 * (size_t)tsr__nn_conv_in(L);
     return nb * n * (taps + 1);
+}
+
+/* U = G g G^T of one 3x3 kernel g (row major), in double, rounded once: 36 values, u[6 * i + j]. */
+static void wino_kernel(const float *g, double *u)
+{
+    static const double G[6][3] = {{1.0 / 4, 0, 0},
+                                   {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+                                   {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+                                   {1.0 / 24, 1.0 / 12, 1.0 / 6},
+                                   {1.0 / 24, -1.0 / 12, 1.0 / 6},
+                                   {0, 0, 1}};
+    double t[6][3]; /* G g */
+    for (int i = 0; i < 6; i++)
+        for (int j = 0; j < 3; j++)
+            t[i][j] = G[i][0] * g[j] + G[i][1] * g[3 + j] + G[i][2] * g[6 + j];
+    for (int i = 0; i < 6; i++)
+        for (int j = 0; j < 6; j++)
+            u[6 * i + j] = t[i][0] * G[j][0] + t[i][1] * G[j][1] + t[i][2] * G[j][2];
 }
 
 size_t tsr__nn_cl_weight_bytes(const tsr_nn_layer *L)
@@ -57,7 +95,19 @@ void tsr__nn_cl_pack_weights(const tsr_nn_layer *L, void *dst)
     if (!bytes)
         return;
     memset(d, 0, bytes);
-    if (is_conv(L)) {
+    if (use_winograd(L)) {
+        int n = oc_block(L), ic = tsr__nn_conv_in(L), nb = (L->num_output + n - 1) / n;
+        double u[36];
+        for (int p = 0; p < L->num_output; p++)
+            for (int q = 0; q < ic; q++) {
+                wino_kernel(L->weight + ((size_t)p * ic + q) * 9, u);
+                for (int k = 0; k < 36; k++)
+                    d[(((size_t)k * nb + p / n) * ic + q) * n + p % n] = (float)u[k];
+            }
+        float *bias = d + (size_t)36 * nb * n * ic;
+        for (int p = 0; p < L->num_output && L->bias_term && L->bias; p++)
+            bias[p] = L->bias[p];
+    } else if (is_conv(L)) {
         int n = oc_block(L), ic = tsr__nn_conv_in(L), kk = L->kernel_h * L->kernel_w;
         int nb = (L->num_output + n - 1) / n;
         for (int p = 0; p < L->num_output; p++)
@@ -81,25 +131,151 @@ void tsr__nn_cl_pack_weights(const tsr_nn_layer *L, void *dst)
     }
 }
 
+/* Winograd geometry of a layer's output (all in floats): 4x4 tiles across (tx) and in all (t);
+ * tc: tiles per chunk; tp: tc padded to an odd multiple of 16, the row length of V; vks, mks: the
+ * distance between the 36 positions in V and M, 16 floats past the product of the dimensions.
+ * Without the odd multiples, power-of-two sizes (64 channels, 1024 tiles) put every row the
+ * kernels stream through at once into the same cache set (measured 2-3x slower on PoCL). */
+typedef struct wino_geom {
+    size_t tx, t, tc, tp, ocp, vks, mks;
+    size_t slice; /* the fused kernel's scratch per 16 tiles */
+} wino_geom;
+
+static wino_geom wino_geometry(const tsr_nn_layer *L, const tsr_nn_shape *out)
+{
+    wino_geom g;
+    size_t n = (size_t)oc_block(L);
+    g.tx = ((size_t)out->w + 15) / 16 * 4; /* the input transform takes 4 tiles of a row */
+    g.t = g.tx * (((size_t)out->h + 3) / 4);
+    g.tc = g.t < WINO_CHUNK ? g.t : WINO_CHUNK;
+    g.tp = (g.tc + WINO_TILE_ROUND - 1) / WINO_TILE_ROUND * WINO_TILE_ROUND;
+    if (g.tp / WINO_TILE_ROUND % 2 == 0)
+        g.tp += WINO_TILE_ROUND;
+    g.ocp = ((size_t)L->num_output + n - 1) / n * n;
+    g.vks = (size_t)tsr__nn_conv_in(L) * g.tp + 16;
+    g.mks = g.tp * g.ocp + 16;
+    g.slice = 36 * (((size_t)tsr__nn_conv_in(L) * 16 + 16) + (n * 16 + 16));
+    return g;
+}
+
 size_t tsr__nn_cl_scratch_bytes(const tsr_nn_layer *L, const tsr_nn_shape *in,
                                 const tsr_nn_shape *out)
 {
+    if (use_winograd(L)) { /* V [36][ic][tp] (rows vks apart), then M [36][tp][ocp] */
+        /* The larger of the two forms (the size may not depend on the device). */
+        wino_geom g = wino_geometry(L, out);
+        size_t three = 36 * (g.vks + g.mks), fused = g.tp / WINO_TILE_ROUND * g.slice;
+        return (three > fused ? three : fused) * sizeof(float);
+    }
     if (L->type != TSR_NN_INTERP)
         return 0;
     /* The tap tables: indices then weights, 4 per output column and row. */
     return ((size_t)out->w + (size_t)out->h) * 4 * (sizeof(int) + sizeof(float));
 }
 
-static tsr_status kernel(tsr_exec *ex, const char *name, cl_kernel *k)
+static tsr_status kernel_in(tsr_exec *ex, const char *file, const char *name, cl_kernel *k)
 {
     ex->kernel = name;
-    return tsr__cl_kernel(ex->cl, "nn", name, k, ex->err);
+    return tsr__cl_kernel(ex->cl, file, name, k, ex->err);
+}
+
+static tsr_status kernel(tsr_exec *ex, const char *name, cl_kernel *k)
+{
+    return kernel_in(ex, "nn", name, k);
 }
 
 static tsr_status layer_error(tsr_exec *ex, const tsr_nn_layer *L, tsr_status rc, const char *what)
 {
     return tsr__seterr(ex->err, rc, "layer '%s' (type %d, line %d): %s", L->name ? L->name : "?",
                        (int)L->type, L->line, what);
+}
+
+/* A launch in work groups of lx work items along x: exec's 16x16 groups suit neither the
+ * products on a GPU (64 tiles in a row share the weights) nor the fused kernel's few heavy work
+ * items on a CPU (one per group, so the threads share them evenly). */
+static tsr_status launch_rows(tsr_exec *ex, cl_kernel k, size_t gx, size_t gy, size_t gz, size_t lx)
+{
+    size_t kmax = 0;
+    cl_int st = clGetKernelWorkGroupInfo(k, ex->cl->device, CL_KERNEL_WORK_GROUP_SIZE, sizeof kmax,
+                                         &kmax, NULL);
+    if (st != CL_SUCCESS)
+        return tsr__exec_cl_error(ex, st, "clGetKernelWorkGroupInfo");
+    while (lx > 1 && (lx > kmax || lx > ex->cl->max_wg))
+        lx /= 2;
+    size_t local[3] = {lx, 1, 1}, global[3] = {(gx + lx - 1) / lx * lx, gy, gz};
+    st = clEnqueueNDRangeKernel(ex->cl->queue, k, 3, NULL, global, local, 0, NULL, NULL);
+    return st == CL_SUCCESS ? TSR_OK : tsr__exec_cl_error(ex, st, "clEnqueueNDRangeKernel");
+}
+
+/* The three launches of kernels/nn_winograd.cl: input transform, the 36 products, output
+ * transform. */
+static tsr_status run_winograd(tsr_exec *ex, const tsr_nn_layer *L, cl_mem in, tsr_nn_shape is,
+                               cl_mem out, tsr_nn_shape os, cl_mem w, cl_mem scratch)
+{
+    if (tsr__nn_conv_in(L) != is.c || os.c != L->num_output || !w)
+        return layer_error(ex, L, TSR_ERR_INVALID, "channel counts do not match the weights");
+    if (!scratch)
+        return layer_error(ex, L, TSR_ERR_INTERNAL, "Winograd run without its scratch buffer");
+    wino_geom g = wino_geometry(L, &os);
+    if (g.t > 0x7fffffff - WINO_CHUNK)
+        return layer_error(ex, L, TSR_ERR_UNSUPPORTED, "too many Winograd tiles");
+    int n = oc_block(L), fused = px_block(ex) == 16; /* CPU blocking: the fused kernel */
+    cl_int ic = is.c, ih = is.h, iw = is.w, oc = os.c, oh = os.h, ow = os.w, pt, pl;
+    cl_int ctx = (cl_int)g.tx, ctp = (cl_int)g.tp, ocp = (cl_int)g.ocp;
+    cl_int nb = ocp / n, act = L->activation;
+    cl_float pv = L->pad_value, p0 = L->activation_params[0], p1 = L->activation_params[1];
+    cl_ulong vks = g.vks, mks = g.mks, moff = 36 * (cl_ulong)g.vks, slice = g.slice;
+    cl_ulong boff = 36 * (cl_ulong)ocp * ic;
+    tsr__nn_conv_pads(L, &is, &os, &pt, &pl);
+    char name[40];
+    cl_kernel kf = NULL, kin = NULL, kmul = NULL, kout = NULL;
+    tsr_status rc;
+    if (fused) {
+        snprintf(name, sizeof name, "tsr_nn_wino_fused_oc%d", n);
+        rc = kernel_in(ex, "nn_winograd", name, &kf);
+    } else {
+        snprintf(name, sizeof name, "tsr_nn_wino_gemm_oc%d_px4", n);
+        rc = kernel_in(ex, "nn_winograd", "tsr_nn_wino_in", &kin);
+        if (!rc)
+            rc = kernel_in(ex, "nn_winograd", name, &kmul);
+        if (!rc)
+            rc = kernel_in(ex, "nn_winograd", "tsr_nn_wino_out", &kout);
+    }
+    /* One chunk of at most tc tiles at a time, each over the same scratch (in-order queue). */
+    for (size_t t0 = 0; t0 < g.t && !rc; t0 += g.tc) {
+        size_t tn = g.t - t0 < g.tc ? g.t - t0 : g.tc;
+        cl_int tbase = (cl_int)t0, tend = (cl_int)(t0 + tn), ctn = (cl_int)tn, nbi = 1;
+        if (fused) {
+            rc = tsr__exec_args(ex, kf, 21, TSR_ARG(in), TSR_ARG(w), TSR_ARG(scratch),
+                                TSR_ARG(slice), TSR_ARG(out), TSR_ARG(ic), TSR_ARG(ih), TSR_ARG(iw),
+                                TSR_ARG(oc), TSR_ARG(oh), TSR_ARG(ow), TSR_ARG(ctx), TSR_ARG(tbase),
+                                TSR_ARG(tend), TSR_ARG(ocp), TSR_ARG(pt), TSR_ARG(pl), TSR_ARG(pv),
+                                TSR_ARG(act), TSR_ARG(p0), TSR_ARG(p1));
+            if (!rc)
+                rc = launch_rows(ex, kf, (tn + 15) / 16, 1, 1, 1);
+            continue;
+        }
+        rc = tsr__exec_args(ex, kin, 13, TSR_ARG(in), TSR_ARG(scratch), TSR_ARG(ic), TSR_ARG(ih),
+                            TSR_ARG(iw), TSR_ARG(ctx), TSR_ARG(tbase), TSR_ARG(tend), TSR_ARG(ctp),
+                            TSR_ARG(vks), TSR_ARG(pt), TSR_ARG(pl), TSR_ARG(pv));
+        if (!rc)
+            rc = tsr__exec_launch(ex, kin, g.tp / 4, (size_t)ic, 1);
+        if (!rc)
+            rc = tsr__exec_args(ex, kmul, 9, TSR_ARG(w), TSR_ARG(scratch), TSR_ARG(vks),
+                                TSR_ARG(moff), TSR_ARG(mks), TSR_ARG(ic), TSR_ARG(ctp),
+                                TSR_ARG(ocp), TSR_ARG(nbi));
+        if (!rc)
+            rc = launch_rows(ex, kmul, g.tp / 4, 36, (size_t)nb, 64);
+        /* The bias follows U in the packed weights: the kernel gets the buffer and the offset. */
+        if (!rc)
+            rc = tsr__exec_args(ex, kout, 16, TSR_ARG(scratch), TSR_ARG(moff), TSR_ARG(mks),
+                                TSR_ARG(w), TSR_ARG(boff), TSR_ARG(out), TSR_ARG(oc), TSR_ARG(oh),
+                                TSR_ARG(ow), TSR_ARG(ctx), TSR_ARG(tbase), TSR_ARG(ctn),
+                                TSR_ARG(ocp), TSR_ARG(act), TSR_ARG(p0), TSR_ARG(p1));
+        if (!rc)
+            rc = tsr__exec_launch(ex, kout, (size_t)(oc + 3) / 4, tn, 1);
+    }
+    return rc;
 }
 
 static tsr_status run_conv(tsr_exec *ex, const tsr_nn_layer *L, cl_mem in, tsr_nn_shape is,
@@ -315,7 +491,10 @@ tsr_status tsr__nn_cl_layer(tsr_exec *ex, const tsr_nn_layer *L, const cl_mem *i
     tsr_status rc = TSR_OK;
     switch (L->type) {
     case TSR_NN_CONVOLUTION:
-    case TSR_NN_DECONVOLUTION: return run_conv(ex, L, in[0], is, out[0], os, weights);
+    case TSR_NN_DECONVOLUTION:
+        if (use_winograd(L))
+            return run_winograd(ex, L, in[0], is, out[0], os, weights, scratch);
+        return run_conv(ex, L, in[0], is, out[0], os, weights);
     case TSR_NN_PRELU:
         if (!weights || L->n_weight < 1 || (L->n_weight > 1 && L->n_weight != (size_t)is.c))
             return layer_error(ex, L, TSR_ERR_INVALID, "slope count does not match the channels");

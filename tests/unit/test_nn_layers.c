@@ -1,6 +1,7 @@
 /* The ncnn layers: the C reference (engine/nn_ref.c) against values worked out independently in
  * this file, and the device kernels (kernels/nn.cl) against the reference over awkward shapes
- * (channel counts 3, 5, 13, 67; sizes 1x1, 7x5, 33x17, 130x3) with random weights.
+ * (channel counts 3, 5, 13, 67; sizes 1x1, 7x5, 33x17, 130x3) with random weights; the
+ * Winograd path of 3x3 stride-1 convolutions and the direct kernels both.
  *
  * Tolerances: copies and per-element layers (Crop, Concat, PixelShuffle, Split-like copies,
  * PReLU, Scale, BinaryOp, Eltwise, pooling, InnerProduct without sigmoid, Interp) must match
@@ -225,8 +226,8 @@ static void run_ref(const tsr_nn_layer *L, const tsr_nn_tensor *in, tsr_nn_tenso
 }
 
 /* Reference and device on the same inputs; exact or within the convolution tolerance. Frees
- * the inputs. */
-static void check(const char *what, const tsr_nn_layer *L, tsr_nn_tensor *in, int exact)
+ * the inputs. Returns max |cl - ref| / (1 + max |ref|). */
+static double check(const char *what, const tsr_nn_layer *L, tsr_nn_tensor *in, int exact)
 {
     tsr_nn_shape ins[TSR_MAX_PORTS];
     for (int i = 0; i < L->n_in; i++)
@@ -254,6 +255,7 @@ static void check(const char *what, const tsr_nn_layer *L, tsr_nn_tensor *in, in
     free(cl.data);
     for (int i = 0; i < L->n_in; i++)
         free(in[i].data);
+    return worst / (1.0 + scale);
 }
 
 /* ---- the reference against values worked out by hand ----------------------------------- */
@@ -500,10 +502,80 @@ static void conv_cases(void **state)
 {
     for (int v = 0; v < 2; v++) {
         tsr__nn_cl_px = v ? 4 : 16; /* both kernel variants (CPU and GPU blocking) */
-        conv_cases_px();
+        for (int direct = 0; direct < 2; direct++) { /* 3x3 stride 1: Winograd, then direct */
+            tsr__nn_cl_no_winograd = direct;
+            conv_cases_px();
+        }
+        tsr__nn_cl_no_winograd = 0;
         deconv_cases_px();
     }
     tsr__nn_cl_px = 0;
+}
+
+/* Winograd F(4x4, 3x3) (kernels/nn_winograd.cl) on awkward shapes: channel counts that fill no
+ * block (3, 5, 13, 67) or exactly (64), sizes below one tile (1x1, 3x3), partial tiles on both
+ * axes (7x5, 33x17), a tall thin one (130x3, one tile column padded to four); pad 0 and 1,
+ * asymmetric pads, a nonzero pad_value; with and without bias, LeakyReLU; an output of more
+ * tiles than one chunk; both the fused (CPU) and the three-launch (GPU) forms. The same tolerance
+ * as the direct kernels, 1e-4 * (1 + max |ref|): the transforms scale values by up to 5 (B) and 8
+ * (A) before the sums cancel, which costs a few bits over the direct sum, still far inside it (the
+ * largest error seen is printed; about 1e-6 here, against O(1) for a wrong tap or tile). */
+static void winograd_cases(void **state)
+{
+    static const int chans[][2] = {{3, 64},  {64, 3},  {5, 13}, {13, 5},
+                                   {64, 64}, {67, 67}, {64, 48}};
+    static const int sizes[][2] = {{1, 1}, {3, 3}, {7, 5}, {33, 17}, {130, 3}};
+    static const int pads[][4] = {{1, 1, 1, 1}, {0, 0, 0, 0}, {2, 0, 0, 2}};
+    double worst = 0;
+    int n = 0;
+    for (int v = 0; v < 2; v++) {
+        tsr__nn_cl_px = v ? 4 : 16;
+        for (size_t c = 0; c < sizeof chans / sizeof chans[0]; c++)
+            for (size_t z = 0; z < sizeof sizes / sizeof sizes[0]; z++)
+                for (size_t p = 0; p < sizeof pads / sizeof pads[0]; p++) {
+                    int h = sizes[z][0], w = sizes[z][1];
+                    if (h + pads[p][0] + pads[p][1] < 3 || w + pads[p][2] + pads[p][3] < 3)
+                        continue; /* no output */
+                    if ((chans[c][0] > 13 || chans[c][1] > 13) && z == 4 && p == 2)
+                        continue; /* keeps the reference's share of the run short */
+                    tsr_nn_layer L = layer(TSR_NN_CONVOLUTION, 1);
+                    L.num_output = chans[c][1];
+                    L.kernel_h = L.kernel_w = 3, L.stride_h = L.stride_w = 1;
+                    L.dilation_h = L.dilation_w = 1;
+                    L.pad_top = pads[p][0], L.pad_bottom = pads[p][1];
+                    L.pad_left = pads[p][2], L.pad_right = pads[p][3];
+                    L.pad_value = p == 2 && c % 2 ? -0.5f : 0.0f;
+                    L.activation = (c + z) % 2 ? TSR_NN_ACT_LEAKY : TSR_NN_ACT_NONE;
+                    L.activation_params[0] = 0.1f;
+                    conv_weights(&L, chans[c][0], (c + z + p) % 2 == 0);
+                    tsr_nn_tensor in = random_tensor(sh3(chans[c][0], h, w));
+                    char what[96];
+                    snprintf(what, sizeof what, "winograd %d->%d %dx%d pads %d%d%d%d px %d",
+                             chans[c][0], chans[c][1], h, w, pads[p][0], pads[p][1], pads[p][2],
+                             pads[p][3], tsr__nn_cl_px);
+                    worst = fmax(worst, check(what, &L, &in, 0));
+                    free_weights(&L);
+                    n++;
+                }
+    }
+    /* More tiles than one chunk (2048): 48 x 50 tiles, the second chunk partial. */
+    for (int v = 0; v < 2; v++) {
+        tsr__nn_cl_px = v ? 4 : 16;
+        tsr_nn_layer L = layer(TSR_NN_CONVOLUTION, 1);
+        L.num_output = 5;
+        L.kernel_h = L.kernel_w = 3, L.stride_h = L.stride_w = 1;
+        L.dilation_h = L.dilation_w = 1;
+        L.pad_top = L.pad_bottom = L.pad_left = L.pad_right = 1;
+        L.activation = TSR_NN_ACT_LEAKY;
+        L.activation_params[0] = 0.1f;
+        conv_weights(&L, 4, 1);
+        tsr_nn_tensor in = random_tensor(sh3(4, 200, 180));
+        worst = fmax(worst, check("winograd over two chunks", &L, &in, 0));
+        free_weights(&L);
+        n++;
+    }
+    tsr__nn_cl_px = 0;
+    printf("winograd: %d cases, max |cl - ref| / (1 + max |ref|) = %.3g\n", n, worst);
 }
 
 static void conv_cases_px(void)
@@ -799,8 +871,10 @@ static double time_layer(const tsr_nn_layer *L, tsr_nn_shape is, tsr_nn_shape os
     tsr_engine *e = tu_engine_cl();
     tsr_exec ex;
     tsr__exec_init(&ex, e, NULL);
-    cl_mem in, out, w;
-    size_t wbytes = tsr__nn_cl_weight_bytes(L);
+    cl_mem in, out, w, scratch = NULL;
+    size_t wbytes = tsr__nn_cl_weight_bytes(L), sbytes = tsr__nn_cl_scratch_bytes(L, &is, &os);
+    if (sbytes)
+        assert_int_equal(tsr__pool_alloc(e->pool, sbytes, &scratch, &e->err), TSR_OK);
     void *host = malloc(wbytes);
     assert_non_null(host);
     tsr__nn_cl_pack_weights(L, host);
@@ -813,7 +887,7 @@ static double time_layer(const tsr_nn_layer *L, tsr_nn_shape is, tsr_nn_shape os
     double best = 1e9;
     for (int r = 0; r <= reps; r++) {
         double t0 = now();
-        assert_int_equal(tsr__nn_cl_layer(&ex, L, &in, &is, &out, &os, w, NULL), TSR_OK);
+        assert_int_equal(tsr__nn_cl_layer(&ex, L, &in, &is, &out, &os, w, scratch), TSR_OK);
         assert_int_equal(clFinish(e->cl->queue), CL_SUCCESS);
         if (r && now() - t0 < best)
             best = now() - t0;
@@ -821,6 +895,8 @@ static double time_layer(const tsr_nn_layer *L, tsr_nn_shape is, tsr_nn_shape os
     tsr__pool_release(e->pool, in);
     tsr__pool_release(e->pool, out);
     tsr__pool_release(e->pool, w);
+    if (scratch)
+        tsr__pool_release(e->pool, scratch);
     return best;
 }
 
@@ -880,6 +956,10 @@ static void bench(void **state)
         {"conv 3x3 64->3 pad 1", TSR_NN_CONVOLUTION, 64, 3, 3, 1, 1, 128, 128},
         {"conv 3x3 64->48 pad 1", TSR_NN_CONVOLUTION, 64, 48, 3, 1, 1, 128, 128},
         {"conv 3x3 64->12 pad 1", TSR_NN_CONVOLUTION, 64, 12, 3, 1, 1, 128, 128},
+        {"conv 3x3 16->32 pad 1", TSR_NN_CONVOLUTION, 16, 32, 3, 1, 1, 128, 128},
+        {"conv 3x3 64->64 pad 1", TSR_NN_CONVOLUTION, 64, 64, 3, 1, 1, 512, 512},
+        {"conv 3x3 128->128 valid", TSR_NN_CONVOLUTION, 128, 128, 3, 1, 0, 128, 128},
+        {"conv 3x3 128->256 valid", TSR_NN_CONVOLUTION, 128, 256, 3, 1, 0, 128, 128},
         {"deconv 4x4 s2 p3 64->64", TSR_NN_DECONVOLUTION, 64, 64, 4, 2, 3, 64, 64},
         {"deconv 2x2 s2 64->64", TSR_NN_DECONVOLUTION, 64, 64, 2, 2, 0, 64, 64},
         {"deconv 5x5 s3 p2 64->3", TSR_NN_DECONVOLUTION, 64, 3, 5, 3, 2, 64, 64},
@@ -895,13 +975,22 @@ static void bench(void **state)
         L.activation_params[0] = 0.1f;
         conv_weights(&L, cases[i].ic, 1);
         tsr_nn_shape is = sh3(cases[i].ic, cases[i].h, cases[i].w), os = shape_of(&L, &is);
-        double t = time_layer(&L, is, os, 5);
-        /* Useful multiply-adds: a deconvolution's full output counts each input tap once. */
+        /* Useful multiply-adds: a deconvolution's full output counts each input tap once;
+         * Winograd's rate is counted in the direct convolution's multiply-adds. */
         double macs = L.type == TSR_NN_CONVOLUTION
                           ? (double)tsr__nn_count(os) * cases[i].ic * cases[i].k * cases[i].k
                           : (double)tsr__nn_count(is) * cases[i].oc * cases[i].k * cases[i].k;
-        printf("%-26s %4dx%-4d %8.2f ms %7.1f GFLOP/s\n", cases[i].name, cases[i].w, cases[i].h,
-               t * 1e3, 2 * macs / t * 1e-9);
+        int wino = L.type == TSR_NN_CONVOLUTION && cases[i].k == 3 && cases[i].s == 1;
+        for (int direct = wino; direct >= 0; direct--) {
+            tsr__nn_cl_no_winograd = direct;
+            double t = time_layer(&L, is, os, 5);
+            printf("%-26s %4dx%-4d %8.2f ms %7.1f GFLOP/s%s\n", cases[i].name, cases[i].w,
+                   cases[i].h, t * 1e3, 2 * macs / t * 1e-9,
+                   !wino    ? ""
+                   : direct ? "  direct"
+                            : "  winograd");
+        }
+        tsr__nn_cl_no_winograd = 0;
         free_weights(&L);
     }
     double t = time_naive(64, 64, 128, 128, 2);
@@ -923,6 +1012,7 @@ int main(void)
         cmocka_unit_test(ref_small_layers_by_hand),
         cmocka_unit_test(ref_crop_forms),
         cmocka_unit_test(conv_cases),
+        cmocka_unit_test(winograd_cases),
         cmocka_unit_test(elementwise_cases),
         cmocka_unit_test(resampling_cases),
         cmocka_unit_test(structural_cases),
