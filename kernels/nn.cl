@@ -17,25 +17,7 @@
  * copies, PReLU, Scale, BinaryOp, Eltwise and the Interp taps agree bit for bit. */
 #pragma OPENCL FP_CONTRACT OFF
 
-#define NN_ACT_RELU 1
-#define NN_ACT_LEAKY 2
-#define NN_ACT_CLIP 3
-#define NN_ACT_SIGMOID 4
-
-float nn_act(float v, int act, float p0, float p1)
-{
-    if (act == NN_ACT_RELU)
-        return v > 0.0f ? v : 0.0f;
-    if (act == NN_ACT_LEAKY)
-        return v > 0.0f ? v : v * p0;
-    if (act == NN_ACT_CLIP)
-        return v < p0 ? p0 : (v > p1 ? p1 : v);
-    if (act == NN_ACT_SIGMOID) {
-        v = fmin(fmax(v, -88.3762626647949f), 88.3762626647949f);
-        return 1.0f / (1.0f + exp(-v));
-    }
-    return v;
-}
+/* nn_act (the fused activations): kernels/common.clh. */
 
 /* Stores the lanes of acc[NN_PX] (lane j = output channel oc0 + j) at output pixels
  * x0 + i * xstep of row y, for the channels below oc and the pixels below ow. */

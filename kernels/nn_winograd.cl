@@ -29,25 +29,7 @@
  * transforms multiply values by up to 8 (A) and 5 (B) before the sums cancel, so results carry a
  * few times the direct kernel's rounding error (tests/unit/test_nn_layers.c states the bound). */
 
-#define NN_ACT_RELU 1
-#define NN_ACT_LEAKY 2
-#define NN_ACT_CLIP 3
-#define NN_ACT_SIGMOID 4
-
-float wino_act(float v, int act, float p0, float p1)
-{
-    if (act == NN_ACT_RELU)
-        return v > 0.0f ? v : 0.0f;
-    if (act == NN_ACT_LEAKY)
-        return v > 0.0f ? v : v * p0;
-    if (act == NN_ACT_CLIP)
-        return v < p0 ? p0 : (v > p1 ? p1 : v);
-    if (act == NN_ACT_SIGMOID) {
-        v = fmin(fmax(v, -88.3762626647949f), 88.3762626647949f);
-        return 1.0f / (1.0f + exp(-v));
-    }
-    return v;
-}
+/* nn_act (the fused activations): kernels/common.clh. */
 
 /* r = B^T d for one column of six values (s: the stride between them in d and r). */
 #define WINO_BT(d, r, s)                                                                           \
@@ -191,7 +173,7 @@ void wino_out4(__global const float *mp, size_t kstride, __global const float *b
             vstore4(bv + y[c], 0, lanes);
             for (int j = 0; j < 4 && p + j < oc; j++)
                 out[((size_t)(p + j) * oh + y0 + r) * ow + x0 + c] =
-                    wino_act(lanes[j], act, p0, p1);
+                    nn_act(lanes[j], act, p0, p1);
         }
     }
 }
