@@ -75,8 +75,7 @@ static tsr_status receptive(tsr__model *m, double *radius_out, long *align_out, 
         int g = 0;
         for (int i = 0; i < L->n_in; i++) {
             int b = L->in[i];
-            if (r[b] > rin || i == 0)
-                rin = r[b] > rin ? r[b] : rin;
+            rin = r[b] > rin ? r[b] : rin;
             if (i == 0 || rat_d(j[b]) > rat_d(jin))
                 jin = j[b];
             g |= glob[b];

@@ -188,6 +188,9 @@ tsr_status tsr__nn_crop_box(const tsr_nn_layer *L, const tsr_nn_shape *in, int o
  * returned. idx and wt hold n_out * 4 entries. `height` picks the h (1) or w (0) keys. */
 int tsr__nn_interp_taps(const tsr_nn_layer *L, int height, int n_in, int n_out, int *idx,
                         float *wt);
+/* A BinaryOp operand as c x h x w against the other operand (engine/nn_ref.c): a vector as long as
+ * the other's channels is per channel (C x 1 x 1), any other vector runs along w. */
+void tsr__nn_bin_dims(tsr_nn_shape x, tsr_nn_shape other, int d[3]);
 /* ncnn's bicubic weights (Keys, A = -0.75) of the four taps around fraction t. */
 void tsr__nn_cubic(float t, float *w);
 

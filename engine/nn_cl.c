@@ -388,18 +388,6 @@ static tsr_status run_interp(tsr_exec *ex, const tsr_nn_layer *L, cl_mem in, tsr
     return rc;
 }
 
-/* An operand as c x h x w against the other: nn_ref.c's bin_dims. */
-static void bin_dims(tsr_nn_shape x, tsr_nn_shape other, cl_int d[3])
-{
-    if (x.dims == 3) {
-        d[0] = x.c, d[1] = x.h, d[2] = x.w;
-    } else if (other.dims == 3 && x.c == other.c) {
-        d[0] = x.c, d[1] = 1, d[2] = 1;
-    } else {
-        d[0] = 1, d[1] = 1, d[2] = x.c;
-    }
-}
-
 static tsr_status run_binary(tsr_exec *ex, const tsr_nn_layer *L, const cl_mem *in,
                              const tsr_nn_shape *is, cl_mem out, tsr_nn_shape os)
 {
@@ -413,8 +401,8 @@ static tsr_status run_binary(tsr_exec *ex, const tsr_nn_layer *L, const cl_mem *
     if (scalar) {
         a[0] = o[0], a[1] = o[1], a[2] = o[2];
     } else {
-        bin_dims(is[0], is[1], a);
-        bin_dims(is[1], is[0], b);
+        tsr__nn_bin_dims(is[0], is[1], a);
+        tsr__nn_bin_dims(is[1], is[0], b);
     }
     for (int i = 0; i < 3; i++)
         if ((a[i] != o[i] && a[i] != 1) || (b[i] != o[i] && b[i] != 1))

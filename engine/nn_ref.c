@@ -280,7 +280,7 @@ static float binop(int op, float a, float b)
 
 /* A BinaryOp operand as c x h x w against the other operand: a vector as long as the other's
  * channels is per channel (C x 1 x 1), any other vector runs along w. */
-static void bin_dims(tsr_nn_shape x, tsr_nn_shape other, int d[3])
+void tsr__nn_bin_dims(tsr_nn_shape x, tsr_nn_shape other, int d[3])
 {
     if (x.dims == 3) {
         d[0] = x.c, d[1] = x.h, d[2] = x.w;
@@ -302,8 +302,8 @@ static tsr_status binaryop(const tsr_nn_layer *L, const tsr_nn_tensor *in, const
         return TSR_OK;
     }
     int a[3], b[3], o[3] = {out->shape.c, out->shape.h, out->shape.w};
-    bin_dims(in[0].shape, in[1].shape, a);
-    bin_dims(in[1].shape, in[0].shape, b);
+    tsr__nn_bin_dims(in[0].shape, in[1].shape, a);
+    tsr__nn_bin_dims(in[1].shape, in[0].shape, b);
     if (out->shape.dims == 1)
         o[0] = 1, o[1] = 1, o[2] = out->shape.c; /* two vectors: along w */
     for (int k = 0; k < 3; k++)
