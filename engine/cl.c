@@ -2,6 +2,7 @@
  * once per device from the embedded sources with an on-disk binary cache. */
 #include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -241,6 +242,12 @@ tsr_status tsr__cl_open(const char *device, const char *cache_dir, tsr__cl **out
         rc = tsr__seterr(err, TSR_ERR_NOMEM, "out of memory opening the OpenCL device");
         goto fail;
     }
+    if (!(cl->mu = malloc(sizeof(pthread_mutex_t)))) {
+        free(cl);
+        rc = tsr__seterr(err, TSR_ERR_NOMEM, "out of memory opening the OpenCL device");
+        goto fail;
+    }
+    pthread_mutex_init(cl->mu, NULL);
     cl->platform = list[idx].platform;
     cl->device = list[idx].device;
     cl->info = list[idx].info;
@@ -294,6 +301,8 @@ void tsr__cl_close(tsr__cl *cl)
     if (cl->ctx)
         clReleaseContext(cl->ctx);
     free(cl->cache_dir);
+    pthread_mutex_destroy(cl->mu);
+    free(cl->mu);
     free(cl);
 }
 
@@ -483,16 +492,39 @@ done:
     return TSR_OK;
 }
 
-tsr_status tsr__cl_kernel(tsr__cl *cl, const char *file, const char *name, cl_kernel *out,
-                          tsr__err *err)
+/* Kernel objects of one context: created from the runtime's programs on first use. */
+struct tsr__kcache {
+    struct kentry {
+        const tsr__program *program;
+        const char *name; /* the program's copy */
+        cl_kernel kernel;
+    } *v;
+    int n, cap;
+};
+
+tsr_status tsr__kcache_new(tsr__kcache **out)
 {
-    tsr__program *p;
-    tsr_status rc = get_program(cl, file, &p, err);
-    if (rc)
-        return rc;
+    *out = calloc(1, sizeof **out);
+    return *out ? TSR_OK : TSR_ERR_NOMEM;
+}
+
+void tsr__kcache_free(tsr__kcache *kc)
+{
+    if (!kc)
+        return;
+    for (int i = 0; i < kc->n; i++)
+        clReleaseKernel(kc->v[i].kernel);
+    free(kc->v);
+    free(kc);
+}
+
+/* The program's kernel slot for `name` (created in the runtime's table). Called locked. */
+static tsr_status shared_kernel(tsr__program *p, const char *file, const char *name, int *slot,
+                                tsr__err *err)
+{
     for (int i = 0; i < p->n_kernels; i++)
         if (strcmp(p->kernels[i].name, name) == 0) {
-            *out = p->kernels[i].kernel;
+            *slot = i;
             return TSR_OK;
         }
     if (p->n_kernels == TSR_MAX_KERNELS_PER_PROGRAM || strlen(name) >= sizeof p->kernels[0].name)
@@ -504,7 +536,51 @@ tsr_status tsr__cl_kernel(tsr__cl *cl, const char *file, const char *name, cl_ke
                            "clCreateKernel(%s) in kernels/%s.cl failed: %s (%d)", name, file,
                            tsr__cl_status_name(st), st);
     snprintf(p->kernels[p->n_kernels].name, sizeof p->kernels[0].name, "%s", name);
-    p->kernels[p->n_kernels++].kernel = k;
+    p->kernels[p->n_kernels].kernel = k;
+    *slot = p->n_kernels++;
+    return TSR_OK;
+}
+
+tsr_status tsr__cl_kernel(tsr__cl *cl, tsr__kcache *kc, const char *file, const char *name,
+                          cl_kernel *out, tsr__err *err)
+{
+    /* A context's own kernels: no lock (one thread uses a context at a time). The program
+     * pointer and the name pointer stay valid until the runtime closes. */
+    if (kc)
+        for (int i = 0; i < kc->n; i++)
+            if (strcmp(kc->v[i].name, name) == 0 &&
+                strcmp(kc->v[i].program->src->name, file) == 0) {
+                *out = kc->v[i].kernel;
+                return TSR_OK;
+            }
+    pthread_mutex_lock(cl->mu);
+    tsr__program *p;
+    int slot = -1;
+    tsr_status rc = get_program(cl, file, &p, err);
+    if (!rc)
+        rc = shared_kernel(p, file, name, &slot, err);
+    pthread_mutex_unlock(cl->mu);
+    if (rc)
+        return rc;
+    if (!kc) {
+        *out = p->kernels[slot].kernel;
+        return TSR_OK;
+    }
+    if (kc->n == kc->cap) {
+        int cap = kc->cap ? kc->cap * 2 : 32;
+        struct kentry *v = realloc(kc->v, (size_t)cap * sizeof *v);
+        if (!v)
+            return tsr__seterr(err, TSR_ERR_NOMEM, "out of memory");
+        kc->v = v;
+        kc->cap = cap;
+    }
+    cl_int st;
+    cl_kernel k = clCreateKernel(p->program, name, &st);
+    if (st != CL_SUCCESS)
+        return tsr__seterr(err, TSR_ERR_DEVICE,
+                           "clCreateKernel(%s) in kernels/%s.cl failed: %s (%d)", name, file,
+                           tsr__cl_status_name(st), st);
+    kc->v[kc->n++] = (struct kentry){p, p->kernels[slot].name, k};
     *out = k;
     return TSR_OK;
 }

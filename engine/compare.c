@@ -141,6 +141,6 @@ tsr_status tsr_image_compare(tsr_engine *e, const tsr_image *a, const tsr_image 
 {
     if (!e)
         return TSR_ERR_INVALID;
-    tsr__err_clear(&e->err);
-    return tsr__image_compare(a, b, res, &e->err);
+    tsr__err_clear(tsr__eerr(e));
+    return tsr__image_compare(a, b, res, tsr__eerr(e));
 }

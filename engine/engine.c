@@ -1,11 +1,50 @@
 /* Engine: device choice, message slot, statistics. */
 #include <ctype.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
 #include "model.h"
+
+tsr__err *tsr__eerr(const tsr_engine *e)
+{
+    static _Thread_local tsr__err err;
+    (void)e;
+    return &err;
+}
+
+void tsr__engine_lock(tsr_engine *e)
+{
+    pthread_mutex_lock(e->mu);
+}
+
+void tsr__engine_unlock(tsr_engine *e)
+{
+    pthread_mutex_unlock(e->mu);
+}
+
+static _Thread_local tsr__ctx *current_ctx;
+
+void tsr__ctx_set_current(tsr__ctx *c)
+{
+    current_ctx = c;
+}
+
+tsr__ctx *tsr__ctx_current(void)
+{
+    return current_ctx;
+}
+
+int tsr__ctx_cancelled(const tsr__ctx *c)
+{
+    if (!c)
+        return 0;
+    if (c->cancel && __atomic_load_n(c->cancel, __ATOMIC_ACQUIRE))
+        return 1;
+    return c->e && __atomic_load_n(&c->e->interrupt_gen, __ATOMIC_ACQUIRE) != c->gen0;
+}
 
 void tsr_engine_options_init(tsr_engine_options *opt)
 {
@@ -59,7 +98,7 @@ static tsr_status set_limits(tsr_engine *e, const tsr_engine_options *opt)
     char msg[512];
     if (!limit && env && *env) {
         if (tsr_parse_size(env, total, &limit, msg, sizeof msg))
-            return tsr__seterr(&e->err, TSR_ERR_INVALID, "TSR_VRAM_LIMIT: %s", msg);
+            return tsr__seterr(tsr__eerr(e), TSR_ERR_INVALID, "TSR_VRAM_LIMIT: %s", msg);
     }
     if (!limit) {
         uint64_t headroom = total / 10 > (256ull << 20) ? total / 10 : 256ull << 20;
@@ -87,7 +126,7 @@ static tsr_status set_fault(tsr_engine *e)
     else if (end != f && *end == '-' && isdigit((unsigned char)end[1]))
         to = strtoull(end + 1, &end, 10);
     if (end == f || (*end && *end != '+') || from == 0 || to < from)
-        return tsr__seterr(&e->err, TSR_ERR_INVALID,
+        return tsr__seterr(tsr__eerr(e), TSR_ERR_INVALID,
                            "TSR_FAULT_ALLOC='%s': expected N, N+ or N-M with 1 <= N <= M", f);
     tsr__pool_set_fault(e->pool, from, to);
     return TSR_OK;
@@ -109,6 +148,25 @@ tsr_status tsr_engine_new(const tsr_engine_options *opt, tsr_engine **out, char 
             snprintf(msg, msglen, "out of memory creating the engine");
         return TSR_ERR_NOMEM;
     }
+    pthread_mutex_t *mu = malloc(sizeof *mu), *mmu = malloc(sizeof *mmu);
+    pthread_cond_t *cv = malloc(sizeof *cv);
+    if (!mu || !mmu || !cv) {
+        free(mu);
+        free(mmu);
+        free(cv);
+        free(e);
+        if (msg && msglen)
+            snprintf(msg, msglen, "out of memory creating the engine");
+        return TSR_ERR_NOMEM;
+    }
+    pthread_mutex_init(mu, NULL);
+    pthread_mutex_init(mmu, NULL);
+    pthread_cond_init(cv, NULL);
+    e->mu = mu;
+    e->models_mu = mmu;
+    e->budget_cv = cv;
+    e->ctx0.e = e;
+    e->ctx0.err = &e->err0;
     tsr_status rc = TSR_OK;
     const char *device = opt->device ? opt->device : getenv("TSR_DEVICE");
     if (device && strcmp(device, "ref") == 0) {
@@ -116,16 +174,17 @@ tsr_status tsr_engine_new(const tsr_engine_options *opt, tsr_engine **out, char 
         snprintf(e->ref_info.platform, sizeof e->ref_info.platform, "none");
         e->ref_info.index = -1;
     } else {
-        rc = tsr__cl_open(device, opt->cache_dir, &e->cl, &e->err);
+        rc = tsr__cl_open(device, opt->cache_dir, &e->cl, tsr__eerr(e));
         if (rc == TSR_OK &&
             (tsr__pool_new(e->cl, &e->pool) || tsr__staging_new(e->cl, &e->staging)))
-            rc = tsr__seterr(&e->err, TSR_ERR_NOMEM, "out of memory creating the buffer pool");
+            rc = tsr__seterr(tsr__eerr(e), TSR_ERR_NOMEM, "out of memory creating the buffer pool");
         if (rc == TSR_OK)
             rc = set_limits(e, opt);
         if (rc == TSR_OK)
             rc = set_fault(e);
         if (rc)
             goto fail;
+        e->ctx0.queue = e->cl->queue;
     }
     e->max_pixels = opt->max_pixels;
     if (!e->max_pixels) {
@@ -138,7 +197,7 @@ tsr_status tsr_engine_new(const tsr_engine_options *opt, tsr_engine **out, char 
     return TSR_OK;
 fail:
     if (msg && msglen)
-        snprintf(msg, msglen, "%s", e->err.msg);
+        snprintf(msg, msglen, "%s", tsr__eerr(e)->msg);
     tsr_engine_free(e);
     return rc;
 }
@@ -148,16 +207,25 @@ void tsr_engine_free(tsr_engine *e)
     if (!e)
         return;
     tsr__models_free(e);
+    tsr__lanes_free(e);
+    tsr__rcache_free(e->rcache);
+    tsr__launch_state_free(e->ctx0.launch);
     tsr__pool_free(e->staging);
     tsr__pool_free(e->pool);
     tsr__cl_close(e->cl);
     free(e->stats);
+    pthread_mutex_destroy(e->mu);
+    pthread_mutex_destroy(e->models_mu);
+    pthread_cond_destroy(e->budget_cv);
+    free(e->mu);
+    free(e->models_mu);
+    free(e->budget_cv);
     free(e);
 }
 
 const char *tsr_errmsg(const tsr_engine *e)
 {
-    return e ? e->err.msg : "";
+    return tsr__eerr(e)->msg;
 }
 
 const tsr_device_info *tsr_engine_device(const tsr_engine *e)
@@ -172,19 +240,23 @@ int tsr_engine_is_ref(const tsr_engine *e)
 
 void tsr_engine_interrupt(tsr_engine *e)
 {
-    __atomic_store_n(&e->interrupt, 1, __ATOMIC_SEQ_CST);
+    __atomic_add_fetch(&e->interrupt_gen, 1, __ATOMIC_ACQ_REL);
 }
 
 char *tsr_engine_stats(const tsr_engine *e)
 {
-    return strdup(e->stats ? e->stats : "");
+    tsr_engine *me = (tsr_engine *)e;
+    tsr__engine_lock(me);
+    char *s = strdup(e->stats ? e->stats : "");
+    tsr__engine_unlock(me);
+    return s;
 }
 
 tsr_status tsr_engine_pool_stats(tsr_engine *e, int staging, tsr_pool_stats *out)
 {
     memset(out, 0, sizeof *out);
     if (!e->cl)
-        return tsr__seterr(&e->err, TSR_ERR_INVALID, "the reference engine has no device pool");
+        return tsr__seterr(tsr__eerr(e), TSR_ERR_INVALID, "the reference engine has no device pool");
     tsr__pool_get_stats(staging ? e->staging : e->pool, out);
     return TSR_OK;
 }

@@ -22,6 +22,7 @@ const char *tsr_status_str(tsr_status rc)
     case TSR_ERR_UNSUPPORTED: return "unsupported";
     case TSR_ERR_NO_DEVICE: return "no OpenCL device";
     case TSR_ERR_INTERNAL: return "internal error";
+    case TSR_ERR_BUSY: return "busy";
     }
     return "unknown status";
 }

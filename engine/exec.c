@@ -51,7 +51,7 @@ tsr_status tsr__exec_kernel(tsr_exec *ex, const char *name, cl_kernel *out)
     if (!ex->node || !ex->node->cls->kernel)
         return tsr__seterr(ex->err, TSR_ERR_INTERNAL, "node '%s' (%s) has no kernel file",
                            node_id(ex), node_type(ex));
-    tsr_status rc = tsr__cl_kernel(ex->cl, ex->node->cls->kernel, name, out, ex->err);
+    tsr_status rc = tsr__cl_kernel(ex->cl, ex->ctx->kc, ex->node->cls->kernel, name, out, ex->err);
     if (rc)
         tsr__err_prefix(ex->err, "node '%s' (%s): ", node_id(ex), node_type(ex));
     return rc;
@@ -75,36 +75,6 @@ tsr_status tsr__exec_args(tsr_exec *ex, cl_kernel k, int n, ...)
     }
     va_end(ap);
     return rc;
-}
-
-static size_t round_up(size_t v, size_t m)
-{
-    return (v + m - 1) / m * m;
-}
-
-tsr_status tsr__exec_launch(tsr_exec *ex, cl_kernel k, size_t gx, size_t gy, size_t gz)
-{
-    if (!gx || !gy || !gz)
-        return TSR_OK;
-    size_t kmax = 0;
-    cl_int st = clGetKernelWorkGroupInfo(k, ex->cl->device, CL_KERNEL_WORK_GROUP_SIZE, sizeof kmax,
-                                         &kmax, NULL);
-    if (st != CL_SUCCESS)
-        return tsr__exec_cl_error(ex, st, "clGetKernelWorkGroupInfo");
-    if (kmax > ex->cl->max_wg)
-        kmax = ex->cl->max_wg;
-    /* 16x16 tiles for 2-D work, 64x1 for rows; shrunk to what the kernel allows. */
-    size_t lx = gy == 1 ? 64 : 16, ly = gy == 1 ? 1 : 16;
-    while (lx * ly > kmax && ly > 1)
-        ly /= 2;
-    while (lx * ly > kmax && lx > 1)
-        lx /= 2;
-    size_t local[3] = {lx, ly, 1};
-    size_t global[3] = {round_up(gx, lx), round_up(gy, ly), gz};
-    st = clEnqueueNDRangeKernel(ex->cl->queue, k, 3, NULL, global, local, 0, NULL, NULL);
-    if (st != CL_SUCCESS)
-        return tsr__exec_cl_error(ex, st, "clEnqueueNDRangeKernel");
-    return TSR_OK;
 }
 
 /* ---- rectangles and transfers -------------------------------------------------------------- */
@@ -134,7 +104,7 @@ static tsr_status upload(tsr_exec *ex, const float *src, size_t bytes, cl_mem *o
     tsr_status rc = tsr__exec_alloc(ex, bytes, out);
     if (rc)
         return rc;
-    cl_int st = clEnqueueWriteBuffer(ex->cl->queue, *out, CL_TRUE, 0, bytes, src, 0, NULL, NULL);
+    cl_int st = clEnqueueWriteBuffer(ex->queue, *out, CL_TRUE, 0, bytes, src, 0, NULL, NULL);
     if (st != CL_SUCCESS) {
         tsr__exec_release(ex, *out);
         *out = NULL;
@@ -145,24 +115,60 @@ static tsr_status upload(tsr_exec *ex, const float *src, size_t bytes, cl_mem *o
 
 static tsr_status download(tsr_exec *ex, cl_mem m, float *dst, size_t bytes)
 {
-    cl_int st = clEnqueueReadBuffer(ex->cl->queue, m, CL_TRUE, 0, bytes, dst, 0, NULL, NULL);
+    cl_int st = clEnqueueReadBuffer(ex->queue, m, CL_TRUE, 0, bytes, dst, 0, NULL, NULL);
     return st == CL_SUCCESS ? TSR_OK : tsr__exec_cl_error(ex, st, "clEnqueueReadBuffer");
 }
 
-void tsr__exec_init(tsr_exec *ex, tsr_engine *e, const tsr_node *n)
+void tsr__exec_init_ctx(tsr_exec *ex, tsr__ctx *c, const tsr_node *n)
 {
     memset(ex, 0, sizeof *ex);
-    ex->engine = e;
-    ex->cl = e->cl;
-    ex->pool = e->pool;
-    ex->err = &e->err;
+    ex->engine = c->e;
+    ex->cl = c->e->cl;
+    ex->pool = c->e->pool;
+    ex->ctx = c;
+    ex->queue = c->queue;
+    ex->err = c->err;
     ex->node = n;
-    ex->max_pixels = e->max_pixels;
+    ex->max_pixels = c->e->max_pixels;
+}
+
+/* The engine's own context reports to the calling thread's message slot. */
+void tsr__exec_init(tsr_exec *ex, tsr_engine *e, const tsr_node *n)
+{
+    e->ctx0.err = tsr__eerr(e);
+    tsr__exec_init_ctx(ex, &e->ctx0, n);
+}
+
+int tsr__exec_cancelled(const tsr_exec *ex)
+{
+    return tsr__ctx_cancelled(ex->ctx);
+}
+
+void tsr__exec_progress(tsr_exec *ex, int64_t done, int64_t total)
+{
+    tsr__ctx *c = ex->ctx;
+    if (c && c->node_progress && ex->node)
+        c->node_progress(c, ex->node, done, total);
+}
+
+static int io_cancelled(void *user)
+{
+    return tsr__exec_cancelled(user);
+}
+
+static void io_progress(void *user, int64_t done, int64_t total)
+{
+    tsr__exec_progress(user, done, total);
+}
+
+tsr__io_ctl tsr__exec_io(tsr_exec *ex)
+{
+    return (tsr__io_ctl){io_cancelled, io_progress, ex};
 }
 
 static tsr_status finish(tsr_exec *ex)
 {
-    cl_int st = clFinish(ex->cl->queue);
+    cl_int st = clFinish(ex->queue);
     return st == CL_SUCCESS ? TSR_OK : tsr__exec_cl_error(ex, st, "clFinish");
 }
 
@@ -207,11 +213,11 @@ tsr_status tsr__run_node_v(tsr_engine *e, const tsr_node *n, tsr_image *const *i
                            const tsr_port_info *values, int tile_w, int tile_h, tsr_image **out)
 {
     *out = NULL;
-    tsr__err_clear(&e->err);
+    tsr__err_clear(tsr__eerr(e));
     const tsr_node_class *cls = n->cls;
     if (cls->flags & (TSR_NODE_SOURCE | TSR_NODE_SINK | TSR_NODE_VALUE) || !cls->plan ||
         !cls->infer)
-        return tsr__seterr(&e->err, TSR_ERR_INVALID, "node type '%s' cannot run on images",
+        return tsr__seterr(tsr__eerr(e), TSR_ERR_INVALID, "node type '%s' cannot run on images",
                            cls->name);
     tsr_exec ex;
     tsr__exec_init(&ex, e, n);
@@ -221,7 +227,7 @@ tsr_status tsr__run_node_v(tsr_engine *e, const tsr_node *n, tsr_image *const *i
     for (int i = 0; i < cls->n_inputs; i++) {
         if (!tsr__port_is_image(cls, i)) {
             if (!values)
-                return tsr__seterr(&e->err, TSR_ERR_INVALID, "input '%s' of '%s' needs a value",
+                return tsr__seterr(tsr__eerr(e), TSR_ERR_INVALID, "input '%s' of '%s' needs a value",
                                    cls->inputs[i].name, cls->name);
             in_info[i] = values[i];
             continue;
@@ -232,13 +238,13 @@ tsr_status tsr__run_node_v(tsr_engine *e, const tsr_node *n, tsr_image *const *i
                                      .bit_depth = inputs[i]->bit_depth};
     }
     ex.in_info = in_info;
-    tsr_status rc = cls->infer(n, in_info, out_info, &e->err);
+    tsr_status rc = cls->infer(n, in_info, out_info, tsr__eerr(e));
     if (rc)
         return rc;
     tsr_image *img = NULL;
     rc = tsr_image_new(out_info[0].width, out_info[0].height, out_info[0].channels, &img);
     if (rc)
-        return tsr__seterr(&e->err, rc, "cannot allocate a %dx%d output image", out_info[0].width,
+        return tsr__seterr(tsr__eerr(e), rc, "cannot allocate a %dx%d output image", out_info[0].width,
                            out_info[0].height);
     img->bit_depth = out_info[0].bit_depth;
     int tw = tile_w > 0 ? tile_w : img->width, th = tile_h > 0 ? tile_h : img->height;
@@ -277,7 +283,7 @@ tsr_status tsr__run_node_v(tsr_engine *e, const tsr_node *n, tsr_image *const *i
                     r, inputs[i]->channels, inputs[i]->width, inputs[i]->height, NULL, NULL};
                 size_t bytes = tsr__image_bytes(r.w, r.h, inputs[i]->channels);
                 if (!(bufs[i] = malloc(bytes))) {
-                    rc = tsr__seterr(&e->err, TSR_ERR_NOMEM, "out of memory");
+                    rc = tsr__seterr(tsr__eerr(e), TSR_ERR_NOMEM, "out of memory");
                     goto tile_done;
                 }
                 pack(inputs[i], r, bufs[i]);
@@ -286,7 +292,7 @@ tsr_status tsr__run_node_v(tsr_engine *e, const tsr_node *n, tsr_image *const *i
             size_t obytes = tsr__image_bytes(orect.w, orect.h, img->channels);
             outr = (tsr_region){orect, img->channels, img->width, img->height, NULL, NULL};
             if (!(bufs[TSR_MAX_PORTS] = malloc(obytes))) {
-                rc = tsr__seterr(&e->err, TSR_ERR_NOMEM, "out of memory");
+                rc = tsr__seterr(tsr__eerr(e), TSR_ERR_NOMEM, "out of memory");
                 goto tile_done;
             }
             if (!e->cl) {
@@ -348,7 +354,7 @@ tsr_status tsr__run_node(tsr_engine *e, const tsr_node *n, tsr_image *const *inp
 
 tsr_status tsr_graph_infer(tsr_engine *e, tsr_graph *g)
 {
-    tsr__err_clear(&e->err);
+    tsr__err_clear(tsr__eerr(e));
     int loads0 = e->models_loaded;
     for (int k = 0; k < g->n_nodes; k++) {
         tsr_node *n = &g->nodes[g->order[k]];
@@ -368,16 +374,16 @@ tsr_status tsr_graph_infer(tsr_engine *e, tsr_graph *g)
                                              .bit_depth = b->bit_depth};
             rc = TSR_OK;
         } else if (n->cls->resolve) {
-            rc = n->cls->resolve(e, n, n->out_info, &e->err);
+            rc = n->cls->resolve(e, n, n->out_info, tsr__eerr(e));
         } else {
-            rc = n->cls->infer(n, in, n->out_info, &e->err);
+            rc = n->cls->infer(n, in, n->out_info, tsr__eerr(e));
         }
         if (rc)
             return rc;
         if (n->cls->flags & TSR_NODE_SOURCE) {
             uint64_t px = (uint64_t)n->out_info[0].width * (uint64_t)n->out_info[0].height;
             if (px > e->max_pixels) {
-                tsr__node_error(&e->err, n, -1,
+                tsr__node_error(tsr__eerr(e), n, -1,
                                 "image of %dx%d = %llu pixels exceeds the limit of %llu "
                                 "pixels (set TSR_MAX_PIXELS to raise it)",
                                 n->out_info[0].width, n->out_info[0].height, (unsigned long long)px,
@@ -429,8 +435,12 @@ typedef struct run_state {
 
 static void emit(run_state *rs, const char *json)
 {
-    if (rs->opt && rs->opt->event)
-        rs->opt->event(rs->opt->user, json);
+    if (rs->opt && rs->opt->event) {
+        tsr_event ev;
+        memset(&ev, 0, sizeof ev);
+        ev.json = json;
+        rs->opt->event(rs->opt->user, &ev);
+    }
 }
 
 static void tbuf_release(run_state *rs, tbuf *b)
@@ -483,7 +493,7 @@ static tsr_status transfer(tsr_exec *ex, run_state *rs, tsr_image *img, tsr_rect
         tsr__err_prefix(ex->err, "node '%s': ", ex->node->id);
         return rc;
     }
-    cl_command_queue q = ex->cl->queue;
+    cl_command_queue q = ex->queue;
     for (int c = 0; c < img->channels && !rc; c++)
         for (int y = 0; y < r.h && !rc; y += rows) {
             int n = rows < r.h - y ? rows : r.h - y;
@@ -681,15 +691,10 @@ static void stage_release(run_state *rs, const tsr__stage *s)
 
 static tsr_status progress(run_state *rs, const tsr_node *n, int64_t done, int64_t total)
 {
-    if (__atomic_load_n(&rs->e->interrupt, __ATOMIC_SEQ_CST))
-        return tsr__seterr(&rs->e->err, TSR_ERR_CANCELLED, "cancelled at node '%s'", n->id);
-    if (rs->opt && rs->opt->progress) {
-        tsr_progress p = {n->id, n->cls->name, rs->node_index,  rs->g->n_nodes,
-                          done,  total,        now_s() - rs->t0};
-        if (rs->opt->progress(rs->opt->user, &p))
-            return tsr__seterr(&rs->e->err, TSR_ERR_CANCELLED,
-                               "cancelled by the progress callback at node '%s'", n->id);
-    }
+    if (tsr__ctx_cancelled(&rs->e->ctx0))
+        return tsr__seterr(tsr__eerr(rs->e), TSR_ERR_CANCELLED, "cancelled at node '%s'", n->id);
+    (void)done;
+    (void)total;
     return TSR_OK;
 }
 
@@ -714,7 +719,7 @@ static tsr_status run_area(run_state *rs, tsr__stage *s, tsr_rect area, int *tw,
                 int nw = (*tw + 1) / 2 >= TSR_MIN_TILE / 2 ? (*tw + 1) / 2 : *tw;
                 int nh = (*th + 1) / 2 >= TSR_MIN_TILE / 2 ? (*th + 1) / 2 : *th;
                 if (nw == *tw && nh == *th) {
-                    tsr__err_prefix(&rs->e->err,
+                    tsr__err_prefix(tsr__eerr(rs->e),
                                     "stage '%s': out of device memory even with %dx%d tiles "
                                     "(budget %zu bytes): ",
                                     root->id, *tw, *th, rs->plan.budget);
@@ -754,7 +759,7 @@ static tsr_status run_stage(run_state *rs, tsr__stage *s)
     const tsr_port_info *o = &root->out_info[0];
     tsr_status rc = tsr_image_new(o->width, o->height, o->channels, &rs->img[s->root]);
     if (rc)
-        return tsr__seterr(&rs->e->err, rc, "node '%s': out of host memory for a %dx%d image",
+        return tsr__seterr(tsr__eerr(rs->e), rc, "node '%s': out of host memory for a %dx%d image",
                            root->id, o->width, o->height);
     rs->img[s->root]->bit_depth = o->bit_depth;
     snprintf(rs->events, sizeof rs->events,
@@ -883,7 +888,7 @@ static tsr_status run_prepare(tsr_engine *e, tsr_graph *g, const tsr_run_options
     tsr_status rc = g->inferred && g->inferred_by == e ? TSR_OK : tsr_graph_infer(e, g);
     if (rc)
         return rc;
-    tsr__err_clear(&e->err);
+    tsr__err_clear(tsr__eerr(e));
     size_t n = (size_t)g->n_nodes;
     rs->img = calloc(n, sizeof *rs->img);
     rs->users = calloc(n, sizeof *rs->users);
@@ -894,7 +899,7 @@ static tsr_status run_prepare(tsr_engine *e, tsr_graph *g, const tsr_run_options
     rs->prepared = calloc(n, 1);
     if (!rs->img || !rs->users || !rs->out || !rs->up || !rs->nex || !rs->ins || !rs->prepared ||
         tsr__tile_alloc(g, &rs->tile))
-        return tsr__seterr(&e->err, TSR_ERR_NOMEM, "out of memory preparing the run");
+        return tsr__seterr(tsr__eerr(e), TSR_ERR_NOMEM, "out of memory preparing the run");
     return tsr__plan_make(e, g, opt ? opt->tile_width : 0, opt ? opt->tile_height : 0, &rs->plan);
 }
 
@@ -904,14 +909,13 @@ tsr_status tsr_graph_plan_text(tsr_engine *e, tsr_graph *g, const tsr_run_option
     *out = NULL;
     tsr_status rc = run_prepare(e, g, opt, &rs);
     if (!rc && !(*out = tsr__plan_describe(g, &rs.plan, 0)))
-        rc = tsr__seterr(&e->err, TSR_ERR_NOMEM, "out of memory");
+        rc = tsr__seterr(tsr__eerr(e), TSR_ERR_NOMEM, "out of memory");
     run_state_free(&rs);
     return rc;
 }
 
 tsr_status tsr_graph_run(tsr_engine *e, tsr_graph *g, const tsr_run_options *opt)
 {
-    __atomic_store_n(&e->interrupt, 0, __ATOMIC_SEQ_CST);
     run_state rs;
     int uploads0 = e->models_uploaded;
     tsr_status rc = run_prepare(e, g, opt, &rs);
@@ -962,7 +966,7 @@ tsr_status tsr_graph_run(tsr_engine *e, tsr_graph *g, const tsr_run_options *opt
             if (!rc &&
                 (img->width != n->out_info[0].width || img->height != n->out_info[0].height ||
                  img->channels != n->out_info[0].channels))
-                rc = tsr__node_error(&e->err, n, -1,
+                rc = tsr__node_error(tsr__eerr(e), n, -1,
                                      "image changed since validation: now %dx%d, %d channels",
                                      img->width, img->height, img->channels);
             if (rc)

@@ -1111,10 +1111,10 @@ tsr_status tsr_graph_load_string(tsr_engine *e, const char *yaml, const char *na
     if (!e || !out)
         return TSR_ERR_INVALID;
     *out = NULL;
-    tsr__err_clear(&e->err);
+    tsr__err_clear(tsr__eerr(e));
     if (!yaml)
-        return tsr__seterr(&e->err, TSR_ERR_INVALID, "tsr_graph_load_string: no text");
-    return tsr__graph_parse(yaml, strlen(yaml), name ? name : "<string>", out, &e->err);
+        return tsr__seterr(tsr__eerr(e), TSR_ERR_INVALID, "tsr_graph_load_string: no text");
+    return tsr__graph_parse(yaml, strlen(yaml), name ? name : "<string>", out, tsr__eerr(e));
 }
 
 tsr_status tsr_graph_load_file(tsr_engine *e, const char *path, tsr_graph **out)
@@ -1122,23 +1122,23 @@ tsr_status tsr_graph_load_file(tsr_engine *e, const char *path, tsr_graph **out)
     if (!e || !out)
         return TSR_ERR_INVALID;
     *out = NULL;
-    tsr__err_clear(&e->err);
+    tsr__err_clear(tsr__eerr(e));
     if (!path)
-        return tsr__seterr(&e->err, TSR_ERR_INVALID, "tsr_graph_load_file: no path");
+        return tsr__seterr(tsr__eerr(e), TSR_ERR_INVALID, "tsr_graph_load_file: no path");
     tsr_status rc = TSR_OK;
     char *buf = NULL;
     size_t len = 0, cap = 0;
     FILE *f = fopen(path, "rb");
     if (!f) {
         int en = errno;
-        return tsr__seterr(&e->err, TSR_ERR_IO, "cannot open graph '%s': %s", path, strerror(en));
+        return tsr__seterr(tsr__eerr(e), TSR_ERR_IO, "cannot open graph '%s': %s", path, strerror(en));
     }
     for (;;) {
         if (len == cap) {
             size_t ncap = cap ? cap * 2 : 65536;
             char *nb = ncap > cap ? realloc(buf, ncap) : NULL;
             if (!nb) {
-                rc = tsr__seterr(&e->err, TSR_ERR_NOMEM, "out of memory reading graph '%s'", path);
+                rc = tsr__seterr(tsr__eerr(e), TSR_ERR_NOMEM, "out of memory reading graph '%s'", path);
                 goto fail;
             }
             buf = nb;
@@ -1151,10 +1151,10 @@ tsr_status tsr_graph_load_file(tsr_engine *e, const char *path, tsr_graph **out)
     }
     if (ferror(f)) {
         int en = errno;
-        rc = tsr__seterr(&e->err, TSR_ERR_IO, "cannot read graph '%s': %s", path, strerror(en));
+        rc = tsr__seterr(tsr__eerr(e), TSR_ERR_IO, "cannot read graph '%s': %s", path, strerror(en));
         goto fail;
     }
-    rc = tsr__graph_parse(buf, len, path, out, &e->err);
+    rc = tsr__graph_parse(buf, len, path, out, tsr__eerr(e));
 fail:
     fclose(f);
     free(buf);
@@ -1165,8 +1165,8 @@ tsr_status tsr_graph_set(tsr_engine *e, tsr_graph *g, const char *assignment)
 {
     if (!e)
         return TSR_ERR_INVALID;
-    tsr__err_clear(&e->err);
-    tsr__err *err = &e->err;
+    tsr__err_clear(tsr__eerr(e));
+    tsr__err *err = tsr__eerr(e);
     if (!g || !assignment)
         return tsr__seterr(err, TSR_ERR_INVALID, "tsr_graph_set: no graph or no assignment");
     char buf[80], sbuf[80];

@@ -471,7 +471,8 @@ tsr_status tsr__image_probe(const char *path, uint64_t max_pixels, tsr_port_info
     return decode_file(path, max_pixels, 1, info, NULL, err);
 }
 
-tsr_status tsr__image_load(const char *path, uint64_t max_pixels, tsr_image **out, tsr__err *err)
+tsr_status tsr__image_load(const char *path, uint64_t max_pixels, const tsr__io_ctl *ctl,
+                           tsr_image **out, tsr__err *err)
 {
     if (!out)
         return tsr__seterr(err, TSR_ERR_INVALID, "tsr__image_load: out is NULL");
@@ -480,7 +481,7 @@ tsr_status tsr__image_load(const char *path, uint64_t max_pixels, tsr_image **ou
 }
 
 tsr_status tsr__image_decode(const unsigned char *buf, size_t len, const char *name,
-                             uint64_t max_pixels, tsr_image **out, tsr__err *err)
+                             uint64_t max_pixels, const tsr__io_ctl *ctl, tsr_image **out, tsr__err *err)
 {
     if (!name)
         name = "<memory>";
@@ -932,7 +933,7 @@ static tsr_status resolve_options(const tsr_image *img, const char *path, tsr_sa
 }
 
 tsr_status tsr__image_save(const tsr_image *img, const char *path, const tsr_save_options *opt,
-                           tsr__err *err)
+                           const tsr__io_ctl *ctl, tsr__err *err)
 {
     if (!path)
         return tsr__seterr(err, TSR_ERR_INVALID, "image path is NULL");
@@ -1017,8 +1018,8 @@ tsr_status tsr_image_read(tsr_engine *e, const char *path, tsr_image **out)
 {
     if (!e)
         return TSR_ERR_INVALID;
-    tsr__err_clear(&e->err);
-    return tsr__image_load(path, e->max_pixels, out, &e->err);
+    tsr__err_clear(tsr__eerr(e));
+    return tsr__image_load(path, e->max_pixels, NULL, out, tsr__eerr(e));
 }
 
 tsr_status tsr_image_write(tsr_engine *e, const tsr_image *img, const char *path,
@@ -1026,6 +1027,6 @@ tsr_status tsr_image_write(tsr_engine *e, const tsr_image *img, const char *path
 {
     if (!e)
         return TSR_ERR_INVALID;
-    tsr__err_clear(&e->err);
-    return tsr__image_save(img, path, opt, &e->err);
+    tsr__err_clear(tsr__eerr(e));
+    return tsr__image_save(img, path, opt, NULL, tsr__eerr(e));
 }

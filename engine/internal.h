@@ -27,6 +27,9 @@ typedef struct tsr__err {
 } tsr__err;
 
 void tsr__err_clear(tsr__err *err);
+/* The message slot of synchronous calls on engine e: one per thread (tsr_errmsg reads the
+ * calling thread's), so that threads sharing an engine do not overwrite each other's. */
+tsr__err *tsr__eerr(const tsr_engine *e);
 /* Replace the message; returns rc. */
 tsr_status tsr__seterr(tsr__err *err, tsr_status rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -301,25 +304,81 @@ void tsr__graph_free(tsr_graph *g);
 struct tsr_image {
     int width, height, channels;
     int bit_depth;
-    int refcount;
+    int refcount; /* atomic */
     float *data;
 };
+
+/* How a decoder or encoder reports progress and notices a cancel: between row bands (at most
+ * every 64 rows, and often enough that a band takes well under 50 ms), it calls cancelled() and
+ * stops with TSR_ERR_CANCELLED ("cancelled while decoding|encoding 'name'") when that returns
+ * non-zero, and reports rows done of rows in all passes through progress(). NULL: neither. */
+typedef struct tsr__io_ctl {
+    int (*cancelled)(void *user);
+    void (*progress)(void *user, int64_t done, int64_t total);
+    void *user;
+} tsr__io_ctl;
 
 /* Read only the header: size, channels, bit depth. Checks the pixel limit. */
 tsr_status tsr__image_probe(const char *path, uint64_t max_pixels, tsr_port_info *info,
                             tsr__err *err);
-tsr_status tsr__image_load(const char *path, uint64_t max_pixels, tsr_image **out, tsr__err *err);
+tsr_status tsr__image_load(const char *path, uint64_t max_pixels, const tsr__io_ctl *ctl,
+                           tsr_image **out, tsr__err *err);
 /* Decode from memory (fuzzing, in-memory use). */
 tsr_status tsr__image_decode(const unsigned char *buf, size_t len, const char *name,
-                             uint64_t max_pixels, tsr_image **out, tsr__err *err);
+                             uint64_t max_pixels, const tsr__io_ctl *ctl, tsr_image **out,
+                             tsr__err *err);
+/* Encode to a temporary file next to path (registered for tsr_cleanup_temp_files while it is
+ * written), then rename over path: a failure or a cancel never leaves a partial file and never
+ * touches an existing one. */
 tsr_status tsr__image_save(const tsr_image *img, const char *path, const tsr_save_options *opt,
-                           tsr__err *err);
+                           const tsr__io_ctl *ctl, tsr__err *err);
+/* Encode to memory (opt->format PNG or JPEG): *buf is malloc'd. */
+tsr_status tsr__image_encode(const tsr_image *img, const tsr_save_options *opt,
+                             const tsr__io_ctl *ctl, void **buf, size_t *len, tsr__err *err);
 tsr_status tsr__image_compare(const tsr_image *a, const tsr_image *b, tsr_compare_result *res,
                               tsr__err *err);
 
 /* ---------------------------------------------------------------------------------------------
+ * JSON writer (engine/json.c): every JSON text the engine and the CLI produce. Strings are
+ * escaped (control characters, quotes, backslash; invalid UTF-8 bytes become U+FFFD), numbers
+ * are written with tsr__format_number (locale-independent; NaN and infinities as null). Commas
+ * are placed automatically. Out of memory sets `failed`; tsr__json_take then returns NULL. */
+typedef struct tsr__json {
+    char *buf;
+    size_t len, cap;
+    int failed;
+    int depth;
+    unsigned char first[64]; /* per nesting level: no element written yet */
+} tsr__json;
+
+void tsr__json_init(tsr__json *j);
+void tsr__json_free(tsr__json *j);
+void tsr__json_obj(tsr__json *j); /* '{' */
+void tsr__json_end(tsr__json *j); /* '}' or ']', whichever is open */
+void tsr__json_arr(tsr__json *j); /* '[' */
+void tsr__json_key(tsr__json *j, const char *key);
+void tsr__json_str(tsr__json *j, const char *s); /* NULL: null */
+void tsr__json_num(tsr__json *j, double v);
+void tsr__json_int(tsr__json *j, int64_t v);
+void tsr__json_uint(tsr__json *j, uint64_t v);
+void tsr__json_bool(tsr__json *j, int v);
+void tsr__json_null(tsr__json *j);
+void tsr__json_raw(tsr__json *j, const char *json); /* a complete JSON value, copied as is */
+/* key + value */
+void tsr__json_kstr(tsr__json *j, const char *key, const char *s);
+void tsr__json_knum(tsr__json *j, const char *key, double v);
+void tsr__json_kint(tsr__json *j, const char *key, int64_t v);
+void tsr__json_kuint(tsr__json *j, const char *key, uint64_t v);
+void tsr__json_kbool(tsr__json *j, const char *key, int v);
+/* The text so far (NUL-terminated; "" when failed). */
+const char *tsr__json_text(const tsr__json *j);
+/* The text, malloc'd; the writer is emptied. NULL when out of memory. */
+char *tsr__json_take(tsr__json *j);
+
+/* ---------------------------------------------------------------------------------------------
  * OpenCL runtime */
 typedef struct tsr__program tsr__program;
+typedef struct tsr__kcache tsr__kcache;
 
 typedef struct tsr__cl {
     cl_platform_id platform;
@@ -329,7 +388,8 @@ typedef struct tsr__cl {
     tsr_device_info info;
     size_t max_wg;          /* CL_DEVICE_MAX_WORK_GROUP_SIZE */
     char *cache_dir;        /* NULL: no disk cache */
-    tsr__program *programs; /* linked list, one per kernel file built */
+    tsr__program *programs; /* linked list, one per kernel file built; guarded by mu */
+    void *mu;               /* pthread_mutex_t *: programs, counters, shared kernels */
     /* counters */
     int builds_compiled; /* programs built from source */
     int builds_cached;   /* programs loaded from the disk cache */
@@ -337,10 +397,11 @@ typedef struct tsr__cl {
 
 tsr_status tsr__cl_open(const char *device, const char *cache_dir, tsr__cl **out, tsr__err *err);
 void tsr__cl_close(tsr__cl *cl);
-/* Kernel `name` from kernels/<file>.cl, building (or loading from cache) on first use. The
- * kernel object belongs to the runtime. */
-tsr_status tsr__cl_kernel(tsr__cl *cl, const char *file, const char *name, cl_kernel *out,
-                          tsr__err *err);
+/* Kernel `name` from kernels/<file>.cl, building (or loading from cache) on first use (once per
+ * runtime, whatever the thread). The kernel object belongs to kc (NULL: to the runtime, for
+ * single-threaded use). */
+tsr_status tsr__cl_kernel(tsr__cl *cl, tsr__kcache *kc, const char *file, const char *name,
+                          cl_kernel *out, tsr__err *err);
 
 /* Build a program from source strings; TSR_ERR_BUILD carries the compiler's log. */
 tsr_status tsr__cl_build_source(tsr__cl *cl, const char *name, int n, const char **strings,
@@ -376,12 +437,46 @@ void tsr__pool_get_stats(const tsr__pool *p, tsr_pool_stats *out);
 void tsr__pool_reset_peaks(tsr__pool *p);
 int tsr__pool_stats(const tsr__pool *p, char *buf, size_t len); /* "key: value" lines */
 
+/* A run's context: what a job (or a test on the engine) runs with. Every job has its own
+ * message, cancel flag, command queue and kernel objects (an OpenCL kernel's arguments are
+ * state: two threads must not share one); the engine has one context of its own for tests and
+ * tsr__run_node. */
+struct tsr__launch_state; /* engine/launch.c: measured kernel throughput for sliced launches */
+
+typedef struct tsr__ctx {
+    tsr_engine *e;
+    tsr__err *err;
+    cl_command_queue queue; /* NULL on the reference engine */
+    tsr__kcache *kc;        /* kernel objects of this context; NULL: the runtime's shared ones */
+    int *cancel;            /* the job's cancel flag (atomic); NULL: none */
+    uint64_t gen0;          /* tsr_engine_interrupt() generation when the context was made */
+    struct tsr__launch_state *launch; /* owned; freed with tsr__launch_state_free */
+    /* Device bytes this context holds in the pool, and their peak (the pool keeps them, under
+     * its lock, for allocations made while tsr__ctx_current is this context). */
+    size_t in_use, peak;
+    /* The run's progress sink (the executor's): a node reports done of total units. */
+    void (*node_progress)(struct tsr__ctx *c, const tsr_node *n, int64_t done, int64_t total);
+    void *run;
+} tsr__ctx;
+
+/* Non-zero once the context's job was cancelled (its flag, or tsr_engine_interrupt()). */
+int tsr__ctx_cancelled(const tsr__ctx *c);
+/* The context whose allocations this thread makes (pool accounting); NULL: none. */
+void tsr__ctx_set_current(tsr__ctx *c);
+tsr__ctx *tsr__ctx_current(void);
+
+/* Per-context kernel objects (engine/cl.c). */
+tsr_status tsr__kcache_new(tsr__kcache **out);
+void tsr__kcache_free(tsr__kcache *kc);
+
 /* Execution context handed to run_cl. */
 struct tsr_exec {
     tsr_engine *engine;
     tsr__cl *cl;     /* NULL on the reference path */
     tsr__pool *pool; /* NULL on the reference path */
     tsr__err *err;
+    tsr__ctx *ctx;          /* the run's context (never NULL after tsr__exec_init) */
+    cl_command_queue queue; /* ctx->queue: every enqueue of the node goes here */
     const tsr_node *node; /* node being run, for messages */
     const char *kernel;   /* kernel being launched, for messages */
     uint64_t max_pixels;
@@ -395,8 +490,18 @@ struct tsr_exec {
     size_t buf_bytes[TSR_MAX_BUFS];
 };
 
-/* An execution context on engine e for node n (NULL: none, messages say '?'). */
+/* An execution context on engine e (its own context: tests) for node n (NULL: none, messages
+ * say '?'). */
 void tsr__exec_init(tsr_exec *ex, tsr_engine *e, const tsr_node *n);
+/* The same in run context c. */
+void tsr__exec_init_ctx(tsr_exec *ex, tsr__ctx *c, const tsr_node *n);
+/* Non-zero once the run was cancelled: long loops in nodes check it between steps. */
+int tsr__exec_cancelled(const tsr_exec *ex);
+/* A node's progress inside one tile or a whole-image step (decoding, encoding): done of total
+ * units; the executor turns it into throttled node-progress events. */
+void tsr__exec_progress(tsr_exec *ex, int64_t done, int64_t total);
+/* A tsr__io_ctl that reports to ex (cancel and progress). */
+tsr__io_ctl tsr__exec_io(tsr_exec *ex);
 /* Device scratch for a node (counts against the budget). */
 tsr_status tsr__exec_alloc(tsr_exec *ex, size_t bytes, cl_mem *out);
 void tsr__exec_release(tsr_exec *ex, cl_mem m);
@@ -407,7 +512,9 @@ tsr_status tsr__exec_cl_error(tsr_exec *ex, cl_int st, const char *what);
 /* Set kernel args: pairs of (size_t size, const void *ptr), `n` pairs. */
 tsr_status tsr__exec_args(tsr_exec *ex, cl_kernel k, int n, ...);
 /* Enqueue a 2-D (gz planes: 3-D) launch of gx*gy*gz items; the global size is rounded up to the
- * work-group size, so kernels must return early when get_global_id is past gx/gy. */
+ * work-group size, so kernels must return early when get_global_id is past gx/gy. Kernels must
+ * not assume a zero global offset or use get_group_id/get_global_size: a long launch is cut
+ * into slices (engine/launch.c) so that a cancel is noticed within about 100 ms. */
 tsr_status tsr__exec_launch(tsr_exec *ex, cl_kernel k, size_t gx, size_t gy, size_t gz);
 
 /* Convenience for kernel arguments. */
@@ -490,19 +597,40 @@ tsr_rect tsr__clamp_rect(tsr_rect want, int w, int h);
 char *tsr__plan_describe(const tsr_graph *g, const tsr__plan *p, int json);
 
 /* Engine internals */
+typedef struct tsr__lane tsr__lane; /* a command queue and kernel objects a job borrows */
+typedef struct tsr__rcache tsr__rcache; /* the result cache (engine/rcache.c) */
+
 struct tsr_engine {
-    tsr__err err;
     tsr__cl *cl;        /* NULL for the ref engine */
-    tsr__pool *pool;    /* device buffers, capped at the budget */
+    tsr__pool *pool;    /* device buffers, capped at the budget; has its own lock */
     tsr__pool *staging; /* pinned host buffers for transfers */
     uint64_t vram_limit;
     tsr_device_info ref_info;
     uint64_t max_pixels;
-    int interrupt; /* set from any thread with __atomic builtins */
-    char *stats;
-    struct tsr__model *models; /* the model cache (engine/model.c) */
-    int models_loaded;         /* models read from disk since the engine was made */
-    int models_uploaded;       /* models whose weights went to the device */
+    uint64_t interrupt_gen; /* atomic: tsr_engine_interrupt() calls so far */
+    tsr__ctx ctx0;          /* the engine's own context (tests, tsr__run_node) */
+    tsr__err err0;          /* its message */
+
+    /* Guarded by mu: */
+    void *mu;               /* pthread_mutex_t * (internal.h does not include pthread.h) */
+    void *budget_cv;        /* pthread_cond_t *: signalled when a job gives its reservation back */
+    char *stats;            /* statistics of the last tsr_graph_run */
+    uint64_t reserved;      /* device bytes reserved by running jobs (their plans' peaks) */
+    int running;            /* jobs holding a reservation */
+    tsr__lane *lanes;       /* idle lanes */
+    tsr__rcache *rcache;
+
+    /* The model cache (engine/model.c), guarded by models_mu: */
+    void *models_mu;
+    struct tsr__model *models;
+    int models_loaded;   /* models read from disk since the engine was made */
+    int models_uploaded; /* models whose weights went to the device */
 };
+
+void tsr__engine_lock(tsr_engine *e);
+void tsr__engine_unlock(tsr_engine *e);
+void tsr__lanes_free(tsr_engine *e);         /* engine/job.c */
+void tsr__rcache_free(tsr__rcache *rc);      /* engine/rcache.c */
+void tsr__launch_state_free(struct tsr__launch_state *s); /* engine/launch.c */
 
 #endif

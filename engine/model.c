@@ -432,7 +432,7 @@ tsr_status tsr__model_upload(tsr_exec *ex, tsr__model *m)
         }
         ex->kernel = "weights";
         cl_int st =
-            clEnqueueWriteBuffer(ex->cl->queue, m->dev[i], CL_TRUE, 0, b, host, 0, NULL, NULL);
+            clEnqueueWriteBuffer(ex->queue, m->dev[i], CL_TRUE, 0, b, host, 0, NULL, NULL);
         if (st != CL_SUCCESS)
             rc = tsr__exec_cl_error(ex, st, "clEnqueueWriteBuffer (model weights)");
     }

@@ -487,7 +487,7 @@ typedef struct netgeo_cl {
 static tsr_status kernel_of(tsr_exec *ex, const char *name, cl_kernel *k)
 {
     ex->kernel = name;
-    tsr_status rc = tsr__cl_kernel(ex->cl, "upscale", name, k, ex->err);
+    tsr_status rc = tsr__cl_kernel(ex->cl, ex->ctx->kc, "upscale", name, k, ex->err);
     if (rc)
         tsr__err_prefix(ex->err, "node '%s' (%s): ", ex->node ? ex->node->id : "?",
                         ex->node ? ex->node->cls->name : "?");
@@ -496,7 +496,7 @@ static tsr_status kernel_of(tsr_exec *ex, const char *name, cl_kernel *k)
 
 static int cancelled(tsr_exec *ex)
 {
-    return ex->engine && __atomic_load_n(&ex->engine->interrupt, __ATOMIC_SEQ_CST);
+    return tsr__exec_cancelled(ex);
 }
 
 tsr_status tsr__net_run_cl(tsr_exec *ex, const tsr__model *m, const tsr__netopt *o,
@@ -554,7 +554,7 @@ tsr_status tsr__net_run_cl(tsr_exec *ex, const tsr__model *m, const tsr__netopt 
             if (!h)
                 return tsr__seterr(ex->err, TSR_ERR_NOMEM, "out of host memory for statistics");
             ex->kernel = "statistics";
-            cl_int st = clEnqueueReadBuffer(ex->cl->queue, slots[np->slot[b]], CL_TRUE, 0, bytes, h,
+            cl_int st = clEnqueueReadBuffer(ex->queue, slots[np->slot[b]], CL_TRUE, 0, bytes, h,
                                             0, NULL, NULL);
             if (st == CL_SUCCESS)
                 reduce_owned(m, np, b, h, pass, L->pooling_type == 0);
@@ -567,7 +567,7 @@ tsr_status tsr__net_run_cl(tsr_exec *ex, const tsr__model *m, const tsr__netopt 
         if (v) {
             ex->kernel = "statistics";
             cl_int st =
-                clEnqueueWriteBuffer(ex->cl->queue, slots[np->slot[L->out[0]]], CL_TRUE, 0,
+                clEnqueueWriteBuffer(ex->queue, slots[np->slot[L->out[0]]], CL_TRUE, 0,
                                      tsr__nn_count(np->shapes[L->out[0]]) * 4, v, 0, NULL, NULL);
             if (st != CL_SUCCESS)
                 rc = tsr__exec_cl_error(ex, st, "clEnqueueWriteBuffer (statistics)");
@@ -589,7 +589,7 @@ tsr_status tsr__net_run_cl(tsr_exec *ex, const tsr__model *m, const tsr__netopt 
             tsr__err_prefix(ex->err, "layer '%s' (%s): ", L->name, tsr__nn_type_name(L->type));
         /* Cancel is honoured between layers: wait for this one, then look at the flag. */
         if (!rc) {
-            cl_int st = clFinish(ex->cl->queue);
+            cl_int st = clFinish(ex->queue);
             if (st != CL_SUCCESS)
                 rc = tsr__exec_cl_error(ex, st, "clFinish");
         }
@@ -611,7 +611,7 @@ tsr_status tsr__net_run_cl(tsr_exec *ex, const tsr__model *m, const tsr__netopt 
             for (int y = 0; y < r->height && !rc; y++) {
                 size_t off = (((size_t)c * os.h + g->oy + y) * os.w + g->ox) * sizeof(float);
                 cl_int st = clEnqueueReadBuffer(
-                    ex->cl->queue, net, CL_TRUE, off, (size_t)r->width * sizeof(float),
+                    ex->queue, net, CL_TRUE, off, (size_t)r->width * sizeof(float),
                     r->data + ((size_t)c * r->height + y) * r->width, 0, NULL, NULL);
                 if (st != CL_SUCCESS)
                     rc = tsr__exec_cl_error(ex, st, "clEnqueueReadBuffer (raw output)");
@@ -680,7 +680,7 @@ static tsr_status sync_tile(tsr_exec *ex, const tsr__model *m, const tsr__netopt
     if (!rc) {
         ex->kernel = "statistics";
         cl_int st =
-            clEnqueueWriteBuffer(ex->cl->queue, dsrc, CL_TRUE, 0, bytes, host, 0, NULL, NULL);
+            clEnqueueWriteBuffer(ex->queue, dsrc, CL_TRUE, 0, bytes, host, 0, NULL, NULL);
         if (st != CL_SUCCESS)
             rc = tsr__exec_cl_error(ex, st, "clEnqueueWriteBuffer (statistics)");
     }
@@ -689,7 +689,7 @@ static tsr_status sync_tile(tsr_exec *ex, const tsr__model *m, const tsr__netopt
     if (!rc)
         rc = tsr__net_run_cl(ex, m, o, &np, sync, pass, slots, scratch, &src, NULL);
     if (!rc) {
-        cl_int st = clFinish(ex->cl->queue);
+        cl_int st = clFinish(ex->queue);
         if (st != CL_SUCCESS)
             rc = tsr__exec_cl_error(ex, st, "clFinish");
     }

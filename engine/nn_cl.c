@@ -176,7 +176,7 @@ size_t tsr__nn_cl_scratch_bytes(const tsr_nn_layer *L, const tsr_nn_shape *in,
 static tsr_status kernel_in(tsr_exec *ex, const char *file, const char *name, cl_kernel *k)
 {
     ex->kernel = name;
-    return tsr__cl_kernel(ex->cl, file, name, k, ex->err);
+    return tsr__cl_kernel(ex->cl, ex->ctx->kc, file, name, k, ex->err);
 }
 
 static tsr_status kernel(tsr_exec *ex, const char *name, cl_kernel *k)
@@ -203,7 +203,7 @@ static tsr_status launch_rows(tsr_exec *ex, cl_kernel k, size_t gx, size_t gy, s
     while (lx > 1 && (lx > kmax || lx > ex->cl->max_wg))
         lx /= 2;
     size_t local[3] = {lx, 1, 1}, global[3] = {(gx + lx - 1) / lx * lx, gy, gz};
-    st = clEnqueueNDRangeKernel(ex->cl->queue, k, 3, NULL, global, local, 0, NULL, NULL);
+    st = clEnqueueNDRangeKernel(ex->queue, k, 3, NULL, global, local, 0, NULL, NULL);
     return st == CL_SUCCESS ? TSR_OK : tsr__exec_cl_error(ex, st, "clEnqueueNDRangeKernel");
 }
 
@@ -326,7 +326,7 @@ static tsr_status copy(tsr_exec *ex, cl_mem src, size_t src_off, cl_mem dst, siz
         return TSR_OK;
     ex->kernel = "-";
     cl_int st =
-        clEnqueueCopyBuffer(ex->cl->queue, src, dst, src_off, dst_off, bytes, 0, NULL, NULL);
+        clEnqueueCopyBuffer(ex->queue, src, dst, src_off, dst_off, bytes, 0, NULL, NULL);
     return st == CL_SUCCESS ? TSR_OK : tsr__exec_cl_error(ex, st, "clEnqueueCopyBuffer");
 }
 
@@ -350,7 +350,7 @@ static tsr_status run_crop(tsr_exec *ex, const tsr_nn_layer *L, const cl_mem *in
     size_t region[3] = {(size_t)box.w * f, (size_t)box.h, (size_t)box.c};
     ex->kernel = "-";
     cl_int st = clEnqueueCopyBufferRect(
-        ex->cl->queue, in[0], out, src_origin, dst_origin, region, (size_t)is[0].w * f,
+        ex->queue, in[0], out, src_origin, dst_origin, region, (size_t)is[0].w * f,
         (size_t)is[0].w * is[0].h * f, (size_t)box.w * f, (size_t)box.w * box.h * f, 0, NULL, NULL);
     return st == CL_SUCCESS ? TSR_OK : tsr__exec_cl_error(ex, st, "clEnqueueCopyBufferRect");
 }
@@ -373,7 +373,7 @@ static tsr_status run_interp(tsr_exec *ex, const tsr_nn_layer *L, cl_mem in, tsr
     cl_int ty =
         tsr__nn_interp_taps(L, 1, is.h, os.h, tab + (size_t)os.w * 4, wt + (size_t)os.w * 4);
     /* Blocking: the tables live in this call. They are a few KiB per layer run. */
-    cl_int st = clEnqueueWriteBuffer(ex->cl->queue, scratch, CL_TRUE, 0, bytes, tab, 0, NULL, NULL);
+    cl_int st = clEnqueueWriteBuffer(ex->queue, scratch, CL_TRUE, 0, bytes, tab, 0, NULL, NULL);
     free(tab);
     if (st != CL_SUCCESS)
         return tsr__exec_cl_error(ex, st, "clEnqueueWriteBuffer (interp taps)");

@@ -112,7 +112,7 @@ tsr_status tsr__gauss_prepare(tsr_exec *ex, double sigma)
     int r = tsr__gauss_weights(sigma, w);
     ex->kernel = "weights";
     /* Blocking: w lives on this stack frame. Once per run, not per tile. */
-    cl_int st = clEnqueueWriteBuffer(ex->cl->queue, ex->bufs[TSR_GAUSS_BUF_WEIGHTS], CL_TRUE, 0,
+    cl_int st = clEnqueueWriteBuffer(ex->queue, ex->bufs[TSR_GAUSS_BUF_WEIGHTS], CL_TRUE, 0,
                                      (size_t)(2 * r + 1) * sizeof(float), w, 0, NULL, NULL);
     return st == CL_SUCCESS ? TSR_OK : tsr__exec_cl_error(ex, st, "clEnqueueWriteBuffer (weights)");
 }
@@ -175,7 +175,7 @@ tsr_status tsr__gauss_ref(const tsr_node *n, const tsr_region *in, const tsr_reg
 static tsr_status gauss_kernel(tsr_exec *ex, const char *name, cl_kernel *out)
 {
     ex->kernel = name;
-    tsr_status rc = tsr__cl_kernel(ex->cl, "blur.gaussian", name, out, ex->err);
+    tsr_status rc = tsr__cl_kernel(ex->cl, ex->ctx->kc, "blur.gaussian", name, out, ex->err);
     if (rc)
         tsr__err_prefix(ex->err, "node '%s' (%s): ", ex->node ? ex->node->id : "?",
                         ex->node ? ex->node->cls->name : "?");

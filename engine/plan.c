@@ -245,7 +245,7 @@ static tsr_status choose_tile(tsr_engine *e, const tsr_graph *g, const tsr__plan
                     mh = H < TSR_MIN_TILE ? H : TSR_MIN_TILE;
                 size_t need = grid_estimate(g, p, s, t, mw, mh, 0);
                 if (need == SIZE_MAX)
-                    return tsr__seterr(&e->err, TSR_ERR_DEVICE_NOMEM,
+                    return tsr__seterr(tsr__eerr(e), TSR_ERR_DEVICE_NOMEM,
                                        "stage '%s': even a %dx%d tile needs a buffer larger than "
                                        "the device's largest allocation (%zu bytes)",
                                        root->id, mw, mh, p->max_alloc);
@@ -255,7 +255,7 @@ static tsr_status choose_tile(tsr_engine *e, const tsr_graph *g, const tsr__plan
                     snprintf(model, sizeof model,
                              " (%zu bytes, %.1f MiB, of it are a model's resident weights)", res,
                              res / 1048576.0);
-                return tsr__seterr(&e->err, TSR_ERR_DEVICE_NOMEM,
+                return tsr__seterr(tsr__eerr(e), TSR_ERR_DEVICE_NOMEM,
                                    "stage '%s': even the smallest tile (%dx%d) needs about %zu "
                                    "bytes (%.1f MiB) of device memory%s, over the budget of %zu "
                                    "bytes (%.1f MiB): raise --vram-limit",
@@ -305,7 +305,7 @@ tsr_status tsr__plan_make(tsr_engine *e, tsr_graph *g, int force_w, int force_h,
     tsr_status rc = TSR_OK;
     if (!consumers || !tile_consumers || !out->host || !out->stage_of || !out->stages ||
         tsr__tile_alloc(g, &t)) {
-        rc = tsr__seterr(&e->err, TSR_ERR_NOMEM, "out of memory planning the graph");
+        rc = tsr__seterr(tsr__eerr(e), TSR_ERR_NOMEM, "out of memory planning the graph");
         goto done;
     }
     out->budget = e->cl ? (size_t)e->vram_limit : 0;
@@ -337,7 +337,7 @@ tsr_status tsr__plan_make(tsr_engine *e, tsr_graph *g, int force_w, int force_h,
             continue;
         tsr__stage *s = &out->stages[out->n_stages];
         if (!(s->nodes = malloc(n * sizeof *s->nodes))) {
-            rc = tsr__seterr(&e->err, TSR_ERR_NOMEM, "out of memory planning the graph");
+            rc = tsr__seterr(tsr__eerr(e), TSR_ERR_NOMEM, "out of memory planning the graph");
             break;
         }
         s->root = v;
@@ -353,7 +353,7 @@ tsr_status tsr__plan_make(tsr_engine *e, tsr_graph *g, int force_w, int force_h,
             break; /* no tile fits: tile_w is 0, there is nothing to count */
         }
         if (!(s->bytes = malloc(n * TSR_SLOTS * sizeof *s->bytes))) {
-            rc = tsr__seterr(&e->err, TSR_ERR_NOMEM, "out of memory planning the graph");
+            rc = tsr__seterr(tsr__eerr(e), TSR_ERR_NOMEM, "out of memory planning the graph");
             break;
         }
         s->estimate = grid_estimate(g, out, s, &t, s->tile_w, s->tile_h, 0);

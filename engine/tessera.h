@@ -4,8 +4,14 @@
  * - Every call that can fail returns a tsr_status; TSR_OK is 0. The text of the last failure on
  *   an engine is tsr_errmsg(engine). Calls that take no engine take (char *msg, size_t msglen).
  * - Every _new/_load has a matching _free; _free(NULL) is a no-op.
- * - A tsr_engine is used by one thread at a time, except tsr_engine_interrupt() which is safe
- *   from any thread.
+ * - Threads (docs/EMBEDDING.md): an engine, its pool, kernel cache and model cache may be used
+ *   from any number of threads at once. Several jobs run on one engine side by side when their
+ *   plans fit the device budget together, else they queue. A tsr_graph is used by one thread at
+ *   a time; a job takes a snapshot of it, so the graph may be changed or freed once the job
+ *   is made. tsr_job_cancel() and tsr_engine_interrupt() are safe from any thread and from
+ *   signal handlers.
+ * - tsr_errmsg(e) is the message of the calling thread's last failed call on an engine; a job's
+ *   own message is tsr_job_message().
  * - A returned `const char *` is borrowed from the object it came from; a returned `char *` is
  *   freed with tsr_free().
  */
@@ -38,6 +44,8 @@ typedef enum tsr_status {
     TSR_ERR_UNSUPPORTED = 11, /* valid request the engine cannot do (format, channel count...) */
     TSR_ERR_NO_DEVICE = 12,   /* no OpenCL platform/device, or the requested one does not exist */
     TSR_ERR_INTERNAL = 13,    /* a bug in Tessera */
+    TSR_ERR_BUSY = 14,        /* the job is still running (tsr_job_wait timed out), or a job
+                                 was started twice */
 } tsr_status;
 
 /* Fixed English text for a status; never NULL. */
@@ -118,10 +126,6 @@ const char *tsr_errmsg(const tsr_engine *e);
 /* Describes the engine's device; for the "ref" engine, name is "reference (plain C)". */
 const tsr_device_info *tsr_engine_device(const tsr_engine *e);
 int tsr_engine_is_ref(const tsr_engine *e);
-
-/* Ask the running job to stop. Safe from any thread and from signal handlers. The run returns
- * TSR_ERR_CANCELLED after the node (later: tile) in flight. */
-void tsr_engine_interrupt(tsr_engine *e);
 
 /* Device memory statistics (one set for the device pool, one for the staging pool). Peaks are
  * since the start of the last run. */
@@ -220,30 +224,63 @@ tsr_status tsr_graph_set(tsr_engine *e, tsr_graph *g, const char *assignment);
 /* Shape inference over the whole graph (reads image headers, no pixels). Called by run. */
 tsr_status tsr_graph_infer(tsr_engine *e, tsr_graph *g);
 
-typedef struct tsr_progress {
-    const char *node; /* id of the node being run */
-    const char *type; /* its type */
-    int node_index;   /* 0-based position in execution order */
+/* ---------------------------------------------------------------------------------------------
+ * Events. One callback receives every event of a job, on the thread that runs the job (never
+ * two at once for one job). The vocabulary is chaiNNer's (its frontend consumes the same
+ * names); `json` is the whole event as one JSON object (no newline), the form `tessera run
+ * --json` prints. Pointers in the event are valid only during the call. The callback must not
+ * block for long and must not free the job; it may call tsr_job_cancel().
+ */
+typedef enum tsr_event_type {
+    TSR_EV_JOB_START = 1,     /* "chain-start": node_count */
+    TSR_EV_NODE_START = 2,    /* "node-start": node, node_type, node_index */
+    TSR_EV_NODE_PROGRESS = 3, /* "node-progress": index of total units (tiles, row bands),
+                                 progress 0..1, eta_s; at most every 50 ms per node */
+    TSR_EV_NODE_FINISH = 4,   /* "node-finish": seconds, peak_device_bytes */
+    TSR_EV_JOB_FINISH = 5,    /* "finish": status, message, seconds, files */
+    TSR_EV_JOB_ERROR = 6,     /* "execution-error": status, message, node, param, file/line/col
+                                 (when the error comes from a place in the graph file); followed
+                                 by "finish" */
+    TSR_EV_PLAN = 7,          /* "plan": the plan as in --dry-run (json only) */
+    TSR_EV_STAGE = 8,         /* "stage": a tiled stage starts: node (its root), total tiles */
+    TSR_EV_DOWNGRADE = 9,     /* "downgrade": out of device memory, tiles halved (json only) */
+} tsr_event_type;
+
+typedef struct tsr_job tsr_job;
+
+typedef struct tsr_event {
+    tsr_event_type type;
+    const char *name;      /* "node-start", ... as above */
+    const char *json;      /* the event as one JSON object */
+    tsr_job *job;          /* the job it belongs to */
+    const char *node;      /* node id (node events, stage, error), else NULL */
+    const char *node_type; /* its type */
+    int node_index;        /* 0-based position in execution order, -1 if none */
     int node_count;
-    int64_t tile;     /* tiles done in this node */
-    int64_t tiles;    /* tiles in this node */
-    double elapsed_s; /* since the run started */
-} tsr_progress;
+    int64_t index, total;   /* node-progress: units done and units in the node */
+    double progress;        /* node-progress: 0..1 */
+    double eta_s;           /* node-progress: seconds left in the node; < 0 unknown */
+    double seconds;         /* node-finish: the node's time; finish: the job's */
+    double elapsed_s;       /* since the job started */
+    uint64_t peak_device_bytes; /* node-finish: the pool's peak in-use bytes while it ran */
+    tsr_status status;      /* finish, execution-error */
+    const char *message;    /* finish, execution-error: "" on success */
+    const char *param;      /* execution-error: the param at fault, or NULL */
+    const char *file;       /* execution-error: graph file, or NULL */
+    int line, col;          /* execution-error: position in it (0 if none) */
+    const char *const *files; /* finish: files written (count n_files) */
+    int n_files;
+} tsr_event;
 
-/* Return non-zero to cancel the run. Called on the thread that runs the graph. */
-typedef int (*tsr_progress_fn)(void *user, const tsr_progress *p);
-
-/* Receives one JSON object per event (no newline): "plan", "stage", "downgrade", "done".
- * Called on the thread that runs the graph; the text is valid only during the call. */
-typedef void (*tsr_event_fn)(void *user, const char *json);
+typedef void (*tsr_event_fn)(void *user, const tsr_event *ev);
 
 typedef struct tsr_run_options {
-    tsr_progress_fn progress;
-    void *user;
     tsr_event_fn event; /* optional */
+    void *user;
     int tile_width;     /* > 0: force this tile size (in each stage's output pixels) */
     int tile_height;
-    int dry_run; /* plan only: no pixel is read, computed or written */
+    int dry_run;  /* plan only: no pixel is read, computed or written */
+    int no_reuse; /* do not reuse or keep node outputs in the engine's result cache */
 } tsr_run_options;
 
 /* Plan the graph under the engine's budget and describe it as text (what `--dry-run` prints):
@@ -251,8 +288,147 @@ typedef struct tsr_run_options {
  * with tsr_free(). opt may be NULL (its tile size, if set, is honoured). */
 tsr_status tsr_graph_plan_text(tsr_engine *e, tsr_graph *g, const tsr_run_options *opt, char **out);
 
-/* Run the graph. Blocking. opt may be NULL. */
+/* Run the graph on the calling thread: tsr_job_new + tsr_job_start + tsr_job_wait +
+ * tsr_job_free, except that the job runs on this thread. opt may be NULL. The message of a
+ * failure is then tsr_errmsg(e) and the statistics tsr_engine_stats(e). */
 tsr_status tsr_graph_run(tsr_engine *e, tsr_graph *g, const tsr_run_options *opt);
+
+/* ---------------------------------------------------------------------------------------------
+ * In-memory pixels: interleaved samples, any row stride.
+ */
+typedef enum tsr_sample {
+    TSR_SAMPLE_U8 = 1,  /* 0..255 */
+    TSR_SAMPLE_U16 = 2, /* 0..65535, host byte order */
+    TSR_SAMPLE_F32 = 3, /* nominally 0..1 */
+} tsr_sample;
+
+typedef struct tsr_pixels {
+    void *data;
+    int width, height;
+    int channels;      /* 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA */
+    tsr_sample sample;
+    size_t stride;     /* bytes from one row to the next; 0: width * channels * sample size */
+} tsr_pixels;
+
+/* Who owns caller pixels handed to the engine. */
+typedef enum tsr_ownership {
+    TSR_COPY = 0,     /* copied during the call; the caller keeps its buffer */
+    TSR_BORROW = 1,   /* read while the job runs: the buffer must stay valid and unchanged until
+                         the job is freed */
+    TSR_HANDOVER = 2, /* the engine owns it and calls free_fn(data, free_user) when done (also
+                         when the call fails) */
+} tsr_ownership;
+
+typedef void (*tsr_free_fn)(void *data, void *free_user);
+
+/* A new image holding a converted copy of px (planar float). */
+tsr_status tsr_image_from_pixels(const tsr_pixels *px, tsr_image **out);
+/* Convert img into caller memory px (px->data, size, channels, sample and stride set by the
+ * caller; width/height/channels must match img). Float output is not clamped; integer output is
+ * clamped and rounded. */
+tsr_status tsr_image_to_pixels(const tsr_image *img, const tsr_pixels *px);
+
+/* Decode a PNG or JPEG held in memory (format sniffed). The pixel limit is the engine's. */
+tsr_status tsr_image_decode(tsr_engine *e, const void *buf, size_t len, tsr_image **out);
+/* Encode to memory: opt->format must be PNG or JPEG. *buf is freed with tsr_free(). */
+tsr_status tsr_image_encode(tsr_engine *e, const tsr_image *img, const tsr_save_options *opt,
+                            void **buf, size_t *len);
+
+/* Remove every temporary file an encoder is writing right now (in this process). Async-signal
+ * safe: a signal handler calls it before _exit(). */
+void tsr_cleanup_temp_files(void);
+
+/* ---------------------------------------------------------------------------------------------
+ * Jobs: one run of a graph, asynchronous.
+ *
+ *   tsr_job_new -> [tsr_job_bind_input, tsr_job_watch] -> tsr_job_start -> events ...
+ *   -> tsr_job_wait -> [tsr_job_output] -> tsr_job_free
+ *
+ * A job owns everything about its run: a snapshot of the graph (with its inferred shapes),
+ * the cancel flag (set from the moment the job exists, so that a cancel before the start is
+ * honoured), status and message, statistics and events.
+ */
+typedef struct tsr_job_stats {
+    double seconds;         /* wall time of the run */
+    double queued_seconds;  /* time spent waiting for device budget held by other jobs */
+    int nodes;              /* nodes in the graph */
+    int nodes_run;          /* nodes computed (not reused from the result cache) */
+    int nodes_reused;       /* materialized outputs taken from the result cache */
+    int64_t tiles;          /* tiles run */
+    int64_t downgrades;     /* tile halvings after out-of-memory */
+    int kernels_compiled;   /* programs built during the run */
+    int kernels_from_cache; /* programs loaded from the disk cache */
+    int models_loaded;      /* models read from disk for this graph */
+    int models_uploaded;    /* models whose weights went to the device during the run */
+    uint64_t reserved_bytes;  /* device budget this job reserved (its plan's peak) */
+    uint64_t peak_device_bytes; /* pool in-use peak while it ran (all jobs of the engine) */
+    int files_written;
+} tsr_job_stats;
+
+/* Make a job for graph g on engine e (not started). Infers g if needed (reads image headers
+ * and models); errors are reported here with positions. opt may be NULL; it is copied. */
+tsr_status tsr_job_new(tsr_engine *e, tsr_graph *g, const tsr_run_options *opt, tsr_job **out);
+
+/* Bind caller pixels to source node `node` (an image.input, or any image source, which then
+ * does not read its file). Before tsr_job_start only. With TSR_HANDOVER, free_fn is called
+ * when the engine is done with the pixels, also on failure of this call. */
+tsr_status tsr_job_bind_input(tsr_job *j, const char *node, const tsr_pixels *px,
+                              tsr_ownership own, tsr_free_fn free_fn, void *free_user);
+/* The same with an image (one reference is taken). */
+tsr_status tsr_job_bind_image(tsr_job *j, const char *node, tsr_image *img);
+
+/* Keep node `node`'s output image after the run (a preview): scaled down by an area average
+ * so that its longer side is at most max_side pixels (0: full size). Before tsr_job_start. An
+ * image.output node's image is always kept at full size. */
+tsr_status tsr_job_watch(tsr_job *j, const char *node, int max_side);
+
+/* Start the job on a thread of its own; returns at once. TSR_ERR_BUSY if already started. */
+tsr_status tsr_job_start(tsr_job *j);
+
+/* Wait until the job finishes, at most timeout_ms milliseconds (< 0: forever). Returns the
+ * job's status (TSR_OK, TSR_ERR_CANCELLED, ...) or TSR_ERR_BUSY when the time ran out. A job
+ * never started returns TSR_ERR_INVALID. */
+tsr_status tsr_job_wait(tsr_job *j, int timeout_ms);
+
+/* Ask the job to stop. Any thread, any time, idempotent, async-signal safe. A running job
+ * returns TSR_ERR_CANCELLED within about 100 ms; a job not yet started will not run (its
+ * tsr_job_start still starts the thread, which finishes at once with TSR_ERR_CANCELLED). After
+ * the job finished it changes nothing. */
+void tsr_job_cancel(tsr_job *j);
+
+/* 1 while started and not finished. */
+int tsr_job_is_running(const tsr_job *j);
+/* The job's status: TSR_ERR_BUSY while running, TSR_ERR_INVALID before the start. */
+tsr_status tsr_job_status(const tsr_job *j);
+/* The job's message ("" on success); valid until tsr_job_free. Read it after the job ends. */
+const char *tsr_job_message(const tsr_job *j);
+/* Statistics; complete once the job ended. */
+void tsr_job_get_stats(const tsr_job *j, tsr_job_stats *out);
+/* The same as "key: value" lines, what tsr_engine_stats returns after tsr_graph_run. Free
+ * with tsr_free(). */
+char *tsr_job_stats_text(const tsr_job *j);
+
+/* After the job ended with TSR_OK: a new reference to the image kept for `node` (an
+ * image.output node, or a watched node). Free it with tsr_image_free. */
+tsr_status tsr_job_output(tsr_job *j, const char *node, tsr_image **out);
+
+/* Cancel if running, wait for the end, release everything. NULL is a no-op. */
+void tsr_job_free(tsr_job *j);
+
+/* Cancel every job of this engine that exists now (running or not yet started). Safe from any
+ * thread and from signal handlers. */
+void tsr_engine_interrupt(tsr_engine *e);
+
+/* ---------------------------------------------------------------------------------------------
+ * Result cache: a GUI re-running a graph after a param change recomputes only the nodes
+ * downstream of the change. Materialized node outputs are kept on the host, keyed by a hash of
+ * the node's type, params, inputs' keys and its files' identity (device, inode, size, mtime),
+ * and reused by later jobs on the engine; least recently used entries are evicted past the
+ * bound. Default bound: $TSR_RESULT_CACHE (a size), else 256 MiB. 0 disables it.
+ */
+void tsr_engine_set_result_cache(tsr_engine *e, uint64_t max_bytes);
+/* Bytes held by the result cache now. */
+uint64_t tsr_engine_result_cache_bytes(tsr_engine *e);
 
 /* Statistics of the last run, as "key: value" lines (free with tsr_free()). */
 char *tsr_engine_stats(const tsr_engine *e);

@@ -22,7 +22,7 @@ static tsr_status load_infer(const tsr_node *n, const tsr_port_info *in, tsr_por
 
 static tsr_status load_produce(tsr_exec *ex, const tsr_node *n, tsr_image **out)
 {
-    tsr_status rc = tsr__image_load(n->params[P_PATH].str, ex->max_pixels, out, ex->err);
+    tsr_status rc = tsr__image_load(n->params[P_PATH].str, ex->max_pixels, NULL, out, ex->err);
     return rc ? tsr__node_reanchor(ex->err, n, P_PATH, rc) : TSR_OK;
 }
 

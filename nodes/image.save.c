@@ -87,7 +87,7 @@ static tsr_status save_consume(tsr_exec *ex, const tsr_node *n, const tsr_image 
     o.compression = n->params[P_COMPRESSION].ival;
     static const int sub[] = {444, 422, 420};
     o.subsampling = sub[n->params[P_SUBSAMPLING].ival];
-    tsr_status rc = tsr__image_save(img, n->params[P_PATH].str, &o, ex->err);
+    tsr_status rc = tsr__image_save(img, n->params[P_PATH].str, &o, NULL, ex->err);
     return rc ? tsr__node_reanchor(ex->err, n, P_PATH, rc) : TSR_OK;
 }
 

@@ -365,9 +365,9 @@ static tsr_status resize_run_cl(tsr_exec *ex, const tsr_node *n, const tsr_regio
     /* Blocking: the host tables are freed on return. A few KiB to a few MiB once per tile. */
     ex->kernel = "tap tables";
     cl_int st =
-        clEnqueueWriteBuffer(ex->cl->queue, xtab, CL_TRUE, 0, tx.bytes, tx.block, 0, NULL, NULL);
+        clEnqueueWriteBuffer(ex->queue, xtab, CL_TRUE, 0, tx.bytes, tx.block, 0, NULL, NULL);
     if (st == CL_SUCCESS)
-        st = clEnqueueWriteBuffer(ex->cl->queue, ytab, CL_TRUE, 0, ty.bytes, ty.block, 0, NULL,
+        st = clEnqueueWriteBuffer(ex->queue, ytab, CL_TRUE, 0, ty.bytes, ty.block, 0, NULL,
                                   NULL);
     if (st != CL_SUCCESS) {
         rc = tsr__exec_cl_error(ex, st, "clEnqueueWriteBuffer (tap tables)");

@@ -109,28 +109,23 @@ static void on_sigint(int sig)
 
 typedef struct progress_state {
     int tty;
-    double start;
+    int json;
 } progress_state;
 
-static int on_progress(void *user, const tsr_progress *p)
+static void on_event(void *user, const tsr_event *ev)
 {
     progress_state *st = user;
-    if (!st->tty)
-        return 0;
-    fprintf(stderr, "\r\033[K[%d/%d] %s (%s) %s  %.1fs", p->node_index + 1, p->node_count, p->node,
-            p->type, p->tile == p->tiles ? "done" : "...", p->elapsed_s);
-    if (p->tile == p->tiles && p->node_index + 1 == p->node_count)
-        fputc('\n', stderr);
+    if (st->json) {
+        fputs(ev->json, stdout);
+        fputc('\n', stdout);
+        fflush(stdout);
+        return;
+    }
+    if (!st->tty || ev->type != TSR_EV_NODE_PROGRESS)
+        return;
+    fprintf(stderr, "\r\033[K[%d/%d] %s (%s) %3.0f%%  %.1fs", ev->node_index + 1, ev->node_count,
+            ev->node, ev->node_type, ev->progress * 100, ev->elapsed_s);
     fflush(stderr);
-    return 0;
-}
-
-static void on_event(void *user, const char *json)
-{
-    (void)user;
-    fputs(json, stdout);
-    fputc('\n', stdout);
-    fflush(stdout);
 }
 
 static int cmd_run(int argc, char **argv, int validate_only)
@@ -242,8 +237,9 @@ static int cmd_run(int argc, char **argv, int validate_only)
             fputs(text, stdout);
         tsr_free(text);
     } else if (!rc && !validate_only) {
-        progress_state ps = {!quiet && !json && isatty(2), 0};
-        tsr_run_options ro = {on_progress, &ps, json ? on_event : NULL, tile_w, tile_h, dry_run};
+        progress_state ps = {!quiet && !json && isatty(2), json};
+        tsr_run_options ro = {.event = on_event, .user = &ps, .tile_width = tile_w,
+                              .tile_height = tile_h, .dry_run = dry_run};
         signal(SIGINT, on_sigint);
         rc = tsr_graph_run(e, g, &ro);
         signal(SIGINT, SIG_DFL);

@@ -39,7 +39,7 @@ static tsr__model *model_of(tsr_engine *e, const model_case *c)
     int loaded;
     char path[1024];
     snprintf(path, sizeof path, "%s", tu_shared(c->param));
-    if (tsr__model_get(e, path, &m, &loaded, &e->err))
+    if (tsr__model_get(e, path, &m, &loaded, tsr__eerr(e)))
         fail_msg("%s: %s", c->name, tsr_errmsg(e));
     return m;
 }

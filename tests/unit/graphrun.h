@@ -60,9 +60,10 @@ static inline tsr_status gr_capture_consume(tsr_exec *ex, const tsr_node *n, con
     return TSR_OK;
 }
 
-static inline void gr_event(void *user, const char *json)
+static inline void gr_event(void *user, const tsr_event *ev)
 {
     gr_result *r = user;
+    const char *json = ev->json;
     if (strstr(json, "\"event\":\"plan\"")) {
         r->n_plan++;
         snprintf(r->plan_json, sizeof r->plan_json, "%s", json);
@@ -71,7 +72,7 @@ static inline void gr_event(void *user, const char *json)
     } else if (strstr(json, "\"event\":\"downgrade\"")) {
         if (!r->n_downgrade++)
             snprintf(r->downgrade_json, sizeof r->downgrade_json, "%s", json);
-    } else if (strstr(json, "\"event\":\"done\"")) {
+    } else if (strstr(json, "\"event\":\"finish\"")) {
         r->n_done++;
     }
 }

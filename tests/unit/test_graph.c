@@ -53,8 +53,8 @@ static void expect_error(const char *yaml, int count, const char *pos, const cha
         fail_msg("expected a graph error, got %s:\n%s", tsr_status_str(rc), msg);
     if (!has_line(msg, pos, text))
         fail_msg("no line starting '%s' with '%s' in:\n%s", pos, text, msg);
-    if (count > 0 && eng()->err.count != count)
-        fail_msg("expected %d error(s), got %d:\n%s", count, eng()->err.count, msg);
+    if (count > 0 && tsr__eerr(eng())->count != count)
+        fail_msg("expected %d error(s), got %d:\n%s", count, tsr__eerr(eng())->count, msg);
 }
 
 static const tsr_node *node_named(const tsr_graph *g, const char *id)

@@ -124,7 +124,7 @@ static tsr_status load(const char *path, uint64_t max_pixels, tsr_image **out, t
 {
     tsr__err_clear(err);
     *out = NULL;
-    return tsr__image_load(path, max_pixels, out, err);
+    return tsr__image_load(path, max_pixels, NULL, out, err);
 }
 
 static void write_all(const char *path, const void *buf, size_t len)
@@ -329,7 +329,7 @@ static void invalid_pngs_refused(void **state)
         size_t len;
         unsigned char *buf = tu_slurp(path, &len);
         tsr__err_clear(&err);
-        assert_int_equal(tsr__image_decode(buf, len, name, 0, &img, &err), TSR_ERR_DECODE);
+        assert_int_equal(tsr__image_decode(buf, len, name, 0, NULL, &img, &err), TSR_ERR_DECODE);
         assert_msg_has(&err, name);
         free(buf);
         n++;
@@ -356,11 +356,11 @@ static void truncated_files_refused(void **state)
         tsr__err err;
         /* The whole file decodes, so the failures below are the truncation's. */
         tsr__err_clear(&err);
-        assert_int_equal(tsr__image_decode(buf, len, "whole", 0, &img, &err), TSR_OK);
+        assert_int_equal(tsr__image_decode(buf, len, "whole", 0, NULL, &img, &err), TSR_OK);
         tsr_image_free(img);
         for (size_t n = 0; n < len; n++) {
             tsr__err_clear(&err);
-            tsr_status rc = tsr__image_decode(buf, n, "cut", 0, &img, &err);
+            tsr_status rc = tsr__image_decode(buf, n, "cut", 0, NULL, &img, &err);
             if (rc != TSR_ERR_DECODE)
                 fail_msg("%s cut to %zu bytes: %s (%s)", files[f], n, tsr_status_str(rc), err.msg);
             assert_null(img);
@@ -412,7 +412,7 @@ static void corrupted_files_fail_cleanly(void **state)
             tsr__err err;
             tsr__err_clear(&err);
             tsr_image *img = NULL;
-            tsr_status rc = tsr__image_decode(m, len, "damaged", 1u << 22, &img, &err);
+            tsr_status rc = tsr__image_decode(m, len, "damaged", 1u << 22, NULL, &img, &err);
             if (rc == TSR_OK) {
                 assert_non_null(img);
                 tsr_image_free(img);
@@ -454,7 +454,7 @@ static void not_images_refused(void **state)
     assert_int_equal(load(tmpdir, 0, &img, &err), TSR_ERR_IO);
     assert_msg_has(&err, tmpdir);
     tsr__err_clear(&err);
-    assert_int_equal(tsr__image_decode(NULL, 0, "nothing", 0, &img, &err), TSR_ERR_DECODE);
+    assert_int_equal(tsr__image_decode(NULL, 0, "nothing", 0, NULL, &img, &err), TSR_ERR_DECODE);
     assert_msg_has(&err, "nothing: empty file");
 }
 
@@ -643,7 +643,7 @@ static void pixel_limit(void **state)
     memcpy(bomb + 49, "IEND", 4);
     put32(bomb + 53, crc32_png(bomb + 49, 4));
     tsr__err_clear(&err);
-    assert_int_equal(tsr__image_decode(bomb, sizeof bomb, "bomb.png", 0, &img, &err),
+    assert_int_equal(tsr__image_decode(bomb, sizeof bomb, "bomb.png", 0, NULL, &img, &err),
                      TSR_ERR_LIMIT);
     assert_msg_has(&err, "bomb.png");
     /* The same file claiming 100x100 gets past the header and fails on the missing data. */
@@ -651,7 +651,7 @@ static void pixel_limit(void **state)
     put32(bomb + 20, 100);
     put32(bomb + 29, crc32_png(bomb + 12, 17));
     tsr__err_clear(&err);
-    assert_int_equal(tsr__image_decode(bomb, sizeof bomb, "small.png", 0, &img, &err),
+    assert_int_equal(tsr__image_decode(bomb, sizeof bomb, "small.png", 0, NULL, &img, &err),
                      TSR_ERR_DECODE);
     assert_msg_has(&err, "small.png");
 
@@ -665,7 +665,7 @@ static void pixel_limit(void **state)
     buf[sof + 5] = buf[sof + 7] = 0xFD; /* height and width 65000 */
     buf[sof + 6] = buf[sof + 8] = 0xE8;
     tsr__err_clear(&err);
-    assert_int_equal(tsr__image_decode(buf, len, "bomb.jpg", 0, &img, &err), TSR_ERR_LIMIT);
+    assert_int_equal(tsr__image_decode(buf, len, "bomb.jpg", 0, NULL, &img, &err), TSR_ERR_LIMIT);
     assert_msg_has(&err, "65000x65000");
     free(buf);
 }
@@ -680,7 +680,7 @@ static void wide_image_round_trip(void **state)
     tsr__err err;
     tsr__err_clear(&err);
     const char *path = tmp_path("wide.png");
-    assert_int_equal(tsr__image_save(img, path, NULL, &err), TSR_OK);
+    assert_int_equal(tsr__image_save(img, path, NULL, NULL, &err), TSR_OK);
     tsr_image *back;
     assert_int_equal(load(path, 0, &back, &err), TSR_OK);
     assert_true(tu_max_diff(img, back) == 0.0);
@@ -715,7 +715,7 @@ static void png_round_trip(void **state)
             tsr__err err;
             tsr__err_clear(&err);
             const char *path = tmp_path("rt.png");
-            assert_int_equal(tsr__image_save(img, path, &o, &err), TSR_OK);
+            assert_int_equal(tsr__image_save(img, path, &o, NULL, &err), TSR_OK);
             tsr_image *back;
             assert_int_equal(load(path, 0, &back, &err), TSR_OK);
             assert_int_equal(back->channels, ch);
@@ -735,13 +735,13 @@ static void png_default_depth(void **state)
     tsr__err_clear(&err);
     tsr_image *back;
     img->bit_depth = 16;
-    assert_int_equal(tsr__image_save(img, tmp_path("d16.png"), NULL, &err), TSR_OK);
+    assert_int_equal(tsr__image_save(img, tmp_path("d16.png"), NULL, NULL, &err), TSR_OK);
     assert_int_equal(load(tmp_path("d16.png"), 0, &back, &err), TSR_OK);
     assert_int_equal(back->bit_depth, 16);
     assert_true(tu_max_diff(img, back) == 0.0);
     tsr_image_free(back);
     img->bit_depth = 0;
-    assert_int_equal(tsr__image_save(img, tmp_path("d8.png"), NULL, &err), TSR_OK);
+    assert_int_equal(tsr__image_save(img, tmp_path("d8.png"), NULL, NULL, &err), TSR_OK);
     assert_int_equal(load(tmp_path("d8.png"), 0, &back, &err), TSR_OK);
     assert_int_equal(back->bit_depth, 8);
     assert_true(tu_max_diff(img, back) <= 0.5 / 255 + 1e-6);
@@ -765,7 +765,7 @@ static void png_quantization(void **state)
         img->data[i] = cases[i].v;
     tsr__err err;
     tsr__err_clear(&err);
-    assert_int_equal(tsr__image_save(img, tmp_path("q.png"), NULL, &err), TSR_OK);
+    assert_int_equal(tsr__image_save(img, tmp_path("q.png"), NULL, NULL, &err), TSR_OK);
     tsr_image *back;
     assert_int_equal(load(tmp_path("q.png"), 0, &back, &err), TSR_OK);
     for (int i = 0; i < n; i++)
@@ -805,9 +805,9 @@ static void png_compression_level(void **state)
     tsr__err err;
     tsr__err_clear(&err);
     o.compression = 0;
-    assert_int_equal(tsr__image_save(img, tmp_path("c0.png"), &o, &err), TSR_OK);
+    assert_int_equal(tsr__image_save(img, tmp_path("c0.png"), &o, NULL, &err), TSR_OK);
     o.compression = 9;
-    assert_int_equal(tsr__image_save(img, tmp_path("c9.png"), &o, &err), TSR_OK);
+    assert_int_equal(tsr__image_save(img, tmp_path("c9.png"), &o, NULL, &err), TSR_OK);
     long s0 = file_size(tmp_path("c0.png")), s9 = file_size(tmp_path("c9.png"));
     print_message("PNG sizes: level 0 %ld bytes, level 9 %ld bytes\n", s0, s9);
     /* Level 0 stores: at least the filtered rows (1 filter byte + 3 bytes per pixel). */
@@ -875,7 +875,7 @@ static void jpeg_options(void **state)
         tsr_save_options o;
         tsr_save_options_init(&o);
         o.subsampling = subs[i].sub;
-        assert_int_equal(tsr__image_save(img, path, &o, &err), TSR_OK);
+        assert_int_equal(tsr__image_save(img, path, &o, NULL, &err), TSR_OK);
         jpeg_facts f = jpeg_header(path);
         assert_int_equal(f.components, 3);
         assert_int_equal(f.h[0], subs[i].h);
@@ -891,12 +891,12 @@ static void jpeg_options(void **state)
     tsr_save_options o;
     tsr_save_options_init(&o);
     o.quality = 50;
-    assert_int_equal(tsr__image_save(img, path, &o, &err), TSR_OK);
+    assert_int_equal(tsr__image_save(img, path, &o, NULL, &err), TSR_OK);
     jpeg_facts f = jpeg_header(path);
     assert_int_equal(f.q0, 16);
     assert_int_equal(f.q1, 11);
     o.quality = 100;
-    assert_int_equal(tsr__image_save(img, path, &o, &err), TSR_OK);
+    assert_int_equal(tsr__image_save(img, path, &o, NULL, &err), TSR_OK);
     f = jpeg_header(path);
     assert_int_equal(f.q0, 1);
     assert_int_equal(f.q1, 1);
@@ -905,7 +905,7 @@ static void jpeg_options(void **state)
     const int q[2] = {95, 20};
     for (int i = 0; i < 2; i++) {
         o.quality = q[i];
-        assert_int_equal(tsr__image_save(img, path, &o, &err), TSR_OK);
+        assert_int_equal(tsr__image_save(img, path, &o, NULL, &err), TSR_OK);
         tsr_image *back;
         assert_int_equal(load(path, 0, &back, &err), TSR_OK);
         assert_int_equal(back->channels, 3);
@@ -930,7 +930,7 @@ static void jpeg_channels(void **state)
         tsr_save_options_init(&o);
         o.quality = 98;
         o.subsampling = 444;
-        assert_int_equal(tsr__image_save(img, path, &o, &err), TSR_OK);
+        assert_int_equal(tsr__image_save(img, path, &o, NULL, &err), TSR_OK);
         int colour = ch <= 2 ? 1 : 3;
         assert_int_equal(jpeg_header(path).components, colour);
         tsr_image *back;
@@ -971,7 +971,7 @@ static void save_bad_options(void **state)
                               cases[i].compression, cases[i].subsampling};
         tsr__err err;
         tsr__err_clear(&err);
-        assert_int_equal(tsr__image_save(img, dst, &o, &err), cases[i].rc);
+        assert_int_equal(tsr__image_save(img, dst, &o, NULL, &err), cases[i].rc);
         assert_msg_has(&err, dst);
         assert_true(file_is(dst, "old"));
     }
@@ -981,12 +981,12 @@ static void save_bad_options(void **state)
     o.format = TSR_FORMAT_JPEG;
     tsr__err err;
     tsr__err_clear(&err);
-    assert_int_equal(tsr__image_save(img, tmp_path("jpeg.png"), &o, &err), TSR_OK);
+    assert_int_equal(tsr__image_save(img, tmp_path("jpeg.png"), &o, NULL, &err), TSR_OK);
     assert_int_equal(jpeg_header(tmp_path("jpeg.png")).components, 3);
     /* A 5-channel image is refused. */
     tsr_image five = *img;
     five.channels = 5;
-    assert_int_equal(tsr__image_save(&five, dst, NULL, &err), TSR_ERR_INVALID);
+    assert_int_equal(tsr__image_save(&five, dst, NULL, NULL, &err), TSR_ERR_INVALID);
     assert_true(file_is(dst, "old"));
     assert_int_equal(hidden_entries(tmpdir), 0);
     tsr_image_free(img);
@@ -1000,15 +1000,15 @@ static void save_failures_leave_nothing(void **state)
 
     /* Unknown extension. */
     const char *bmp = tmp_path("out.bmp");
-    assert_int_equal(tsr__image_save(img, bmp, NULL, &err), TSR_ERR_UNSUPPORTED);
+    assert_int_equal(tsr__image_save(img, bmp, NULL, NULL, &err), TSR_ERR_UNSUPPORTED);
     assert_msg_has(&err, bmp);
     assert_msg_has(&err, ".bmp");
     assert_int_equal(access(bmp, F_OK), -1);
-    assert_int_equal(tsr__image_save(img, tmp_path("noext"), NULL, &err), TSR_ERR_UNSUPPORTED);
+    assert_int_equal(tsr__image_save(img, tmp_path("noext"), NULL, NULL, &err), TSR_ERR_UNSUPPORTED);
 
     /* Missing directory. */
     const char *missing = tmp_path("no/such/dir/out.png");
-    assert_int_equal(tsr__image_save(img, missing, NULL, &err), TSR_ERR_IO);
+    assert_int_equal(tsr__image_save(img, missing, NULL, NULL, &err), TSR_ERR_IO);
     assert_msg_has(&err, missing);
     assert_msg_has(&err, "no/such/dir'");
     assert_msg_has(&err, strerror(ENOENT));
@@ -1018,7 +1018,7 @@ static void save_failures_leave_nothing(void **state)
     const char *dir = tmp_path("adir.png");
     assert_int_equal(mkdir(dir, 0755), 0);
     write_all(tmp_path("adir.png/inside"), "x", 1);
-    assert_int_equal(tsr__image_save(img, dir, NULL, &err), TSR_ERR_IO);
+    assert_int_equal(tsr__image_save(img, dir, NULL, NULL, &err), TSR_ERR_IO);
     assert_msg_has(&err, dir);
     assert_true(file_is(tmp_path("adir.png/inside"), "x"));
     assert_int_equal(hidden_entries(tmpdir), 0);
@@ -1027,13 +1027,13 @@ static void save_failures_leave_nothing(void **state)
     const char *dst = tmp_path("perm.png");
     write_all(dst, "old", 3);
     assert_int_equal(chmod(dst, 0640), 0);
-    assert_int_equal(tsr__image_save(img, dst, NULL, &err), TSR_OK);
+    assert_int_equal(tsr__image_save(img, dst, NULL, NULL, &err), TSR_OK);
     struct stat st;
     assert_int_equal(stat(dst, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0640);
     mode_t old = umask(027);
     const char *fresh = tmp_path("fresh.png");
-    assert_int_equal(tsr__image_save(img, fresh, NULL, &err), TSR_OK);
+    assert_int_equal(tsr__image_save(img, fresh, NULL, NULL, &err), TSR_OK);
     umask(old);
     assert_int_equal(stat(fresh, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0640);
@@ -1060,7 +1060,7 @@ static void save_unwritable_directory(void **state)
             _exit(10);
         tsr__err err;
         tsr__err_clear(&err);
-        tsr_status rc = tsr__image_save(img, dst, NULL, &err);
+        tsr_status rc = tsr__image_save(img, dst, NULL, NULL, &err);
         int ok = rc == TSR_ERR_IO && strstr(err.msg, dst) && strstr(err.msg, strerror(EACCES));
         if (!ok)
             fprintf(stderr, "child: %s: %s\n", tsr_status_str(rc), err.msg);

@@ -182,29 +182,29 @@ static void run_cl(const tsr_nn_layer *L, const tsr_nn_tensor *in, tsr_nn_tensor
     for (int i = 0; i < L->n_in; i++) {
         ins[i] = in[i].shape;
         size_t bytes = tsr__nn_count(in[i].shape) * sizeof(float);
-        assert_int_equal(tsr__pool_alloc(e->pool, bytes, &din[i], &e->err), TSR_OK);
+        assert_int_equal(tsr__pool_alloc(e->pool, bytes, &din[i], tsr__eerr(e)), TSR_OK);
         assert_int_equal(
             clEnqueueWriteBuffer(q, din[i], CL_TRUE, 0, bytes, in[i].data, 0, NULL, NULL),
             CL_SUCCESS);
     }
     size_t obytes = tsr__nn_count(out->shape) * sizeof(float);
-    assert_int_equal(tsr__pool_alloc(e->pool, obytes, &dout, &e->err), TSR_OK);
+    assert_int_equal(tsr__pool_alloc(e->pool, obytes, &dout, tsr__eerr(e)), TSR_OK);
     size_t wbytes = tsr__nn_cl_weight_bytes(L);
     if (wbytes) {
         void *host = malloc(wbytes);
         assert_non_null(host);
         tsr__nn_cl_pack_weights(L, host);
-        assert_int_equal(tsr__pool_alloc(e->pool, wbytes, &w, &e->err), TSR_OK);
+        assert_int_equal(tsr__pool_alloc(e->pool, wbytes, &w, tsr__eerr(e)), TSR_OK);
         assert_int_equal(clEnqueueWriteBuffer(q, w, CL_TRUE, 0, wbytes, host, 0, NULL, NULL),
                          CL_SUCCESS);
         free(host);
     }
     size_t sbytes = tsr__nn_cl_scratch_bytes(L, ins, &out->shape);
     if (sbytes)
-        assert_int_equal(tsr__pool_alloc(e->pool, sbytes, &scratch, &e->err), TSR_OK);
+        assert_int_equal(tsr__pool_alloc(e->pool, sbytes, &scratch, tsr__eerr(e)), TSR_OK);
     tsr_status rc = tsr__nn_cl_layer(&ex, L, din, ins, &dout, &out->shape, w, scratch);
     if (rc)
-        fail_msg("tsr__nn_cl_layer: %s", e->err.msg);
+        fail_msg("tsr__nn_cl_layer: %s", tsr__eerr(e)->msg);
     assert_int_equal(clFinish(q), CL_SUCCESS);
     assert_int_equal(clEnqueueReadBuffer(q, dout, CL_TRUE, 0, obytes, out->data, 0, NULL, NULL),
                      CL_SUCCESS);
@@ -874,13 +874,13 @@ static double time_layer(const tsr_nn_layer *L, tsr_nn_shape is, tsr_nn_shape os
     cl_mem in, out, w, scratch = NULL;
     size_t wbytes = tsr__nn_cl_weight_bytes(L), sbytes = tsr__nn_cl_scratch_bytes(L, &is, &os);
     if (sbytes)
-        assert_int_equal(tsr__pool_alloc(e->pool, sbytes, &scratch, &e->err), TSR_OK);
+        assert_int_equal(tsr__pool_alloc(e->pool, sbytes, &scratch, tsr__eerr(e)), TSR_OK);
     void *host = malloc(wbytes);
     assert_non_null(host);
     tsr__nn_cl_pack_weights(L, host);
-    assert_int_equal(tsr__pool_alloc(e->pool, tsr__nn_count(is) * 4, &in, &e->err), TSR_OK);
-    assert_int_equal(tsr__pool_alloc(e->pool, tsr__nn_count(os) * 4, &out, &e->err), TSR_OK);
-    assert_int_equal(tsr__pool_alloc(e->pool, wbytes, &w, &e->err), TSR_OK);
+    assert_int_equal(tsr__pool_alloc(e->pool, tsr__nn_count(is) * 4, &in, tsr__eerr(e)), TSR_OK);
+    assert_int_equal(tsr__pool_alloc(e->pool, tsr__nn_count(os) * 4, &out, tsr__eerr(e)), TSR_OK);
+    assert_int_equal(tsr__pool_alloc(e->pool, wbytes, &w, tsr__eerr(e)), TSR_OK);
     assert_int_equal(clEnqueueWriteBuffer(e->cl->queue, w, CL_TRUE, 0, wbytes, host, 0, NULL, NULL),
                      CL_SUCCESS);
     free(host);
@@ -906,15 +906,15 @@ static double time_naive(int ic, int oc, int h, int w, int reps)
     const char *s = naive_src;
     size_t len = sizeof naive_src - 1;
     cl_program prog;
-    assert_int_equal(tsr__cl_build_source(e->cl, "naive", 1, &s, &len, &prog, &e->err), TSR_OK);
+    assert_int_equal(tsr__cl_build_source(e->cl, "naive", 1, &s, &len, &prog, tsr__eerr(e)), TSR_OK);
     cl_int st;
     cl_kernel k = clCreateKernel(prog, "naive_conv", &st);
     assert_int_equal(st, CL_SUCCESS);
     cl_mem in, out, wt, b;
-    assert_int_equal(tsr__pool_alloc(e->pool, (size_t)ic * h * w * 4, &in, &e->err), TSR_OK);
-    assert_int_equal(tsr__pool_alloc(e->pool, (size_t)oc * h * w * 4, &out, &e->err), TSR_OK);
-    assert_int_equal(tsr__pool_alloc(e->pool, (size_t)oc * ic * 9 * 4, &wt, &e->err), TSR_OK);
-    assert_int_equal(tsr__pool_alloc(e->pool, (size_t)oc * 4, &b, &e->err), TSR_OK);
+    assert_int_equal(tsr__pool_alloc(e->pool, (size_t)ic * h * w * 4, &in, tsr__eerr(e)), TSR_OK);
+    assert_int_equal(tsr__pool_alloc(e->pool, (size_t)oc * h * w * 4, &out, tsr__eerr(e)), TSR_OK);
+    assert_int_equal(tsr__pool_alloc(e->pool, (size_t)oc * ic * 9 * 4, &wt, tsr__eerr(e)), TSR_OK);
+    assert_int_equal(tsr__pool_alloc(e->pool, (size_t)oc * 4, &b, tsr__eerr(e)), TSR_OK);
     cl_int a[8] = {ic, h, w, oc, h, w, 3, 1};
     clSetKernelArg(k, 0, sizeof in, &in);
     clSetKernelArg(k, 1, sizeof out, &out);

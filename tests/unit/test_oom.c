@@ -383,7 +383,7 @@ static void cl_status_mapping(void **state)
 {
     tsr_engine *e = tu_engine_cl();
     tsr_node *n = tu_node("adjust.invert", NULL, 0);
-    tsr_exec ex = {.engine = e, .cl = e->cl, .pool = e->pool, .err = &e->err, .node = n};
+    tsr_exec ex = {.engine = e, .cl = e->cl, .pool = e->pool, .err = tsr__eerr(e), .node = n};
     assert_int_equal(tsr__exec_cl_error(&ex, CL_MEM_OBJECT_ALLOCATION_FAILURE, "x"),
                      TSR_ERR_DEVICE_NOMEM);
     assert_int_equal(tsr__exec_cl_error(&ex, CL_OUT_OF_RESOURCES, "x"), TSR_ERR_DEVICE_NOMEM);
@@ -410,7 +410,7 @@ static void fault_env_switch(void **state)
         unsetenv("TSR_FAULT_ALLOC");
         for (int i = 0; i < 8; i++) {
             cl_mem m = NULL;
-            tsr_status rc = tsr__pool_alloc(e->pool, 1000, &m, &e->err);
+            tsr_status rc = tsr__pool_alloc(e->pool, 1000, &m, tsr__eerr(e));
             assert_int_equal(rc, cases[c].fails[i] ? TSR_ERR_DEVICE_NOMEM : TSR_OK);
             assert_int_equal(m == NULL, cases[c].fails[i]);
             tsr__pool_release(e->pool, m);

@@ -365,7 +365,7 @@ static void max_single_allocation(void **state)
     assert_int_equal(s.held_bytes, 0);
     tsr__pool_free(p);
     /* The engine's pool too, whatever its budget. */
-    assert_int_equal(tsr__pool_alloc(e->pool, (size_t)max_alloc + 1, &m, &e->err),
+    assert_int_equal(tsr__pool_alloc(e->pool, (size_t)max_alloc + 1, &m, tsr__eerr(e)),
                      TSR_ERR_DEVICE_NOMEM);
     assert_null(m);
 }
@@ -453,17 +453,17 @@ static void fault_injection_env(void **state)
     } cases[] = {{"2", 2, 2}, {"2-4", 2, 4}, {"3+", 3, UINT64_MAX}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         tsr_engine *e = engine_with(cases[i].env, NULL, 0, 0, TSR_OK, msg, sizeof msg);
-        expect_faults(e->pool, 1, 6, cases[i].from, cases[i].to, &e->err);
+        expect_faults(e->pool, 1, 6, cases[i].from, cases[i].to, tsr__eerr(e));
         /* Only device allocations are injected; staging transfers go on. */
         for (int k = 0; k < 4; k++) {
-            cl_mem m = alloc_ok(e->staging, 4096, &e->err);
+            cl_mem m = alloc_ok(e->staging, 4096, tsr__eerr(e));
             tsr__pool_release(e->staging, m);
         }
         tsr_engine_free(e);
     }
     /* Without the variable nothing fails. */
     tsr_engine *e = engine_with(NULL, NULL, 0, 0, TSR_OK, msg, sizeof msg);
-    expect_faults(e->pool, 1, 6, 0, 0, &e->err);
+    expect_faults(e->pool, 1, 6, 0, 0, tsr__eerr(e));
     tsr_engine_free(e);
 }
 

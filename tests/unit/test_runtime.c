@@ -76,11 +76,11 @@ static int count_files(const char *dir)
 static void build_once(tsr_engine *e)
 {
     cl_kernel k;
-    assert_int_equal(tsr__cl_kernel(e->cl, "adjust.invert", "tsr_adjust_invert", &k, &e->err),
+    assert_int_equal(tsr__cl_kernel(e->cl, NULL, "adjust.invert", "tsr_adjust_invert", &k, tsr__eerr(e)),
                      TSR_OK);
     /* The second lookup reuses the built program. */
     cl_kernel k2;
-    assert_int_equal(tsr__cl_kernel(e->cl, "adjust.invert", "tsr_adjust_invert", &k2, &e->err),
+    assert_int_equal(tsr__cl_kernel(e->cl, NULL, "adjust.invert", "tsr_adjust_invert", &k2, tsr__eerr(e)),
                      TSR_OK);
     assert_ptr_equal(k, k2);
 }
@@ -150,23 +150,23 @@ static void cl_errors_name_node_and_kernel(void **state)
     tsr_node *n = tu_node("adjust.invert", NULL, 0);
     char *own_id = n->id;
     n->id = "inv1";
-    tsr_exec ex = {.engine = e, .cl = e->cl, .pool = e->pool, .err = &e->err, .node = n};
+    tsr_exec ex = {.engine = e, .cl = e->cl, .pool = e->pool, .err = tsr__eerr(e), .node = n};
     cl_kernel k;
     assert_int_equal(tsr__exec_kernel(&ex, "tsr_adjust_invert", &k), TSR_OK);
     assert_int_equal(tsr__exec_cl_error(&ex, CL_MEM_OBJECT_ALLOCATION_FAILURE, "clFoo"),
                      TSR_ERR_DEVICE_NOMEM);
-    assert_non_null(strstr(e->err.msg, "node 'inv1' (adjust.invert)"));
-    assert_non_null(strstr(e->err.msg, "kernel 'tsr_adjust_invert'"));
-    assert_non_null(strstr(e->err.msg, "CL_MEM_OBJECT_ALLOCATION_FAILURE"));
+    assert_non_null(strstr(tsr__eerr(e)->msg, "node 'inv1' (adjust.invert)"));
+    assert_non_null(strstr(tsr__eerr(e)->msg, "kernel 'tsr_adjust_invert'"));
+    assert_non_null(strstr(tsr__eerr(e)->msg, "CL_MEM_OBJECT_ALLOCATION_FAILURE"));
     assert_int_equal(tsr__exec_cl_error(&ex, CL_OUT_OF_RESOURCES, "clFoo"), TSR_ERR_DEVICE_NOMEM);
     assert_int_equal(tsr__exec_cl_error(&ex, CL_INVALID_VALUE, "clFoo"), TSR_ERR_DEVICE);
     /* A real failing call: an argument of the wrong size. */
     char big[3] = {0};
     assert_int_equal(tsr__exec_args(&ex, k, 1, sizeof big, (const void *)big), TSR_ERR_DEVICE);
-    assert_non_null(strstr(e->err.msg, "clSetKernelArg(0)"));
+    assert_non_null(strstr(tsr__eerr(e)->msg, "clSetKernelArg(0)"));
     /* An unknown kernel name. */
     assert_int_equal(tsr__exec_kernel(&ex, "tsr_no_such_kernel", &k), TSR_ERR_DEVICE);
-    assert_non_null(strstr(e->err.msg, "tsr_no_such_kernel"));
+    assert_non_null(strstr(tsr__eerr(e)->msg, "tsr_no_such_kernel"));
     n->id = own_id;
     tsr__node_free(n);
 }
@@ -179,11 +179,11 @@ static void pool_reuses_buffers(void **state)
     char s0[1024], s1[1024];
     tsr__pool_trim(p);
     tsr__pool_stats(p, s0, sizeof s0);
-    assert_int_equal(tsr__pool_alloc(p, 1000, &a, &e->err), TSR_OK);
+    assert_int_equal(tsr__pool_alloc(p, 1000, &a, tsr__eerr(e)), TSR_OK);
     tsr__pool_release(p, a);
-    assert_int_equal(tsr__pool_alloc(p, 900, &b, &e->err), TSR_OK); /* reused: within 25% */
+    assert_int_equal(tsr__pool_alloc(p, 900, &b, tsr__eerr(e)), TSR_OK); /* reused: within 25% */
     assert_ptr_equal(a, b);
-    assert_int_equal(tsr__pool_alloc(p, 100, &c, &e->err), TSR_OK); /* not reused: too small */
+    assert_int_equal(tsr__pool_alloc(p, 100, &c, tsr__eerr(e)), TSR_OK); /* not reused: too small */
     assert_ptr_not_equal(b, c);
     tsr__pool_release(p, b);
     tsr__pool_release(p, c);
@@ -192,8 +192,8 @@ static void pool_reuses_buffers(void **state)
     /* A cap below the request fails cleanly with the figures. */
     tsr__pool_set_cap(p, 4096);
     cl_mem d;
-    assert_int_equal(tsr__pool_alloc(p, 8192, &d, &e->err), TSR_ERR_DEVICE_NOMEM);
-    assert_non_null(strstr(e->err.msg, "8192 more bytes would pass the budget"));
+    assert_int_equal(tsr__pool_alloc(p, 8192, &d, tsr__eerr(e)), TSR_ERR_DEVICE_NOMEM);
+    assert_non_null(strstr(tsr__eerr(e)->msg, "8192 more bytes would pass the budget"));
     tsr__pool_set_cap(p, (size_t)tsr_engine_vram_limit(e));
     tsr__pool_trim(p);
 }
