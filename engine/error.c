@@ -34,6 +34,20 @@ void tsr__err_clear(tsr__err *err)
     err->msg[0] = 0;
     err->len = 0;
     err->count = 0;
+    err->node[0] = err->param[0] = err->file[0] = 0;
+    err->line = err->col = 0;
+}
+
+void tsr__err_where(tsr__err *err, const char *node, const char *param, const char *file,
+                    int line, int col)
+{
+    if (!err || err->node[0])
+        return;
+    snprintf(err->node, sizeof err->node, "%s", node ? node : "");
+    snprintf(err->param, sizeof err->param, "%s", param ? param : "");
+    snprintf(err->file, sizeof err->file, "%s", file ? file : "");
+    err->line = line;
+    err->col = col;
 }
 
 static void vappend(tsr__err *err, const char *fmt, va_list ap)
@@ -84,7 +98,17 @@ void tsr__err_prefix(tsr__err *err, const char *fmt, ...)
     char old[sizeof err->msg];
     memcpy(old, err->msg, sizeof old);
     int count = err->count;
+    char node[sizeof err->node], param[sizeof err->param], file[sizeof err->file];
+    memcpy(node, err->node, sizeof node);
+    memcpy(param, err->param, sizeof param);
+    memcpy(file, err->file, sizeof file);
+    int line = err->line, col = err->col;
     tsr__err_clear(err);
+    memcpy(err->node, node, sizeof node);
+    memcpy(err->param, param, sizeof param);
+    memcpy(err->file, file, sizeof file);
+    err->line = line;
+    err->col = col;
     va_list ap;
     va_start(ap, fmt);
     vappend(err, fmt, ap);

@@ -4,9 +4,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "internal.h"
+#include "job.h"
 #include "model.h"
 
 /* ---- helpers for run_cl ------------------------------------------------------------------ */
@@ -426,21 +429,191 @@ typedef struct run_state {
     tsr_port_info *ins;      /* [node * TSR_MAX_PORTS + port]: the node's input values */
     unsigned char *prepared; /* per node: prepare() succeeded, release() is due */
     const tsr_run_options *opt;
+    tsr_job *job;
+    tsr__ctx *ctx;
+    tsr__err *err;
     double t0;
     int64_t tiles_done, tiles_total, downgrades;
     int node_index;
     int uploads0; /* the engine's upload counter before the run */
-    char events[1024];
+    /* progress of the step running now (a source, a sink or a stage) */
+    const tsr_node *step;  /* the node the events name (a stage's root) */
+    double step_t0, step_last; /* its start, and the last node-progress event */
+    uint64_t *key;          /* per node: result-cache key */
+    unsigned char *needed;  /* per node: runs (or is reused) in this job */
+    unsigned char *reused;  /* per node: its output came from the result cache */
+    int nodes_run, nodes_reused;
+    const tsr__stage *cur_stage; /* for the stage event */
+    size_t peak;                 /* the job's device peak over the steps done */
 } run_state;
 
-static void emit(run_state *rs, const char *json)
+/* ---- events ------------------------------------------------------------------------------- */
+
+/* Fill the JSON of ev from its fields and hand it to the callback. */
+static void emit_ev(run_state *rs, tsr_event *ev)
 {
-    if (rs->opt && rs->opt->event) {
-        tsr_event ev;
-        memset(&ev, 0, sizeof ev);
-        ev.json = json;
-        rs->opt->event(rs->opt->user, &ev);
+    if (!rs->opt || !rs->opt->event)
+        return;
+    tsr__json j;
+    tsr__json_init(&j);
+    tsr__json_obj(&j);
+    tsr__json_kstr(&j, "event", ev->name);
+    ev->job = rs->job;
+    ev->elapsed_s = now_s() - rs->t0;
+    if (ev->node_count == 0)
+        ev->node_count = rs->g->n_nodes;
+    switch (ev->type) {
+    case TSR_EV_JOB_START: tsr__json_kint(&j, "nodeCount", ev->node_count); break;
+    case TSR_EV_NODE_START:
+        tsr__json_kstr(&j, "nodeId", ev->node);
+        tsr__json_kstr(&j, "schemaId", ev->node_type);
+        tsr__json_kint(&j, "index", ev->node_index);
+        tsr__json_kint(&j, "nodeCount", ev->node_count);
+        break;
+    case TSR_EV_NODE_PROGRESS:
+        tsr__json_kstr(&j, "nodeId", ev->node);
+        tsr__json_knum(&j, "progress", ev->progress);
+        tsr__json_kint(&j, "index", ev->index);
+        tsr__json_kint(&j, "total", ev->total);
+        if (ev->eta_s >= 0)
+            tsr__json_knum(&j, "eta", ev->eta_s);
+        else
+            tsr__json_kstr(&j, "eta", NULL);
+        break;
+    case TSR_EV_NODE_FINISH:
+        tsr__json_kstr(&j, "nodeId", ev->node);
+        tsr__json_knum(&j, "executionTime", ev->seconds);
+        tsr__json_kuint(&j, "peakDeviceBytes", ev->peak_device_bytes);
+        break;
+    case TSR_EV_JOB_FINISH:
+        tsr__json_kstr(&j, "status", ev->status ? tsr_status_str(ev->status) : "ok");
+        tsr__json_kstr(&j, "message", ev->message ? ev->message : "");
+        tsr__json_knum(&j, "seconds", ev->seconds);
+        tsr__json_key(&j, "files");
+        tsr__json_arr(&j);
+        for (int i = 0; i < ev->n_files; i++)
+            tsr__json_str(&j, ev->files[i]);
+        tsr__json_end(&j);
+        break;
+    case TSR_EV_JOB_ERROR:
+        tsr__json_kstr(&j, "status", tsr_status_str(ev->status));
+        tsr__json_kstr(&j, "message", ev->message ? ev->message : "");
+        tsr__json_key(&j, "source");
+        if (ev->node || ev->file) {
+            tsr__json_obj(&j);
+            tsr__json_kstr(&j, "nodeId", ev->node);
+            tsr__json_kstr(&j, "schemaId", ev->node_type);
+            tsr__json_kstr(&j, "param", ev->param);
+            tsr__json_kstr(&j, "file", ev->file);
+            if (ev->line > 0) {
+                tsr__json_kint(&j, "line", ev->line);
+                tsr__json_kint(&j, "col", ev->col);
+            }
+            tsr__json_end(&j);
+        } else {
+            tsr__json_null(&j);
+        }
+        break;
+    case TSR_EV_STAGE: {
+        const tsr__stage *st = rs->cur_stage;
+        tsr__json_kstr(&j, "root", ev->node);
+        tsr__json_kint(&j, "tile_width", st->tile_w);
+        tsr__json_kint(&j, "tile_height", st->tile_h);
+        tsr__json_kint(&j, "tiles", st->tiles);
+        tsr__json_kuint(&j, "estimate_bytes", st->estimate);
+        tsr__json_key(&j, "nodes");
+        tsr__json_arr(&j);
+        for (int i = 0; i < st->n_nodes; i++)
+            tsr__json_str(&j, rs->g->nodes[st->nodes[i]].id);
+        tsr__json_end(&j);
+        break;
     }
+    default: break;
+    }
+    tsr__json_end(&j);
+    ev->json = tsr__json_text(&j);
+    rs->opt->event(rs->opt->user, ev);
+    tsr__json_free(&j);
+}
+
+static void emit_json(run_state *rs, tsr_event_type type, const char *name, const char *json)
+{
+    if (!rs->opt || !rs->opt->event)
+        return;
+    tsr_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.type = type;
+    ev.name = name;
+    ev.json = json;
+    ev.job = rs->job;
+    ev.node_index = -1;
+    ev.node_count = rs->g->n_nodes;
+    ev.elapsed_s = now_s() - rs->t0;
+    rs->opt->event(rs->opt->user, &ev);
+}
+
+static void node_event(run_state *rs, tsr_event_type type, const char *name, const tsr_node *n)
+{
+    tsr_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.type = type;
+    ev.name = name;
+    ev.node = n->id;
+    ev.node_type = n->cls->name;
+    ev.node_index = rs->node_index;
+    if (type == TSR_EV_NODE_FINISH) {
+        ev.seconds = now_s() - rs->step_t0;
+        ev.peak_device_bytes = __atomic_load_n(&rs->ctx->peak, __ATOMIC_RELAXED);
+    }
+    emit_ev(rs, &ev);
+}
+
+static void step_begin(run_state *rs, const tsr_node *n)
+{
+    rs->step = n;
+    rs->step_t0 = now_s();
+    rs->step_last = 0;
+    size_t p = __atomic_load_n(&rs->ctx->peak, __ATOMIC_RELAXED);
+    rs->peak = p > rs->peak ? p : rs->peak;
+    __atomic_store_n(&rs->ctx->peak, __atomic_load_n(&rs->ctx->in_use, __ATOMIC_RELAXED),
+                     __ATOMIC_RELAXED);
+    node_event(rs, TSR_EV_NODE_START, "node-start", n);
+}
+
+/* node-progress for the running step: fraction done, at most every 50 ms. */
+static void step_progress(run_state *rs, int64_t index, int64_t total, double fraction)
+{
+    double t = now_s();
+    if (!rs->step || (rs->step_last > 0 && t - rs->step_last < 0.05))
+        return;
+    rs->step_last = t;
+    tsr_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.type = TSR_EV_NODE_PROGRESS;
+    ev.name = "node-progress";
+    ev.node = rs->step->id;
+    ev.node_type = rs->step->cls->name;
+    ev.node_index = rs->node_index;
+    ev.index = index;
+    ev.total = total;
+    ev.progress = fraction < 0 ? 0 : fraction > 1 ? 1 : fraction;
+    double spent = t - rs->step_t0;
+    ev.eta_s = ev.progress > 0.001 ? spent / ev.progress * (1 - ev.progress) : -1;
+    emit_ev(rs, &ev);
+}
+
+/* tsr__exec_progress from inside a step (decoders, encoders): units of the current tile. */
+static void ctx_progress(tsr__ctx *c, const tsr_node *n, int64_t done, int64_t total)
+{
+    run_state *rs = c->run;
+    if (!rs || total <= 0)
+        return;
+    double inner = (double)done / (double)total;
+    if (rs->tiles_total > 0)
+        step_progress(rs, rs->tiles_done, rs->tiles_total,
+                      ((double)rs->tiles_done + inner) / (double)rs->tiles_total);
+    else
+        step_progress(rs, done, total, inner);
 }
 
 static void tbuf_release(run_state *rs, tbuf *b)
@@ -569,7 +742,7 @@ static tsr_status node_prepare(run_state *rs, const tsr__stage *s, int v)
     tsr_graph *g = rs->g;
     tsr_node *n = &g->nodes[v];
     tsr_exec *nx = &rs->nex[v];
-    tsr__exec_init(nx, rs->e, n);
+    tsr__exec_init_ctx(nx, rs->ctx, n);
     tsr_port_info *ins = rs->ins + (size_t)v * TSR_MAX_PORTS;
     for (int i = 0; i < n->cls->n_inputs; i++)
         ins[i] = g->nodes[n->inputs[i].node].out_info[n->inputs[i].port];
@@ -659,7 +832,7 @@ static tsr_status run_tile(run_state *rs, const tsr__stage *s, tsr_rect r)
     }
     if (!rc) {
         tbuf *b = &rs->out[s->root];
-        tsr__exec_init(&ex, e, &g->nodes[s->root]);
+        tsr__exec_init_ctx(&ex, rs->ctx, &g->nodes[s->root]);
         if (e->cl)
             rc = transfer(&ex, rs, rs->img[s->root], r, b->mem, 0);
         else
@@ -691,10 +864,10 @@ static void stage_release(run_state *rs, const tsr__stage *s)
 
 static tsr_status progress(run_state *rs, const tsr_node *n, int64_t done, int64_t total)
 {
-    if (tsr__ctx_cancelled(&rs->e->ctx0))
-        return tsr__seterr(tsr__eerr(rs->e), TSR_ERR_CANCELLED, "cancelled at node '%s'", n->id);
-    (void)done;
-    (void)total;
+    if (tsr__ctx_cancelled(rs->ctx))
+        return tsr__seterr(rs->err, TSR_ERR_CANCELLED, "cancelled at node '%s'", n->id);
+    if (total > 0)
+        step_progress(rs, done, total, (double)done / (double)total);
     return TSR_OK;
 }
 
@@ -719,18 +892,35 @@ static tsr_status run_area(run_state *rs, tsr__stage *s, tsr_rect area, int *tw,
                 int nw = (*tw + 1) / 2 >= TSR_MIN_TILE / 2 ? (*tw + 1) / 2 : *tw;
                 int nh = (*th + 1) / 2 >= TSR_MIN_TILE / 2 ? (*th + 1) / 2 : *th;
                 if (nw == *tw && nh == *th) {
-                    tsr__err_prefix(tsr__eerr(rs->e),
+                    tsr__err_prefix(rs->err,
                                     "stage '%s': out of device memory even with %dx%d tiles "
                                     "(budget %zu bytes): ",
                                     root->id, *tw, *th, rs->plan.budget);
                     return rc;
                 }
                 rs->downgrades++;
-                snprintf(rs->events, sizeof rs->events,
-                         "{\"event\":\"downgrade\",\"stage\":\"%s\",\"x\":%d,\"y\":%d,"
-                         "\"from\":[%d,%d],\"to\":[%d,%d]}",
-                         root->id, x, y, *tw, *th, nw, nh);
-                emit(rs, rs->events);
+                if (rs->opt && rs->opt->event) {
+                    tsr__json j;
+                    tsr__json_init(&j);
+                    tsr__json_obj(&j);
+                    tsr__json_kstr(&j, "event", "downgrade");
+                    tsr__json_kstr(&j, "stage", root->id);
+                    tsr__json_kint(&j, "x", x);
+                    tsr__json_kint(&j, "y", y);
+                    tsr__json_key(&j, "from");
+                    tsr__json_arr(&j);
+                    tsr__json_int(&j, *tw);
+                    tsr__json_int(&j, *th);
+                    tsr__json_end(&j);
+                    tsr__json_key(&j, "to");
+                    tsr__json_arr(&j);
+                    tsr__json_int(&j, nw);
+                    tsr__json_int(&j, nh);
+                    tsr__json_end(&j);
+                    tsr__json_end(&j);
+                    emit_json(rs, TSR_EV_DOWNGRADE, "downgrade", tsr__json_text(&j));
+                    tsr__json_free(&j);
+                }
                 *tw = nw;
                 *th = nh;
                 /* The rest of this band with the smaller tiles, then the bands below. */
@@ -759,14 +949,21 @@ static tsr_status run_stage(run_state *rs, tsr__stage *s)
     const tsr_port_info *o = &root->out_info[0];
     tsr_status rc = tsr_image_new(o->width, o->height, o->channels, &rs->img[s->root]);
     if (rc)
-        return tsr__seterr(tsr__eerr(rs->e), rc, "node '%s': out of host memory for a %dx%d image",
+        return tsr__seterr(rs->err, rc, "node '%s': out of host memory for a %dx%d image",
                            root->id, o->width, o->height);
     rs->img[s->root]->bit_depth = o->bit_depth;
-    snprintf(rs->events, sizeof rs->events,
-             "{\"event\":\"stage\",\"root\":\"%s\",\"tile_width\":%d,\"tile_height\":%d,"
-             "\"tiles\":%lld,\"estimate_bytes\":%zu}",
-             root->id, s->tile_w, s->tile_h, (long long)s->tiles, s->estimate);
-    emit(rs, rs->events);
+    {
+        tsr_event ev;
+        memset(&ev, 0, sizeof ev);
+        ev.type = TSR_EV_STAGE;
+        ev.name = "stage";
+        ev.node = root->id;
+        ev.node_type = root->cls->name;
+        ev.node_index = rs->node_index;
+        ev.total = s->tiles;
+        rs->cur_stage = s;
+        emit_ev(rs, &ev);
+    }
     rs->tiles_done = 0;
     rs->tiles_total = s->tiles;
     int tw = s->tile_w, th = s->tile_h;
@@ -796,24 +993,28 @@ static void release_inputs(run_state *rs, const tsr_node *n)
 static void write_stats(run_state *rs, tsr_status rc, double total, int builds0, int cached0)
 {
     tsr_engine *e = rs->e;
+    tsr_job *j = rs->job;
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
     if (!f)
         return;
+    int compiled = 0, from_cache = 0;
+    if (e->cl) {
+        pthread_mutex_lock(e->cl->mu);
+        compiled = e->cl->builds_compiled - builds0;
+        from_cache = e->cl->builds_cached - cached0;
+        pthread_mutex_unlock(e->cl->mu);
+    }
+    int uploaded = __atomic_load_n(&e->models_uploaded, __ATOMIC_RELAXED) - rs->uploads0;
     fprintf(f, "run.status: %s\nrun.seconds: %.6f\nrun.nodes: %d\n", rc ? tsr_status_str(rc) : "ok",
             total, rs->g->n_nodes);
+    fprintf(f, "run.nodes_run: %d\nrun.nodes_reused: %d\n", rs->nodes_run, rs->nodes_reused);
     if (e->cl)
-        fprintf(f, "kernels.compiled: %d\nkernels.from_cache: %d\n",
-                e->cl->builds_compiled - builds0, e->cl->builds_cached - cached0);
+        fprintf(f, "kernels.compiled: %d\nkernels.from_cache: %d\n", compiled, from_cache);
     /* Models read from disk for this graph (at its inference, which may precede the run). */
-    fprintf(f, "models.loaded: %d\nmodels.uploaded: %d\n", rs->g->pending_loads,
-            e->models_uploaded - rs->uploads0);
-    rs->g->pending_loads = 0;
-    size_t resident = 0;
-    for (tsr__model *m = e->models; m; m = m->next)
-        resident += m->uploaded ? m->dev_bytes : 0;
-    fprintf(f, "models.resident_bytes: %zu\n", resident);
+    fprintf(f, "models.loaded: %d\nmodels.uploaded: %d\n", rs->g->pending_loads, uploaded);
+    fprintf(f, "models.resident_bytes: %zu\n", tsr__models_resident(e));
     char pool[1024];
     if (e->pool) {
         tsr__pool_stats(e->pool, pool, sizeof pool);
@@ -836,6 +1037,9 @@ static void write_stats(run_state *rs, tsr_status rc, double total, int builds0,
             big ? big->tile_w : 0, big ? big->tile_h : 0, big ? big->estimate : 0);
     fprintf(f, "plan.downgrades: %lld\nrun.tiles: %lld\n", (long long)rs->downgrades,
             (long long)tiles_run);
+    fprintf(f, "job.reserved_bytes: %llu\njob.queued_seconds: %.6f\njob.peak_device_bytes: %llu\n",
+            (unsigned long long)j->stats.reserved_bytes, j->stats.queued_seconds,
+            (unsigned long long)j->stats.peak_device_bytes);
     for (int i = 0; i < rs->plan.n_stages; i++) {
         const tsr__stage *s = &rs->plan.stages[i];
         const char *id = rs->g->nodes[s->root].id;
@@ -845,9 +1049,20 @@ static void write_stats(run_state *rs, tsr_status rc, double total, int builds0,
                 id, (long long)s->tiles, id, s->tile_w, id, s->tile_h, id, s->estimate, id,
                 s->seconds);
     }
+    j->stats.seconds = total;
+    j->stats.nodes = rs->g->n_nodes;
+    j->stats.nodes_run = rs->nodes_run;
+    j->stats.nodes_reused = rs->nodes_reused;
+    j->stats.tiles = tiles_run;
+    j->stats.downgrades = rs->downgrades;
+    j->stats.kernels_compiled = compiled;
+    j->stats.kernels_from_cache = from_cache;
+    j->stats.models_loaded = rs->g->pending_loads;
+    j->stats.models_uploaded = uploaded;
+    j->stats.files_written = j->n_files;
     if (fclose(f) == 0) {
-        free(e->stats);
-        e->stats = buf;
+        free(j->stats_text);
+        j->stats_text = buf;
     } else {
         free(buf);
     }
@@ -874,21 +1089,27 @@ static void run_state_free(run_state *rs)
     free(rs->users);
     free(rs->out);
     free(rs->up);
+    free(rs->key);
+    free(rs->needed);
+    free(rs->reused);
     tsr__tile_free(&rs->tile);
     tsr__plan_clear(&rs->plan);
 }
 
-static tsr_status run_prepare(tsr_engine *e, tsr_graph *g, const tsr_run_options *opt,
+static tsr_status run_prepare(tsr__ctx *c, tsr_graph *g, const tsr_run_options *opt,
                               run_state *rs)
 {
+    tsr_engine *e = c->e;
     memset(rs, 0, sizeof *rs);
     rs->e = e;
     rs->g = g;
     rs->opt = opt;
+    rs->ctx = c;
+    rs->err = c->err;
     tsr_status rc = g->inferred && g->inferred_by == e ? TSR_OK : tsr_graph_infer(e, g);
     if (rc)
         return rc;
-    tsr__err_clear(tsr__eerr(e));
+    tsr__err_clear(rs->err);
     size_t n = (size_t)g->n_nodes;
     rs->img = calloc(n, sizeof *rs->img);
     rs->users = calloc(n, sizeof *rs->users);
@@ -897,9 +1118,12 @@ static tsr_status run_prepare(tsr_engine *e, tsr_graph *g, const tsr_run_options
     rs->nex = calloc(n, sizeof *rs->nex);
     rs->ins = calloc(n * TSR_MAX_PORTS, sizeof *rs->ins);
     rs->prepared = calloc(n, 1);
+    rs->key = calloc(n, sizeof *rs->key);
+    rs->needed = calloc(n, 1);
+    rs->reused = calloc(n, 1);
     if (!rs->img || !rs->users || !rs->out || !rs->up || !rs->nex || !rs->ins || !rs->prepared ||
-        tsr__tile_alloc(g, &rs->tile))
-        return tsr__seterr(tsr__eerr(e), TSR_ERR_NOMEM, "out of memory preparing the run");
+        !rs->key || !rs->needed || !rs->reused || tsr__tile_alloc(g, &rs->tile))
+        return tsr__seterr(rs->err, TSR_ERR_NOMEM, "out of memory preparing the run");
     return tsr__plan_make(e, g, opt ? opt->tile_width : 0, opt ? opt->tile_height : 0, &rs->plan);
 }
 
@@ -907,56 +1131,162 @@ tsr_status tsr_graph_plan_text(tsr_engine *e, tsr_graph *g, const tsr_run_option
 {
     run_state rs;
     *out = NULL;
-    tsr_status rc = run_prepare(e, g, opt, &rs);
+    e->ctx0.err = tsr__eerr(e);
+    tsr_status rc = run_prepare(&e->ctx0, g, opt, &rs);
     if (!rc && !(*out = tsr__plan_describe(g, &rs.plan, 0)))
         rc = tsr__seterr(tsr__eerr(e), TSR_ERR_NOMEM, "out of memory");
     run_state_free(&rs);
     return rc;
 }
 
-tsr_status tsr_graph_run(tsr_engine *e, tsr_graph *g, const tsr_run_options *opt)
+/* ---- result-cache keys ----------------------------------------------------------------------- */
+
+static uint64_t mix(uint64_t h, const void *p, size_t n)
 {
-    run_state rs;
-    int uploads0 = e->models_uploaded;
-    tsr_status rc = run_prepare(e, g, opt, &rs);
-    rs.uploads0 = uploads0;
-    int builds0 = e->cl ? e->cl->builds_compiled : 0, cached0 = e->cl ? e->cl->builds_cached : 0;
-    if (e->pool) {
-        tsr__pool_reset_peaks(e->pool);
-        tsr__pool_reset_peaks(e->staging);
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
+static uint64_t mix_u64(uint64_t h, uint64_t v)
+{
+    return mix(h, &v, sizeof v);
+}
+
+/* Pixels of an image bound by the caller: hashed 8 bytes at a time (a few GB/s). */
+static uint64_t image_hash(const tsr_image *img)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    h = mix_u64(h, (uint64_t)img->width << 32 | (uint32_t)img->height);
+    h = mix_u64(h, (uint64_t)img->channels << 8 | (uint64_t)img->bit_depth);
+    size_t n = (size_t)img->width * img->height * img->channels, i = 0;
+    const uint32_t *w = (const uint32_t *)img->data;
+    for (; i + 1 < n; i += 2) {
+        uint64_t v = (uint64_t)w[i] << 32 | w[i + 1];
+        h = (h ^ v) * 0x9e3779b97f4a7c15ull;
+        h ^= h >> 29;
     }
-    rs.t0 = now_s();
-    if (!rc) {
-        char *plan = tsr__plan_describe(g, &rs.plan, 1);
-        if (plan)
-            emit(&rs, plan);
-        free(plan);
+    if (i < n)
+        h = mix_u64(h, w[i]);
+    return h;
+}
+
+/* A node's key: its type, params, inputs' keys, the identity of any file a string param names
+ * (device, inode, size, mtime), the model its value input carries, and bound pixels. */
+static void compute_keys(run_state *rs)
+{
+    tsr_graph *g = rs->g;
+    for (int k = 0; k < g->n_nodes; k++) {
+        int v = g->order[k];
+        const tsr_node *n = &g->nodes[v];
+        uint64_t h = mix(0xcbf29ce484222325ull, n->cls->name, strlen(n->cls->name));
+        for (int i = 0; i < n->cls->n_params; i++) {
+            const tsr_value *pv = &n->params[i];
+            h = mix_u64(h, (uint64_t)i << 1 | (uint64_t)(pv->set != 0));
+            h = mix(h, &pv->num, sizeof pv->num);
+            if (pv->str) {
+                h = mix(h, pv->str, strlen(pv->str) + 1);
+                struct stat st;
+                if (n->cls->params[i].type == TSR_PARAM_STRING && stat(pv->str, &st) == 0) {
+                    h = mix_u64(h, (uint64_t)st.st_dev);
+                    h = mix_u64(h, (uint64_t)st.st_ino);
+                    h = mix_u64(h, (uint64_t)st.st_size);
+                    h = mix_u64(h, (uint64_t)st.st_mtim.tv_sec);
+                    h = mix_u64(h, (uint64_t)st.st_mtim.tv_nsec);
+                }
+            }
+        }
+        for (int i = 0; i < n->cls->n_inputs; i++) {
+            const tsr_input_ref *r = &n->inputs[i];
+            h = mix_u64(h, r->connected ? rs->key[r->node] + (uint64_t)r->port : 0);
+        }
+        if (n->out_info[0].type == TSR_PORT_MODEL && n->out_info[0].model) {
+            const tsr__model *m = n->out_info[0].model;
+            h = mix(h, m->key, strlen(m->key));
+            h = mix_u64(h, (uint64_t)m->stamp);
+        }
+        if (n->bound)
+            h = mix_u64(h, image_hash(n->bound));
+        rs->key[v] = h ? h : 1;
     }
-    if (!rc && opt && opt->dry_run)
-        goto done;
-    if (!rc && e->cl) { /* models this graph does not use give their device memory back */
-        tsr__model **keep = calloc((size_t)g->n_nodes + 1, sizeof *keep);
-        int nk = 0;
-        for (int v = 0; keep && v < g->n_nodes; v++)
-            if (g->nodes[v].out_info[0].type == TSR_PORT_MODEL && g->nodes[v].out_info[0].model)
-                keep[nk++] = g->nodes[v].out_info[0].model;
-        if (keep)
-            tsr__model_unload_others(e, keep, nk);
-        free(keep);
+}
+
+/* Which nodes this job runs: every sink and kept node, and what they need, except the inputs of
+ * a materialized output found in the result cache. */
+static void mark_needed(run_state *rs, int use_cache)
+{
+    tsr_graph *g = rs->g;
+    for (int v = 0; v < g->n_nodes; v++)
+        rs->needed[v] = (g->nodes[v].cls->flags & TSR_NODE_SINK) || g->nodes[v].keep;
+    for (int k = g->n_nodes - 1; k >= 0; k--) {
+        int v = g->order[k];
+        tsr_node *n = &g->nodes[v];
+        if (!rs->needed[v] || (n->cls->flags & TSR_NODE_VALUE))
+            continue;
+        if (use_cache && rs->plan.host[v]) {
+            tsr_image *img = tsr__rcache_get(rs->e, rs->key[v]);
+            if (img) {
+                rs->img[v] = img;
+                rs->reused[v] = 1;
+                continue;
+            }
+        }
+        for (int i = 0; i < n->cls->n_inputs; i++)
+            if (n->inputs[i].connected)
+                rs->needed[n->inputs[i].node] = 1;
     }
+}
+
+/* After node v's output is on the host: into the result cache, and kept for the job. */
+static tsr_status materialized(run_state *rs, int v, int use_cache)
+{
+    if (!rs->img[v])
+        return TSR_OK;
+    if (use_cache && !rs->reused[v])
+        tsr__rcache_put(rs->e, rs->key[v], rs->img[v]);
+    if (rs->g->nodes[v].keep && !(rs->g->nodes[v].cls->flags & TSR_NODE_SINK))
+        return tsr__job_keep(rs->job, v, rs->img[v]);
+    return TSR_OK;
+}
+
+/* ---- the job's run -------------------------------------------------------------------------- */
+
+static tsr_status run_steps(run_state *rs, int use_cache)
+{
+    tsr_engine *e = rs->e;
+    tsr_graph *g = rs->g;
+    tsr_status rc = TSR_OK;
     /* Readers of each materialized image: every (node, port) of a stage or sink reading it. */
-    for (int v = 0; !rc && v < g->n_nodes; v++)
-        for (int i = 0; i < g->nodes[v].cls->n_inputs; i++)
-            if (tsr__port_is_image(g->nodes[v].cls, i))
-                rs.users[g->nodes[v].inputs[i].node] += rs.plan.host[g->nodes[v].inputs[i].node];
+    for (int v = 0; v < g->n_nodes; v++)
+        if (rs->needed[v] && !rs->reused[v])
+            for (int i = 0; i < g->nodes[v].cls->n_inputs; i++)
+                if (tsr__port_is_image(g->nodes[v].cls, i))
+                    rs->users[g->nodes[v].inputs[i].node] +=
+                        rs->plan.host[g->nodes[v].inputs[i].node];
     for (int k = 0; k < g->n_nodes && !rc; k++) {
         int v = g->order[k];
         tsr_node *n = &g->nodes[v];
-        rs.node_index = k;
+        rs->node_index = k;
+        if (!rs->needed[v] || (n->cls->flags & TSR_NODE_VALUE))
+            continue;
+        if (rs->reused[v]) {
+            rs->nodes_reused++;
+            step_begin(rs, n);
+            node_event(rs, TSR_EV_NODE_FINISH, "node-finish", n);
+            rc = materialized(rs, v, 0);
+            if (!rc && rs->users[v] == 0) {
+                tsr_image_free(rs->img[v]);
+                rs->img[v] = NULL;
+            }
+            continue;
+        }
         tsr_exec ex;
-        tsr__exec_init(&ex, e, n);
+        tsr__exec_init_ctx(&ex, rs->ctx, n);
+        rs->tiles_done = rs->tiles_total = 0;
         if (n->cls->flags & TSR_NODE_SOURCE) {
-            if ((rc = progress(&rs, n, 0, 1)))
+            step_begin(rs, n);
+            if ((rc = progress(rs, n, 0, 1)))
                 break;
             tsr_image *img = NULL;
             if (n->bound)
@@ -966,41 +1296,136 @@ tsr_status tsr_graph_run(tsr_engine *e, tsr_graph *g, const tsr_run_options *opt
             if (!rc &&
                 (img->width != n->out_info[0].width || img->height != n->out_info[0].height ||
                  img->channels != n->out_info[0].channels))
-                rc = tsr__node_error(tsr__eerr(e), n, -1,
+                rc = tsr__node_error(rs->err, n, -1,
                                      "image changed since validation: now %dx%d, %d channels",
                                      img->width, img->height, img->channels);
             if (rc)
                 tsr_image_free(img);
             else
-                rs.img[v] = img;
-            if (!rc && rs.users[v] == 0) { /* read by nobody */
-                tsr_image_free(rs.img[v]);
-                rs.img[v] = NULL;
+                rs->img[v] = img;
+            if (!rc)
+                rc = materialized(rs, v, use_cache);
+            if (!rc && rs->users[v] == 0) { /* read by nobody */
+                tsr_image_free(rs->img[v]);
+                rs->img[v] = NULL;
             }
+            rs->nodes_run++;
+            if (!rc)
+                node_event(rs, TSR_EV_NODE_FINISH, "node-finish", n);
         } else if (n->cls->flags & TSR_NODE_SINK) {
-            if ((rc = progress(&rs, n, 0, 1)))
+            step_begin(rs, n);
+            if ((rc = progress(rs, n, 0, 1)))
                 break;
-            rc = n->cls->consume(&ex, n, rs.img[n->inputs[0].node]);
-            release_inputs(&rs, n);
-        } else if (rs.plan.host[v]) {
-            tsr__stage *s = &rs.plan.stages[rs.plan.stage_of[v]];
-            rc = run_stage(&rs, s);
+            rc = n->cls->consume(&ex, n, rs->img[n->inputs[0].node]);
+            if (!rc && n->keep)
+                rc = tsr__job_keep(rs->job, v, rs->img[n->inputs[0].node]);
+            int path = tsr__param_index(n->cls, "path");
+            if (!rc && path >= 0 && n->params[path].str)
+                tsr__job_file(rs->job, n->params[path].str);
+            release_inputs(rs, n);
+            rs->nodes_run++;
+            if (!rc)
+                node_event(rs, TSR_EV_NODE_FINISH, "node-finish", n);
+        } else if (rs->plan.host[v]) {
+            tsr__stage *s = &rs->plan.stages[rs->plan.stage_of[v]];
             for (int j = 0; j < s->n_nodes; j++)
-                release_inputs(&rs, &g->nodes[s->nodes[j]]);
-            if (!rc && rs.users[v] == 0) {
-                tsr_image_free(rs.img[v]);
-                rs.img[v] = NULL;
+                if (s->nodes[j] != v)
+                    node_event(rs, TSR_EV_NODE_START, "node-start", &g->nodes[s->nodes[j]]);
+            step_begin(rs, n);
+            rc = run_stage(rs, s);
+            for (int j = 0; j < s->n_nodes; j++)
+                release_inputs(rs, &g->nodes[s->nodes[j]]);
+            if (!rc)
+                rc = materialized(rs, v, use_cache);
+            if (!rc && rs->users[v] == 0) {
+                tsr_image_free(rs->img[v]);
+                rs->img[v] = NULL;
             }
+            rs->nodes_run += s->n_nodes;
+            for (int j = 0; !rc && j < s->n_nodes; j++)
+                node_event(rs, TSR_EV_NODE_FINISH, "node-finish", &g->nodes[s->nodes[j]]);
         }
+        if (rc)
+            tsr__err_where(rs->err, n->id, NULL, NULL, 0, 0);
+    }
+    (void)e;
+    return rc;
+}
+
+tsr_status tsr__exec_job(tsr_job *j)
+{
+    tsr_engine *e = j->e;
+    tsr_graph *g = j->g;
+    const tsr_run_options *opt = &j->opt;
+    run_state rs;
+    int uploads0 = __atomic_load_n(&e->models_uploaded, __ATOMIC_RELAXED);
+    int builds0 = 0, cached0 = 0;
+    if (e->cl) {
+        pthread_mutex_lock(e->cl->mu);
+        builds0 = e->cl->builds_compiled;
+        cached0 = e->cl->builds_cached;
+        pthread_mutex_unlock(e->cl->mu);
+    }
+    double t0 = now_s();
+    tsr_status rc = run_prepare(&j->ctx, g, opt, &rs);
+    rs.job = j;
+    rs.uploads0 = uploads0;
+    rs.t0 = t0;
+    j->ctx.run = &rs;
+    j->ctx.node_progress = ctx_progress;
+    size_t reserve = 0;
+    int reserved = 0;
+    tsr__model **pinned = NULL;
+    int n_pinned = 0;
+    if (!rc) {
+        char *plan = tsr__plan_describe(g, &rs.plan, 1);
+        if (plan)
+            emit_json(&rs, TSR_EV_PLAN, "plan", plan);
+        free(plan);
+    }
+    if (!rc && opt->dry_run)
+        goto done;
+    if (!rc && e->cl) {
+        /* Pin the models this graph uses, reserve the plan's peak under the budget shared with
+         * the engine's other jobs, then give back the device memory of unpinned models this
+         * graph does not use. */
+        pinned = calloc((size_t)g->n_nodes + 1, sizeof *pinned);
+        if (!pinned)
+            rc = tsr__seterr(rs.err, TSR_ERR_NOMEM, "out of memory");
+        for (int v = 0; pinned && v < g->n_nodes; v++)
+            if (g->nodes[v].out_info[0].type == TSR_PORT_MODEL && g->nodes[v].out_info[0].model) {
+                pinned[n_pinned] = g->nodes[v].out_info[0].model;
+                tsr__model_pin(e, pinned[n_pinned++], 1);
+            }
+        for (int i = 0; i < rs.plan.n_stages; i++)
+            if (rs.plan.stages[i].estimate > reserve)
+                reserve = rs.plan.stages[i].estimate;
+        if (!rc)
+            rc = tsr__budget_acquire(j, reserve, &j->stats.queued_seconds);
+        reserved = !rc;
+        j->stats.reserved_bytes = reserved ? reserve : 0;
+        if (!rc)
+            tsr__model_unload_others(e, pinned, n_pinned);
+    }
+    int use_cache = !opt->no_reuse && tsr__rcache_enabled(e);
+    if (!rc) {
+        compute_keys(&rs);
+        mark_needed(&rs, use_cache);
+        rc = run_steps(&rs, use_cache);
     }
 done:;
-    double total = now_s() - rs.t0;
-    if (rs.plan.stages || rc == TSR_OK)
-        write_stats(&rs, rc, total, builds0, cached0);
-    snprintf(rs.events, sizeof rs.events,
-             "{\"event\":\"done\",\"status\":\"%s\",\"seconds\":%.6f,\"downgrades\":%lld}",
-             rc ? tsr_status_str(rc) : "ok", total, (long long)rs.downgrades);
-    emit(&rs, rs.events);
-    run_state_free(&rs);
+    double total = now_s() - t0;
+    size_t last = __atomic_load_n(&j->ctx.peak, __ATOMIC_RELAXED);
+    j->stats.peak_device_bytes = last > rs.peak ? last : rs.peak;
+    write_stats(&rs, rc, total, builds0, cached0);
+    g->pending_loads = 0;
+    run_state_free(&rs); /* device buffers back before the budget is */
+    if (reserved)
+        tsr__budget_release(j, reserve);
+    for (int i = 0; i < n_pinned; i++)
+        tsr__model_pin(e, pinned[i], -1);
+    free(pinned);
+    j->ctx.run = NULL;
+    j->ctx.node_progress = NULL;
     return rc;
 }

@@ -1099,6 +1099,41 @@ void tsr__graph_free(tsr_graph *g)
     free(g);
 }
 
+tsr_graph *tsr__graph_clone(const tsr_graph *g)
+{
+    tsr_graph *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    *c = *g;
+    c->nodes = calloc((size_t)g->n_nodes, sizeof *c->nodes);
+    c->order = malloc((size_t)g->n_nodes * sizeof *c->order);
+    c->file = g->file ? strdup(g->file) : NULL;
+    c->n_nodes = 0;
+    if (!c->nodes || !c->order || (g->file && !c->file))
+        goto fail;
+    memcpy(c->order, g->order, (size_t)g->n_nodes * sizeof *c->order);
+    for (int i = 0; i < g->n_nodes; i++) {
+        const tsr_node *a = &g->nodes[i];
+        tsr_node *b = &c->nodes[i];
+        *b = *a;
+        c->n_nodes = i + 1;
+        b->id = NULL;
+        for (int k = 0; k < TSR_MAX_PARAMS; k++)
+            b->params[k].str = NULL;
+        b->bound = tsr_image_ref(a->bound);
+        b->file = c->file;
+        if (!(b->id = strdup(a->id)))
+            goto fail;
+        for (int k = 0; k < TSR_MAX_PARAMS; k++)
+            if (a->params[k].str && !(b->params[k].str = strdup(a->params[k].str)))
+                goto fail;
+    }
+    return c;
+fail:
+    tsr__graph_free(c);
+    return NULL;
+}
+
 /* ---- public API ----------------------------------------------------------------------------- */
 
 void tsr_graph_free(tsr_graph *g)

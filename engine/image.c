@@ -28,13 +28,13 @@ tsr_status tsr_image_new(int width, int height, int channels, tsr_image **out)
 tsr_image *tsr_image_ref(tsr_image *img)
 {
     if (img)
-        img->refcount++;
+        __atomic_add_fetch(&img->refcount, 1, __ATOMIC_RELAXED);
     return img;
 }
 
 void tsr_image_free(tsr_image *img)
 {
-    if (!img || --img->refcount > 0)
+    if (!img || __atomic_sub_fetch(&img->refcount, 1, __ATOMIC_ACQ_REL) > 0)
         return;
     free(img->data);
     free(img);

@@ -24,7 +24,16 @@ typedef struct tsr__err {
     char msg[8192];
     size_t len;
     int count; /* number of appended errors */
+    /* Where the (first) error is, when a node is known: for the execution-error event. */
+    char node[256];
+    char param[64];
+    char file[512];
+    int line, col;
 } tsr__err;
+
+/* Record the node (and param, position) an error belongs to, unless one is recorded already. */
+void tsr__err_where(tsr__err *err, const char *node, const char *param, const char *file,
+                    int line, int col);
 
 void tsr__err_clear(tsr__err *err);
 /* The message slot of synchronous calls on engine e: one per thread (tsr_errmsg reads the
@@ -261,6 +270,8 @@ struct tsr_node {
     tsr_port_info out_info[TSR_MAX_PORTS]; /* filled by inference */
     const char *file;                      /* graph file name for messages (borrowed from graph) */
     tsr_image *bound;                      /* in-memory image bound to a SOURCE node, or NULL */
+    int keep;      /* a job keeps its output (image.output, a watch): materialized on the host */
+    int keep_side; /* the kept copy's longer side at most this (0: full size) */
 };
 
 struct tsr_graph {
@@ -298,6 +309,8 @@ tsr_status tsr__graph_parse(const char *text, size_t len, const char *file, tsr_
                             tsr__err *err);
 tsr_status tsr__graph_validate(tsr_graph *g, tsr__err *err); /* structure: refs, types, cycles */
 void tsr__graph_free(tsr_graph *g);
+/* A deep copy (a job's snapshot); NULL when out of memory. */
+tsr_graph *tsr__graph_clone(const tsr_graph *g);
 
 /* ---------------------------------------------------------------------------------------------
  * Images and file I/O */
@@ -379,6 +392,7 @@ char *tsr__json_take(tsr__json *j);
  * OpenCL runtime */
 typedef struct tsr__program tsr__program;
 typedef struct tsr__kcache tsr__kcache;
+typedef struct tsr__ctx tsr__ctx;
 
 typedef struct tsr__cl {
     cl_platform_id platform;
@@ -426,6 +440,7 @@ void tsr__pool_release(tsr__pool *p, cl_mem m);
 tsr_status tsr__staging_new(tsr__cl *cl, tsr__pool **out); /* pinned host buffers */
 void tsr__pool_trim(tsr__pool *p);                         /* give every cached block back */
 void tsr__pool_set_cap(tsr__pool *p, size_t cap);          /* 0: no cap */
+void tsr__pool_disown(tsr__pool *p, const tsr__ctx *c);     /* forget c as an owner */
 size_t tsr__pool_cap(const tsr__pool *p);
 /* Fail allocations number `from` through `to` (1-based, counted from the pool's creation) as if
  * the device were out of memory; from = 0 turns injection off. TSR_FAULT_ALLOC=N (the Nth),
@@ -443,7 +458,7 @@ int tsr__pool_stats(const tsr__pool *p, char *buf, size_t len); /* "key: value" 
  * tsr__run_node. */
 struct tsr__launch_state; /* engine/launch.c: measured kernel throughput for sliced launches */
 
-typedef struct tsr__ctx {
+struct tsr__ctx {
     tsr_engine *e;
     tsr__err *err;
     cl_command_queue queue; /* NULL on the reference engine */
@@ -457,7 +472,7 @@ typedef struct tsr__ctx {
     /* The run's progress sink (the executor's): a node reports done of total units. */
     void (*node_progress)(struct tsr__ctx *c, const tsr_node *n, int64_t done, int64_t total);
     void *run;
-} tsr__ctx;
+};
 
 /* Non-zero once the context's job was cancelled (its flag, or tsr_engine_interrupt()). */
 int tsr__ctx_cancelled(const tsr__ctx *c);
@@ -623,6 +638,7 @@ struct tsr_engine {
     /* The model cache (engine/model.c), guarded by models_mu: */
     void *models_mu;
     struct tsr__model *models;
+    struct tsr__model *stale_models; /* replaced after their files changed; freed with the engine */
     int models_loaded;   /* models read from disk since the engine was made */
     int models_uploaded; /* models whose weights went to the device */
 };

@@ -3,6 +3,7 @@
  * field are derived from the layer graph, and its weights are uploaded once into pool buffers
  * that count against the device budget for as long as they stay. */
 #include <errno.h>
+#include <pthread.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -356,8 +357,23 @@ static double now_s(void)
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+static tsr_status model_get_locked(tsr_engine *e, const char *path, tsr__model **out,
+                                   int *loaded, tsr__err *err);
+
+/* Thread safety: models_mu guards the cache list, every model's device weights and pins. A
+ * model whose files changed is read again; the old entry moves to the stale list (running jobs
+ * may still hold it) and is freed with the engine. */
 tsr_status tsr__model_get(tsr_engine *e, const char *path, tsr__model **out, int *loaded,
                           tsr__err *err)
+{
+    pthread_mutex_lock(e->models_mu);
+    tsr_status rc = model_get_locked(e, path, out, loaded, err);
+    pthread_mutex_unlock(e->models_mu);
+    return rc;
+}
+
+static tsr_status model_get_locked(tsr_engine *e, const char *path, tsr__model **out,
+                                   int *loaded, tsr__err *err)
 {
     *out = NULL;
     *loaded = 0;
@@ -375,7 +391,8 @@ tsr_status tsr__model_get(tsr_engine *e, const char *path, tsr__model **out, int
             return TSR_OK;
         }
         *pm = m->next; /* the file changed: read it again */
-        model_free(e, m);
+        m->next = e->stale_models;
+        e->stale_models = m;
         break;
     }
     tsr__model *m = calloc(1, sizeof *m);
@@ -396,15 +413,32 @@ tsr_status tsr__model_get(tsr_engine *e, const char *path, tsr__model **out, int
     m->load_seconds = now_s() - t0;
     m->next = e->models;
     e->models = m;
-    e->models_loaded++;
+    __atomic_add_fetch(&e->models_loaded, 1, __ATOMIC_RELAXED);
     *out = m;
     *loaded = 1;
     return TSR_OK;
 }
 
+static tsr_status upload_locked(tsr_exec *ex, tsr__model *m);
+
+/* Under models_mu: a second job wanting the same model waits for the first upload. The
+ * weights belong to the cache, not to the job that happened to upload them. */
 tsr_status tsr__model_upload(tsr_exec *ex, tsr__model *m)
 {
-    if (m->uploaded || !ex->cl)
+    if (!ex->cl)
+        return TSR_OK;
+    pthread_mutex_lock(ex->engine->models_mu);
+    tsr__ctx *cur = tsr__ctx_current();
+    tsr__ctx_set_current(NULL);
+    tsr_status rc = upload_locked(ex, m);
+    tsr__ctx_set_current(cur);
+    pthread_mutex_unlock(ex->engine->models_mu);
+    return rc;
+}
+
+static tsr_status upload_locked(tsr_exec *ex, tsr__model *m)
+{
+    if (m->uploaded)
         return TSR_OK;
     const tsr_nn_model *nn = m->nn;
     if (!m->dev && !(m->dev = calloc((size_t)nn->n_layers, sizeof *m->dev)))
@@ -447,26 +481,55 @@ tsr_status tsr__model_upload(tsr_exec *ex, tsr__model *m)
     }
     m->uploaded = 1;
     m->dev_bytes = tsr__model_resident_bytes(m);
-    ex->engine->models_uploaded++;
+    __atomic_add_fetch(&ex->engine->models_uploaded, 1, __ATOMIC_RELAXED);
     return TSR_OK;
+}
+
+void tsr__model_pin(tsr_engine *e, tsr__model *m, int delta)
+{
+    pthread_mutex_lock(e->models_mu);
+    m->pins += delta;
+    pthread_mutex_unlock(e->models_mu);
+}
+
+size_t tsr__models_resident(tsr_engine *e)
+{
+    size_t resident = 0;
+    pthread_mutex_lock(e->models_mu);
+    for (tsr__model *m = e->models; m; m = m->next)
+        resident += m->uploaded ? m->dev_bytes : 0;
+    for (tsr__model *m = e->stale_models; m; m = m->next)
+        resident += m->uploaded ? m->dev_bytes : 0;
+    pthread_mutex_unlock(e->models_mu);
+    return resident;
+}
+
+static void unload(tsr_engine *e, tsr__model *m)
+{
+    for (int i = 0; i < m->nn->n_layers; i++)
+        if (m->dev[i])
+            tsr__pool_release(e->pool, m->dev[i]);
+    free(m->dev);
+    m->dev = NULL;
+    m->uploaded = 0;
+    m->dev_bytes = 0;
 }
 
 void tsr__model_unload_others(tsr_engine *e, tsr__model *const *keep, int n)
 {
+    pthread_mutex_lock(e->models_mu);
+    for (tsr__model *m = e->stale_models; m; m = m->next)
+        if (m->dev && !m->pins)
+            unload(e, m);
     for (tsr__model *m = e->models; m; m = m->next) {
-        int kept = 0;
+        int kept = m->pins > 0; /* in use by a running job */
         for (int i = 0; i < n && !kept; i++)
             kept = keep[i] == m;
         if (kept || !m->dev)
             continue;
-        for (int i = 0; i < m->nn->n_layers; i++)
-            if (m->dev[i])
-                tsr__pool_release(e->pool, m->dev[i]);
-        free(m->dev);
-        m->dev = NULL;
-        m->uploaded = 0;
-        m->dev_bytes = 0;
+        unload(e, m);
     }
+    pthread_mutex_unlock(e->models_mu);
 }
 
 void tsr__models_free(tsr_engine *e)
@@ -474,6 +537,11 @@ void tsr__models_free(tsr_engine *e)
     while (e->models) {
         tsr__model *m = e->models;
         e->models = m->next;
+        model_free(e, m);
+    }
+    while (e->stale_models) {
+        tsr__model *m = e->stale_models;
+        e->stale_models = m->next;
         model_free(e, m);
     }
 }

@@ -33,6 +33,7 @@ typedef struct tsr__model {
     size_t dev_bytes; /* pool-rounded bytes the weights take on the device */
     int uploaded;
     int uses; /* runs that used it (statistics) */
+    int pins; /* running jobs using it: its weights stay on the device */
 } tsr__model;
 
 /* The model at `path` (a .param or a folder with one), from the engine's cache or loaded now.
@@ -43,6 +44,10 @@ tsr_status tsr__model_get(tsr_engine *e, const char *path, tsr__model **out, int
 tsr_status tsr__model_upload(tsr_exec *ex, tsr__model *m);
 /* Give back the device weights of every cached model not in keep[n]. */
 void tsr__model_unload_others(tsr_engine *e, tsr__model *const *keep, int n);
+/* Running jobs pin the models their graph uses (delta +1 / -1): unload_others keeps them. */
+void tsr__model_pin(tsr_engine *e, tsr__model *m, int delta);
+/* Device bytes of every uploaded model. */
+size_t tsr__models_resident(tsr_engine *e);
 /* Free every cached model (engine teardown). */
 void tsr__models_free(tsr_engine *e);
 /* Derive the geometry fields from m->nn (called by tsr__model_get; exposed for tests). */

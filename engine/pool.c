@@ -12,15 +12,21 @@
  *
  * The staging pool holds pinned host buffers (CL_MEM_ALLOC_HOST_PTR) for transfers, with the
  * same classes and counters and its own cap. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
 
+/* Thread safety: one mutex per pool guards every field; the public functions take it, the
+ * static ones expect it held. Each block remembers the run context that allocated it (the
+ * thread's tsr__ctx_current()), whose in-use bytes and peak are kept here (atomically, so that
+ * the job reads them without the lock). */
 typedef struct block {
     cl_mem mem;
     size_t size;
+    tsr__ctx *owner;
     int in_use;
     uint64_t released; /* when it went back to the cache (a release counter), for LRU */
 } block;
@@ -36,7 +42,25 @@ struct tsr__pool {
     /* fault injection: fail allocations fault_at..fault_to (1-based, inclusive) */
     uint64_t fault_at, fault_to;
     uint64_t releases;
+    pthread_mutex_t mu;
 };
+
+static void owner_add(tsr__ctx *c, size_t size)
+{
+    if (!c)
+        return;
+    size_t now = __atomic_add_fetch(&c->in_use, size, __ATOMIC_RELAXED);
+    size_t peak = __atomic_load_n(&c->peak, __ATOMIC_RELAXED);
+    while (now > peak &&
+           !__atomic_compare_exchange_n(&c->peak, &peak, now, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+        ;
+}
+
+static void owner_sub(tsr__ctx *c, size_t size)
+{
+    if (c)
+        __atomic_sub_fetch(&c->in_use, size, __ATOMIC_RELAXED);
+}
 
 size_t tsr__pool_class_size(size_t bytes)
 {
@@ -59,6 +83,7 @@ static tsr_status pool_new(tsr__cl *cl, cl_mem_flags flags, const char *name, ts
     tsr__pool *p = calloc(1, sizeof *p);
     if (!p)
         return TSR_ERR_NOMEM;
+    pthread_mutex_init(&p->mu, NULL);
     p->cl = cl;
     p->flags = flags;
     p->name = name;
@@ -83,10 +108,8 @@ static void drop(tsr__pool *p, int i)
     p->blocks[i] = p->blocks[--p->n];
 }
 
-void tsr__pool_trim(tsr__pool *p)
+static void trim_locked(tsr__pool *p)
 {
-    if (!p)
-        return;
     int any = 0;
     for (int i = p->n - 1; i >= 0; i--)
         if (!p->blocks[i].in_use) {
@@ -96,6 +119,15 @@ void tsr__pool_trim(tsr__pool *p)
     p->st.trims += (uint64_t)any;
 }
 
+void tsr__pool_trim(tsr__pool *p)
+{
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->mu);
+    trim_locked(p);
+    pthread_mutex_unlock(&p->mu);
+}
+
 void tsr__pool_free(tsr__pool *p)
 {
     if (!p)
@@ -103,27 +135,48 @@ void tsr__pool_free(tsr__pool *p)
     while (p->n)
         drop(p, p->n - 1);
     free(p->blocks);
+    pthread_mutex_destroy(&p->mu);
     free(p);
 }
 
 void tsr__pool_set_cap(tsr__pool *p, size_t cap)
 {
+    pthread_mutex_lock(&p->mu);
     p->cap = cap;
+    pthread_mutex_unlock(&p->mu);
 }
+
 size_t tsr__pool_cap(const tsr__pool *p)
 {
-    return p->cap;
+    return p->cap; /* set once when the engine is made */
 }
 
 void tsr__pool_set_fault(tsr__pool *p, uint64_t from, uint64_t to)
 {
+    pthread_mutex_lock(&p->mu);
     p->fault_at = from;
     p->fault_to = to;
+    pthread_mutex_unlock(&p->mu);
 }
 
 uint64_t tsr__pool_allocations(const tsr__pool *p)
 {
-    return p->st.allocations;
+    tsr__pool *q = (tsr__pool *)p;
+    pthread_mutex_lock(&q->mu);
+    uint64_t n = p->st.allocations;
+    pthread_mutex_unlock(&q->mu);
+    return n;
+}
+
+void tsr__pool_disown(tsr__pool *p, const tsr__ctx *c)
+{
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->mu);
+    for (int i = 0; i < p->n; i++)
+        if (p->blocks[i].owner == c)
+            p->blocks[i].owner = NULL;
+    pthread_mutex_unlock(&p->mu);
 }
 
 static void note_use(tsr__pool *p, size_t size)
@@ -172,7 +225,17 @@ static void make_room(tsr__pool *p, size_t size)
     p->st.trims += (uint64_t)any;
 }
 
+static tsr_status alloc_locked(tsr__pool *p, size_t bytes, cl_mem *out, tsr__err *err);
+
 tsr_status tsr__pool_alloc(tsr__pool *p, size_t bytes, cl_mem *out, tsr__err *err)
+{
+    pthread_mutex_lock(&p->mu);
+    tsr_status rc = alloc_locked(p, bytes, out, err);
+    pthread_mutex_unlock(&p->mu);
+    return rc;
+}
+
+static tsr_status alloc_locked(tsr__pool *p, size_t bytes, cl_mem *out, tsr__err *err)
 {
     *out = NULL;
     p->st.allocations++;
@@ -187,6 +250,8 @@ tsr_status tsr__pool_alloc(tsr__pool *p, size_t bytes, cl_mem *out, tsr__err *er
     if (best >= 0) {
         p->st.hits++;
         p->blocks[best].in_use = 1;
+        p->blocks[best].owner = tsr__ctx_current();
+        owner_add(p->blocks[best].owner, p->blocks[best].size);
         note_use(p, p->blocks[best].size);
         *out = p->blocks[best].mem;
         return TSR_OK;
@@ -218,7 +283,7 @@ tsr_status tsr__pool_alloc(tsr__pool *p, size_t bytes, cl_mem *out, tsr__err *er
     if (st == CL_MEM_OBJECT_ALLOCATION_FAILURE || st == CL_OUT_OF_RESOURCES ||
         st == CL_OUT_OF_HOST_MEMORY) {
         /* The driver refused: give the cache back so that a retry can succeed. */
-        tsr__pool_trim(p);
+        trim_locked(p);
         p->st.oom_events++;
         return tsr__seterr(err, TSR_ERR_DEVICE_NOMEM,
                            "%s memory: the driver refused %zu bytes: %s (%d)", p->name, size,
@@ -227,7 +292,8 @@ tsr_status tsr__pool_alloc(tsr__pool *p, size_t bytes, cl_mem *out, tsr__err *er
     if (st != CL_SUCCESS)
         return tsr__seterr(err, TSR_ERR_DEVICE, "%s memory: allocating %zu bytes failed: %s (%d)",
                            p->name, size, tsr__cl_status_name(st), st);
-    p->blocks[p->n++] = (block){m, size, 1, 0};
+    p->blocks[p->n++] = (block){m, size, tsr__ctx_current(), 1, 0};
+    owner_add(p->blocks[p->n - 1].owner, size);
     p->st.held_bytes += size;
     note_use(p, size);
     *out = m;
@@ -238,37 +304,48 @@ void tsr__pool_release(tsr__pool *p, cl_mem m)
 {
     if (!p || !m)
         return;
+    pthread_mutex_lock(&p->mu);
     for (int i = 0; i < p->n; i++)
         if (p->blocks[i].mem == m && p->blocks[i].in_use) {
             p->blocks[i].in_use = 0;
             p->blocks[i].released = ++p->releases;
             p->st.in_use_bytes -= p->blocks[i].size;
-            return;
+            owner_sub(p->blocks[i].owner, p->blocks[i].size);
+            p->blocks[i].owner = NULL;
+            break;
         }
+    pthread_mutex_unlock(&p->mu);
 }
 
 void tsr__pool_get_stats(const tsr__pool *p, tsr_pool_stats *out)
 {
+    tsr__pool *q = (tsr__pool *)p;
+    pthread_mutex_lock(&q->mu);
     *out = p->st;
     out->cap_bytes = p->cap;
+    pthread_mutex_unlock(&q->mu);
 }
 
 void tsr__pool_reset_peaks(tsr__pool *p)
 {
+    pthread_mutex_lock(&p->mu);
     p->st.peak_in_use_bytes = p->st.in_use_bytes;
     p->st.peak_held_bytes = p->st.held_bytes;
+    pthread_mutex_unlock(&p->mu);
 }
 
 int tsr__pool_stats(const tsr__pool *p, char *buf, size_t len)
 {
     const char *k = strcmp(p->name, "device") == 0 ? "pool" : "staging";
-    const tsr_pool_stats *s = &p->st;
+    tsr_pool_stats copy;
+    tsr__pool_get_stats(p, &copy);
+    const tsr_pool_stats *s = &copy;
     return snprintf(buf, len,
                     "%s.cap_bytes: %zu\n%s.in_use_bytes: %llu\n%s.held_bytes: %llu\n"
                     "%s.peak_in_use_bytes: %llu\n%s.peak_held_bytes: %llu\n"
                     "%s.allocations: %llu\n%s.hits: %llu\n%s.misses: %llu\n%s.trims: %llu\n"
                     "%s.oom_events: %llu\n",
-                    k, p->cap, k, (unsigned long long)s->in_use_bytes, k,
+                    k, (size_t)s->cap_bytes, k, (unsigned long long)s->in_use_bytes, k,
                     (unsigned long long)s->held_bytes, k, (unsigned long long)s->peak_in_use_bytes,
                     k, (unsigned long long)s->peak_held_bytes, k,
                     (unsigned long long)s->allocations, k, (unsigned long long)s->hits, k,

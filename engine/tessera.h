@@ -365,8 +365,11 @@ typedef struct tsr_job_stats {
     int files_written;
 } tsr_job_stats;
 
-/* Make a job for graph g on engine e (not started). Infers g if needed (reads image headers
- * and models); errors are reported here with positions. opt may be NULL; it is copied. */
+/* Make a job for graph g on engine e (not started): a snapshot of g (later changes to g do not
+ * reach the job) and its cancel flag. The job infers its snapshot when it runs (image headers,
+ * models, bound inputs); errors of the graph come back as the job's status and message, and
+ * as an execution-error event with the node, param and file:line:col. opt may be NULL; it is
+ * copied. */
 tsr_status tsr_job_new(tsr_engine *e, tsr_graph *g, const tsr_run_options *opt, tsr_job **out);
 
 /* Bind caller pixels to source node `node` (an image.input, or any image source, which then

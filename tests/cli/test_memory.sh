@@ -95,11 +95,12 @@ check "the unlimited run plans one tile" test "$(stat plan.tiles $tmp/full.stats
 demo --vram-limit 1M --json --stats --set out.path=$tmp/small.png >$tmp/ev.json 2>$tmp/small.stats
 check "the run under 1M exits 0" test $? = 0
 check "--json prints JSON lines" json_lines <$tmp/ev.json
-check "--json starts with the plan" \
-    grep -q "^{\"event\":\"plan\",\"budget_bytes\":$BUDGET," <(head -n 1 $tmp/ev.json)
+check "--json starts with chain-start" grep -q '^{"event":"chain-start",' <(head -n 1 $tmp/ev.json)
+check "--json then gives the plan" \
+    grep -q "^{\"event\":\"plan\",\"budget_bytes\":$BUDGET," <(sed -n 2p $tmp/ev.json)
 check "--json has a stage event" grep -q '^{"event":"stage","root":"up",' $tmp/ev.json
-check "--json ends with done, ok" \
-    grep -q '^{"event":"done","status":"ok",' <(tail -n 1 $tmp/ev.json)
+check "--json ends with finish, ok" \
+    grep -q '^{"event":"finish","status":"ok",' <(tail -n 1 $tmp/ev.json)
 check "--json prints nothing else on stdout" test "$(grep -vc '^{' $tmp/ev.json)" = 0
 check "the 1M run tiles" gt "$(stat plan.tiles $tmp/small.stats)" 1
 check "the 1M run gives the unlimited run's pixels" same $tmp/full.png $tmp/small.png

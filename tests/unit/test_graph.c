@@ -394,7 +394,7 @@ static void err_no_output(void **state)
 {
     expect_error(HDR SRC "  inv: { type: adjust.invert, inputs: { image: src.image } }\n", 1,
                  "t.yaml:2:1: error: ",
-                 "no output node: nothing would be written (add a node of type image.save)");
+                 "no output node: nothing would be written (add a node of type image.save, image.output)");
 }
 
 static void err_version(void **state)

@@ -383,7 +383,8 @@ static void cl_status_mapping(void **state)
 {
     tsr_engine *e = tu_engine_cl();
     tsr_node *n = tu_node("adjust.invert", NULL, 0);
-    tsr_exec ex = {.engine = e, .cl = e->cl, .pool = e->pool, .err = tsr__eerr(e), .node = n};
+    tsr_exec ex;
+    tsr__exec_init(&ex, e, n);
     assert_int_equal(tsr__exec_cl_error(&ex, CL_MEM_OBJECT_ALLOCATION_FAILURE, "x"),
                      TSR_ERR_DEVICE_NOMEM);
     assert_int_equal(tsr__exec_cl_error(&ex, CL_OUT_OF_RESOURCES, "x"), TSR_ERR_DEVICE_NOMEM);

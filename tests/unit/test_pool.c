@@ -659,7 +659,7 @@ static tsr_image *run_chain(tsr_engine *e, const run_dir *d, const char *name, i
     tsr_graph *g = NULL;
     if (tsr_graph_load_string(e, yaml, name, &g))
         fail_msg("%s", tsr_errmsg(e));
-    tsr_run_options ro = {.tile_width = tw, .tile_height = th};
+    tsr_run_options ro = {.tile_width = tw, .tile_height = th, .no_reuse = 1};
     if (tsr_graph_run(e, g, &ro))
         fail_msg("%s: %s", name, tsr_errmsg(e));
     tsr_graph_free(g);

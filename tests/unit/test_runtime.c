@@ -150,7 +150,8 @@ static void cl_errors_name_node_and_kernel(void **state)
     tsr_node *n = tu_node("adjust.invert", NULL, 0);
     char *own_id = n->id;
     n->id = "inv1";
-    tsr_exec ex = {.engine = e, .cl = e->cl, .pool = e->pool, .err = tsr__eerr(e), .node = n};
+    tsr_exec ex;
+    tsr__exec_init(&ex, e, n);
     cl_kernel k;
     assert_int_equal(tsr__exec_kernel(&ex, "tsr_adjust_invert", &k), TSR_OK);
     assert_int_equal(tsr__exec_cl_error(&ex, CL_MEM_OBJECT_ALLOCATION_FAILURE, "clFoo"),
