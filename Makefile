@@ -12,6 +12,10 @@ ifeq ($(SAN),1)
 BUILD ?= build-san
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 OPT ?= -O1 -g
+else ifeq ($(SAN),thread)
+BUILD ?= build-tsan
+SANFLAGS := -fsanitize=thread -fno-omit-frame-pointer
+OPT ?= -O1 -g
 else
 BUILD ?= build
 SANFLAGS :=
@@ -36,7 +40,7 @@ TEST_COMMON := $(sort $(wildcard tests/common/*.c))
 TEST_COMMON_OBJ := $(TEST_COMMON:%.c=$(BUILD)/obj/%.o)
 
 .SECONDARY:
-.PHONY: all deps test check demo bench install clean format format-check tests-build
+.PHONY: all deps test test-tsan check demo bench install clean format format-check tests-build
 all: $(BUILD)/libtessera.a $(BUILD)/libtessera.so $(BUILD)/tessera $(BUILD)/tessera.pc
 
 deps:
@@ -86,6 +90,17 @@ test: deps
 	$(MAKE) SAN=1 tests-build
 	bash tests/run.sh build-san
 
+# The multi-threaded tests under ThreadSanitizer (PoCL's own threads are not instrumented; what
+# they share with ours is reached through OpenCL calls, whose locks TSan sees).
+TSAN_TESTS := tests/unit/test_jobs tests/unit/test_pool
+test-tsan: deps
+	$(MAKE) SAN=thread $(TSAN_TESTS:tests/%=build-tsan/tests/%)
+	@set -e; for t in $(TSAN_TESTS:tests/%=build-tsan/tests/%); do \
+	    echo "== $$t (ThreadSanitizer)"; \
+	    TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp" \
+	        $$t; \
+	done
+
 check: tests-build
 	bash tests/run.sh $(BUILD)
 
@@ -116,6 +131,6 @@ format-check:
 	clang-format --dry-run --Werror engine/*.[ch] nodes/*.c tools/*.c tests/*/*.c
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-tsan
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

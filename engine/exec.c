@@ -1367,6 +1367,8 @@ tsr_status tsr__exec_job(tsr_job *j)
         pthread_mutex_unlock(e->cl->mu);
     }
     double t0 = now_s();
+    int use_cache = !opt->no_reuse && !opt->dry_run && tsr__rcache_enabled(e);
+    g->split = use_cache;
     tsr_status rc = run_prepare(&j->ctx, g, opt, &rs);
     rs.job = j;
     rs.uploads0 = uploads0;
@@ -1407,7 +1409,6 @@ tsr_status tsr__exec_job(tsr_job *j)
         if (!rc)
             tsr__model_unload_others(e, pinned, n_pinned);
     }
-    int use_cache = !opt->no_reuse && tsr__rcache_enabled(e);
     if (!rc) {
         compute_keys(&rs);
         mark_needed(&rs, use_cache);

@@ -282,6 +282,7 @@ struct tsr_graph {
     int inferred;
     const tsr_engine *inferred_by; /* values (models) of out_info belong to this engine */
     int pending_loads;             /* models its inference read from disk, not yet reported */
+    int split; /* plan every image node as its own stage (the result cache is on) */
 };
 
 /* Error at a node's position: "file:line:col: error: node 'id': <text>". */

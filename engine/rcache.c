@@ -5,8 +5,6 @@
 
 #include "job.h"
 
-#define DEFAULT_BYTES (256ull << 20)
-
 typedef struct entry {
     uint64_t key;
     tsr_image *img;
@@ -26,9 +24,9 @@ static tsr__rcache *cache(tsr_engine *e)
 {
     if (!e->rcache && (e->rcache = calloc(1, sizeof *e->rcache))) {
         const char *env = getenv("TSR_RESULT_CACHE");
-        uint64_t max = DEFAULT_BYTES;
+        uint64_t max = 0;
         if (env && *env && tsr_parse_size(env, 0, &max, NULL, 0) != TSR_OK)
-            max = env[0] == '0' && !env[1] ? 0 : DEFAULT_BYTES;
+            max = 0;
         e->rcache->max = (size_t)max;
     }
     return e->rcache;

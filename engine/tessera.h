@@ -423,11 +423,15 @@ void tsr_job_free(tsr_job *j);
 void tsr_engine_interrupt(tsr_engine *e);
 
 /* ---------------------------------------------------------------------------------------------
- * Result cache: a GUI re-running a graph after a param change recomputes only the nodes
- * downstream of the change. Materialized node outputs are kept on the host, keyed by a hash of
- * the node's type, params, inputs' keys and its files' identity (device, inode, size, mtime),
- * and reused by later jobs on the engine; least recently used entries are evicted past the
- * bound. Default bound: $TSR_RESULT_CACHE (a size), else 256 MiB. 0 disables it.
+ * Result cache, for GUIs: a graph re-run after a param change recomputes only the nodes
+ * downstream of the change. While the cache is on, a job materializes every node's output on
+ * the host (no fused stages) and keeps it in the cache, keyed by a hash of the node's type,
+ * params, its inputs' keys, the identity of files its params name (device, inode, size,
+ * mtime), the model it uses and bound pixels; a later job reuses every output whose key is
+ * there and runs only what is missing. Sinks always run. The least recently used entries are
+ * evicted once the cache holds more than max_bytes of images. Off (0) by default, or
+ * $TSR_RESULT_CACHE (a size such as 512M) when set; tsr_run_options.no_reuse turns it off for
+ * one job.
  */
 void tsr_engine_set_result_cache(tsr_engine *e, uint64_t max_bytes);
 /* Bytes held by the result cache now. */
