@@ -358,7 +358,7 @@ tsr_status tsr__run_node(tsr_engine *e, const tsr_node *n, tsr_image *const *inp
 tsr_status tsr_graph_infer(tsr_engine *e, tsr_graph *g)
 {
     tsr__err_clear(tsr__eerr(e));
-    int loads0 = e->models_loaded;
+    int loads0 = tsr__model_loads_here();
     for (int k = 0; k < g->n_nodes; k++) {
         tsr_node *n = &g->nodes[g->order[k]];
         tsr_port_info in[TSR_MAX_PORTS];
@@ -397,7 +397,7 @@ tsr_status tsr_graph_infer(tsr_engine *e, tsr_graph *g)
     }
     g->inferred = 1;
     g->inferred_by = e;
-    g->pending_loads = e->models_loaded - loads0;
+    g->pending_loads = tsr__model_loads_here() - loads0;
     return TSR_OK;
 }
 
@@ -1006,7 +1006,7 @@ static void write_stats(run_state *rs, tsr_status rc, double total, int builds0,
         from_cache = e->cl->builds_cached - cached0;
         pthread_mutex_unlock(e->cl->mu);
     }
-    int uploaded = __atomic_load_n(&e->models_uploaded, __ATOMIC_RELAXED) - rs->uploads0;
+    int uploaded = tsr__model_uploads_here() - rs->uploads0;
     fprintf(f, "run.status: %s\nrun.seconds: %.6f\nrun.nodes: %d\n", rc ? tsr_status_str(rc) : "ok",
             total, rs->g->n_nodes);
     fprintf(f, "run.nodes_run: %d\nrun.nodes_reused: %d\n", rs->nodes_run, rs->nodes_reused);
@@ -1358,7 +1358,7 @@ tsr_status tsr__exec_job(tsr_job *j)
     tsr_graph *g = j->g;
     const tsr_run_options *opt = &j->opt;
     run_state rs;
-    int uploads0 = __atomic_load_n(&e->models_uploaded, __ATOMIC_RELAXED);
+    int uploads0 = tsr__model_uploads_here();
     int builds0 = 0, cached0 = 0;
     if (e->cl) {
         pthread_mutex_lock(e->cl->mu);

@@ -360,6 +360,20 @@ static double now_s(void)
 static tsr_status model_get_locked(tsr_engine *e, const char *path, tsr__model **out,
                                    int *loaded, tsr__err *err);
 
+/* Reads and uploads done by this thread (a job's statistics count its own, not its
+ * neighbours'). */
+static _Thread_local int thread_loads, thread_uploads;
+
+int tsr__model_loads_here(void)
+{
+    return thread_loads;
+}
+
+int tsr__model_uploads_here(void)
+{
+    return thread_uploads;
+}
+
 /* Thread safety: models_mu guards the cache list, every model's device weights and pins. A
  * model whose files changed is read again; the old entry moves to the stale list (running jobs
  * may still hold it) and is freed with the engine. */
@@ -414,6 +428,7 @@ static tsr_status model_get_locked(tsr_engine *e, const char *path, tsr__model *
     m->next = e->models;
     e->models = m;
     __atomic_add_fetch(&e->models_loaded, 1, __ATOMIC_RELAXED);
+    thread_loads++;
     *out = m;
     *loaded = 1;
     return TSR_OK;
@@ -482,6 +497,7 @@ static tsr_status upload_locked(tsr_exec *ex, tsr__model *m)
     m->uploaded = 1;
     m->dev_bytes = tsr__model_resident_bytes(m);
     __atomic_add_fetch(&ex->engine->models_uploaded, 1, __ATOMIC_RELAXED);
+    thread_uploads++;
     return TSR_OK;
 }
 

@@ -46,6 +46,9 @@ tsr_status tsr__model_upload(tsr_exec *ex, tsr__model *m);
 void tsr__model_unload_others(tsr_engine *e, tsr__model *const *keep, int n);
 /* Running jobs pin the models their graph uses (delta +1 / -1): unload_others keeps them. */
 void tsr__model_pin(tsr_engine *e, tsr__model *m, int delta);
+/* Models read from disk / uploaded by the calling thread so far. */
+int tsr__model_loads_here(void);
+int tsr__model_uploads_here(void);
 /* Device bytes of every uploaded model. */
 size_t tsr__models_resident(tsr_engine *e);
 /* Free every cached model (engine teardown). */

@@ -505,6 +505,71 @@ static void jobs_share_the_budget(void **state)
     tsr_engine_free(e);
 }
 
+typedef struct net_thread {
+    tsr_engine *e;
+    tsr_graph *g;
+    tsr_image *out;
+    tsr_job_stats st;
+    tsr_status rc;
+} net_thread;
+
+static void *run_net(void *arg)
+{
+    net_thread *t = arg;
+    tsr_job *j;
+    t->rc = tsr_job_new(t->e, t->g, NULL, &j);
+    if (!t->rc)
+        t->rc = tsr_job_start(j);
+    if (!t->rc)
+        t->rc = tsr_job_wait(j, -1);
+    if (!t->rc)
+        t->rc = tsr_job_output(j, "out", &t->out);
+    tsr_job_get_stats(j, &t->st);
+    tsr_job_free(j);
+    return NULL;
+}
+
+/* Three threads upscale with one model at once: it is read from disk and uploaded once (the
+ * model cache is shared and locked), and every output is the same. */
+static void models_shared_by_threads(void **state)
+{
+    char in[600], yaml[2048];
+    snprintf(in, sizeof in, "%s/share.png", dir);
+    gr_write_random_png(in, 40, 32, 3, 51);
+    snprintf(yaml, sizeof yaml,
+             "version: 1\nnodes:\n  src: { type: image.load, params: { path: '%s' } }\n"
+             "  net: { type: model.load, params: { path: '%s' } }\n"
+             "  up: { type: upscale, inputs: { image: src.image, model: net.model } }\n"
+             "  out: { type: image.output, inputs: { image: up.image } }\n",
+             in, tu_shared("models/waifu2x-upconv_7_anime_style_art_rgb"));
+    tsr_engine *e = gr_engine(0);
+    net_thread t[3];
+    pthread_t th[3];
+    for (int i = 0; i < 3; i++) {
+        memset(&t[i], 0, sizeof t[i]);
+        t[i].e = e;
+        t[i].g = load(e, yaml); /* a graph per thread: graphs are not shared between threads */
+    }
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, run_net, &t[i]), 0);
+    for (int i = 0; i < 3; i++)
+        pthread_join(th[i], NULL);
+    int loaded = 0, uploaded = 0;
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(t[i].rc, TSR_OK);
+        loaded += t[i].st.models_loaded;
+        uploaded += t[i].st.models_uploaded;
+        assert_true(gr_same_bits(t[0].out, t[i].out));
+    }
+    assert_int_equal(loaded, 1);
+    assert_int_equal(uploaded, 1);
+    for (int i = 0; i < 3; i++) {
+        tsr_image_free(t[i].out);
+        tsr_graph_free(t[i].g);
+    }
+    tsr_engine_free(e);
+}
+
 /* ---- events ------------------------------------------------------------------------------- */
 
 /* chain-start first, finish last, every node-start before its node-finish, node-progress at
@@ -715,6 +780,7 @@ int main(void)
         cmocka_unit_test(cancel_leaves_nothing),
         cmocka_unit_test(cancel_network),
         cmocka_unit_test(jobs_share_the_budget),
+        cmocka_unit_test(models_shared_by_threads),
         cmocka_unit_test(events_in_order),
         cmocka_unit_test(watch_gives_a_preview),
         cmocka_unit_test(rerun_recomputes_downstream),
