@@ -376,6 +376,14 @@ tsr_status tsr_graph_infer(tsr_engine *e, tsr_graph *g)
                                              .channels = b->channels,
                                              .bit_depth = b->bit_depth};
             rc = TSR_OK;
+        } else if (n->px) {
+            const tsr_pixels *p = &n->px->px;
+            n->out_info[0] = (tsr_port_info){
+                .width = p->width,
+                .height = p->height,
+                .channels = p->channels,
+                .bit_depth = p->sample == TSR_SAMPLE_U8 ? 8 : p->sample == TSR_SAMPLE_U16 ? 16 : 0};
+            rc = TSR_OK;
         } else if (n->cls->resolve) {
             rc = n->cls->resolve(e, n, n->out_info, tsr__eerr(e));
         } else {
@@ -1208,6 +1216,8 @@ static void compute_keys(run_state *rs)
         }
         if (n->bound)
             h = mix_u64(h, image_hash(n->bound));
+        if (n->px)
+            h = mix_u64(h, tsr__pixels_hash(&n->px->px));
         rs->key[v] = h ? h : 1;
     }
 }
@@ -1289,9 +1299,18 @@ static tsr_status run_steps(run_state *rs, int use_cache)
             if ((rc = progress(rs, n, 0, 1)))
                 break;
             tsr_image *img = NULL;
-            if (n->bound)
+            if (n->bound) {
                 img = tsr_image_ref(n->bound);
-            else
+            } else if (n->px) { /* the caller's pixels, read now; handed back at once */
+                tsr_status r2 = tsr_image_from_pixels(&n->px->px, &img);
+                if (r2) {
+                    tsr__node_error(rs->err, n, -1, "cannot convert the bound pixels: %s",
+                                    tsr_status_str(r2));
+                    rc = r2;
+                }
+                tsr__bound_px_free(n->px);
+                n->px = NULL;
+            } else
                 rc = n->cls->produce(&ex, n, &img);
             if (!rc &&
                 (img->width != n->out_info[0].width || img->height != n->out_info[0].height ||

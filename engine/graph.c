@@ -1121,6 +1121,7 @@ tsr_graph *tsr__graph_clone(const tsr_graph *g)
         for (int k = 0; k < TSR_MAX_PARAMS; k++)
             b->params[k].str = NULL;
         b->bound = tsr_image_ref(a->bound);
+        b->px = NULL;
         b->file = c->file;
         if (!(b->id = strdup(a->id)))
             goto fail;

@@ -270,6 +270,8 @@ struct tsr_node {
     tsr_port_info out_info[TSR_MAX_PORTS]; /* filled by inference */
     const char *file;                      /* graph file name for messages (borrowed from graph) */
     tsr_image *bound;                      /* in-memory image bound to a SOURCE node, or NULL */
+    struct tsr__bound_px *px; /* caller pixels bound with TSR_BORROW / TSR_HANDOVER: converted
+                                 when the job runs (engine/job.c) */
     int keep;      /* a job keeps its output (image.output, a watch): materialized on the host */
     int keep_side; /* the kept copy's longer side at most this (0: full size) */
 };
@@ -310,7 +312,16 @@ tsr_status tsr__graph_parse(const char *text, size_t len, const char *file, tsr_
                             tsr__err *err);
 tsr_status tsr__graph_validate(tsr_graph *g, tsr__err *err); /* structure: refs, types, cycles */
 void tsr__graph_free(tsr_graph *g);
-/* A deep copy (a job's snapshot); NULL when out of memory. */
+/* Caller pixels bound to a source node, read when the job runs. */
+typedef struct tsr__bound_px {
+    tsr_pixels px;
+    tsr_ownership own;
+    tsr_free_fn free_fn;
+    void *free_user;
+} tsr__bound_px;
+/* Hand the pixels back (HANDOVER: free_fn) and free the record. */
+void tsr__bound_px_free(tsr__bound_px *b);
+/* A deep copy (a job's snapshot, without bound caller pixels); NULL when out of memory. */
 tsr_graph *tsr__graph_clone(const tsr_graph *g);
 
 /* ---------------------------------------------------------------------------------------------

@@ -282,27 +282,116 @@ tsr_status tsr_job_bind_image(tsr_job *j, const char *node, tsr_image *img)
         return tsr__seterr(tsr__eerr(j->e), TSR_ERR_INVALID, "tsr_job_bind_image: NULL image");
     tsr_image_free(n->bound);
     n->bound = tsr_image_ref(img);
+    tsr__bound_px_free(n->px);
+    n->px = NULL;
     j->g->inferred = 0; /* its shape comes from the pixels now */
     return TSR_OK;
+}
+
+static size_t sample_size(tsr_sample s)
+{
+    return s == TSR_SAMPLE_U8 ? 1 : s == TSR_SAMPLE_U16 ? 2 : s == TSR_SAMPLE_F32 ? 4 : 0;
+}
+
+const char *tsr__pixels_check(const tsr_pixels *px)
+{
+    if (!px || !px->data)
+        return "no pixel data";
+    if (px->width <= 0 || px->height <= 0)
+        return "width and height must be positive";
+    if (px->channels < 1 || px->channels > 4)
+        return "channels must be 1 to 4";
+    size_t ss = sample_size(px->sample), row;
+    if (!ss)
+        return "unknown sample type";
+    if (!tsr__mul_size((size_t)px->width, (size_t)px->channels * ss, &row))
+        return "a row overflows size_t";
+    size_t stride = px->stride ? px->stride : row, total;
+    if (stride < row)
+        return "the stride is smaller than a row";
+    if (!tsr__mul_size(stride, (size_t)px->height, &total))
+        return "the image overflows size_t";
+    return NULL;
+}
+
+uint64_t tsr__pixels_hash(const tsr_pixels *px)
+{
+    size_t row = (size_t)px->width * (size_t)px->channels * sample_size(px->sample);
+    size_t stride = px->stride ? px->stride : row;
+    uint64_t h = 0xcbf29ce484222325ull ^ ((uint64_t)px->width << 40 | (uint64_t)px->height << 8 |
+                                          (uint64_t)px->channels << 4 | (uint64_t)px->sample);
+    for (int y = 0; y < px->height; y++) {
+        const unsigned char *p = (const unsigned char *)px->data + (size_t)y * stride;
+        size_t i = 0;
+        for (; i + 8 <= row; i += 8) {
+            uint64_t v;
+            memcpy(&v, p + i, 8);
+            h = (h ^ v) * 0x9e3779b97f4a7c15ull;
+            h ^= h >> 29;
+        }
+        for (; i < row; i++)
+            h = (h ^ p[i]) * 0x100000001b3ull;
+    }
+    return h;
+}
+
+void tsr__bound_px_free(tsr__bound_px *b)
+{
+    if (!b)
+        return;
+    if (b->own == TSR_HANDOVER && b->free_fn)
+        b->free_fn(b->px.data, b->free_user);
+    free(b);
 }
 
 tsr_status tsr_job_bind_input(tsr_job *j, const char *node, const tsr_pixels *px,
                               tsr_ownership own, tsr_free_fn free_fn, void *free_user)
 {
-    tsr_image *img = NULL;
-    tsr_status rc = px ? tsr_image_from_pixels(px, &img) : TSR_ERR_INVALID;
-    /* The pixels are converted now, whatever the ownership: BORROW and HANDOVER only say when
-     * the caller's buffer may go (at once here). */
-    if (own == TSR_HANDOVER && free_fn && px)
-        free_fn(px->data, free_user);
-    if (rc)
-        return tsr__seterr(tsr__eerr(j->e), rc,
-                           "tsr_job_bind_input: node '%s': invalid pixels (size, channels 1-4, "
-                           "sample type or stride)",
-                           node ? node : "(null)");
-    rc = tsr_job_bind_image(j, node, img);
-    tsr_image_free(img);
-    return rc;
+    int v;
+    const char *why = tsr__pixels_check(px);
+    tsr_status rc = TSR_OK;
+    if (!j)
+        rc = TSR_ERR_INVALID;
+    else if ((rc = job_check(j, "tsr_job_bind_input", node, &v)))
+        ;
+    else if (!(j->g->nodes[v].cls->flags & TSR_NODE_SOURCE))
+        rc = tsr__seterr(tsr__eerr(j->e), TSR_ERR_INVALID,
+                         "tsr_job_bind_input: node '%s' (%s) is not an image source", node,
+                         j->g->nodes[v].cls->name);
+    else if (why)
+        rc = tsr__seterr(tsr__eerr(j->e), TSR_ERR_INVALID, "tsr_job_bind_input: node '%s': %s",
+                         node, why);
+    else if (own != TSR_COPY && own != TSR_BORROW && own != TSR_HANDOVER)
+        rc = tsr__seterr(tsr__eerr(j->e), TSR_ERR_INVALID,
+                         "tsr_job_bind_input: unknown ownership %d", (int)own);
+    if (rc) {
+        if (own == TSR_HANDOVER && free_fn && px)
+            free_fn(px->data, free_user);
+        return rc;
+    }
+    tsr_node *n = &j->g->nodes[v];
+    if (own == TSR_COPY) { /* converted now: the caller keeps its buffer */
+        tsr_image *img = NULL;
+        if ((rc = tsr_image_from_pixels(px, &img)))
+            return tsr__seterr(tsr__eerr(j->e), rc, "tsr_job_bind_input: node '%s': %s", node,
+                               tsr_status_str(rc));
+        rc = tsr_job_bind_image(j, node, img);
+        tsr_image_free(img);
+        return rc;
+    }
+    tsr__bound_px *b = calloc(1, sizeof *b);
+    if (!b) {
+        if (own == TSR_HANDOVER && free_fn)
+            free_fn(px->data, free_user);
+        return tsr__seterr(tsr__eerr(j->e), TSR_ERR_NOMEM, "out of memory");
+    }
+    *b = (tsr__bound_px){*px, own, free_fn, free_user};
+    tsr_image_free(n->bound);
+    n->bound = NULL;
+    tsr__bound_px_free(n->px);
+    n->px = b;
+    j->g->inferred = 0;
+    return TSR_OK;
 }
 
 tsr_status tsr_job_watch(tsr_job *j, const char *node, int max_side)

@@ -53,6 +53,11 @@ void tsr__job_file(tsr_job *j, const char *path);
 /* The job an exec context belongs to (NULL: the engine's own context). */
 tsr_job *tsr__exec_job_of(const tsr_exec *ex);
 
+/* Caller pixels: 0 when valid (size, channels 1-4, sample type, stride), else the reason. */
+const char *tsr__pixels_check(const tsr_pixels *px);
+/* A hash of the caller's samples (the result cache's key for bound pixels). */
+uint64_t tsr__pixels_hash(const tsr_pixels *px);
+
 /* Result cache (engine/rcache.c), thread-safe. */
 tsr_image *tsr__rcache_get(tsr_engine *e, uint64_t key);
 void tsr__rcache_put(tsr_engine *e, uint64_t key, tsr_image *img);

@@ -322,6 +322,7 @@ void tsr__node_clear(tsr_node *n)
         free(n->params[i].str);
     free(n->id);
     tsr_image_free(n->bound);
+    tsr__bound_px_free(n->px);
     memset(n, 0, sizeof *n);
 }
 

@@ -167,6 +167,82 @@ static void lifecycle_and_memory_io(void **state)
     tsr_engine_free(e);
 }
 
+static int freed;
+static void count_free(void *data, void *user)
+{
+    freed++;
+    free(data);
+    (void)user;
+}
+
+/* Caller pixels with padded rows, under each ownership: the output is 1 - x, a handed-over
+ * buffer is freed exactly once (after use, when the job is freed unstarted, when the bind
+ * fails), and invalid pixels are refused. */
+static void bind_pixels_ownership(void **state)
+{
+    tsr_engine *e = gr_engine(0);
+    tsr_graph *g = load(e, invert_yaml);
+    const int w = 37, h = 23, ch = 4;
+    const size_t stride = (size_t)w * ch + 9;
+    for (int own = TSR_COPY; own <= TSR_HANDOVER; own++) {
+        unsigned char *buf = malloc(stride * h);
+        for (size_t i = 0; i < stride * h; i++)
+            buf[i] = (unsigned char)(i * 37 + 11);
+        unsigned char *ref = malloc(stride * h);
+        memcpy(ref, buf, stride * h);
+        tsr_pixels px = {buf, w, h, ch, TSR_SAMPLE_U8, stride};
+        tsr_job *j;
+        freed = 0;
+        assert_int_equal(tsr_job_new(e, g, NULL, &j), TSR_OK);
+        assert_int_equal(tsr_job_bind_input(j, "in", &px, (tsr_ownership)own,
+                                            own == TSR_HANDOVER ? count_free : NULL, NULL),
+                         TSR_OK);
+        assert_int_equal(tsr_job_start(j), TSR_OK);
+        assert_int_equal(tsr_job_wait(j, -1), TSR_OK);
+        tsr_image *out;
+        assert_int_equal(tsr_job_output(j, "out", &out), TSR_OK);
+        assert_int_equal(tsr_image_bit_depth(out), 8);
+        for (int c = 0; c < ch; c++)
+            for (int y = 0; y < h; y++)
+                for (int x = 0; x < w; x++) {
+                    float want = 1.0f - ref[(size_t)y * stride + (size_t)x * ch + c] / 255.0f;
+                    float got = out->data[((size_t)c * h + y) * w + x];
+                    if (fabsf(got - want) > 1e-6f)
+                        fail_msg("own %d (%d,%d,%d): %g, expected %g", own, x, y, c, got, want);
+                }
+        tsr_image_free(out);
+        tsr_job_free(j);
+        assert_int_equal(freed, own == TSR_HANDOVER);
+        if (own != TSR_HANDOVER)
+            free(buf);
+        free(ref);
+    }
+    /* Handed over but never run; handed over to a bind that fails. */
+    tsr_job *j;
+    freed = 0;
+    assert_int_equal(tsr_job_new(e, g, NULL, &j), TSR_OK);
+    tsr_pixels px = {malloc(64), 4, 4, 4, TSR_SAMPLE_U8, 0};
+    assert_int_equal(tsr_job_bind_input(j, "in", &px, TSR_HANDOVER, count_free, NULL), TSR_OK);
+    tsr_job_free(j);
+    assert_int_equal(freed, 1);
+    assert_int_equal(tsr_job_new(e, g, NULL, &j), TSR_OK);
+    px.data = malloc(64);
+    assert_int_equal(tsr_job_bind_input(j, "nope", &px, TSR_HANDOVER, count_free, NULL),
+                     TSR_ERR_INVALID);
+    assert_int_equal(freed, 2);
+    unsigned char tiny[16];
+    tsr_pixels bad[] = {{NULL, 4, 4, 1, TSR_SAMPLE_U8, 0},  {tiny, 0, 4, 1, TSR_SAMPLE_U8, 0},
+                        {tiny, 4, 4, 5, TSR_SAMPLE_U8, 0},  {tiny, 4, 4, 1, (tsr_sample)9, 0},
+                        {tiny, 4, 4, 1, TSR_SAMPLE_U16, 4}, {tiny, 1 << 30, 1 << 30, 4,
+                                                             TSR_SAMPLE_F32, 0}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_int_equal(tsr_job_bind_input(j, "in", &bad[i], TSR_BORROW, NULL, NULL),
+                         TSR_ERR_INVALID);
+    tsr_job_free(j);
+    tsr_graph_free(g);
+    tsr_engine_free(e);
+}
+
 /* A cancel before the start is honoured (tsr_job_cancel and tsr_engine_interrupt alike); a job
  * made after an interrupt is not affected by it; a job never started can be freed. */
 static void cancel_before_start(void **state)
@@ -775,6 +851,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(lifecycle_and_memory_io),
+        cmocka_unit_test(bind_pixels_ownership),
         cmocka_unit_test(cancel_before_start),
         cmocka_unit_test(free_while_running),
         cmocka_unit_test(cancel_leaves_nothing),
