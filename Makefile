@@ -109,8 +109,12 @@ demo: deps all
 	$(BUILD)/tessera run graphs/upscale.yaml
 	@echo "demo: wrote out/upscale.png (graphs/images/small.png enlarged x2 by waifu2x upconv_7)"
 
-bench: deps all
+$(BUILD)/bench-cancel: $(BUILD)/obj/tools/bench-cancel.o $(BUILD)/libtessera.a
+	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS_ALL)
+
+bench: deps all $(BUILD)/bench-cancel
 	bash tools/bench.sh $(BUILD)/tessera
+	$(BUILD)/bench-cancel 50
 	bash tools/bench-models.sh $(MODEL_BENCH_ARGS) $(BUILD)/tessera
 
 install: all
