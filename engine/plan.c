@@ -375,44 +375,61 @@ done:
     return rc;
 }
 
+/* The "plan" event: node ids are whatever the graph file spelt, so they go through the
+ * writer's escaping. */
+static char *plan_json(const tsr_graph *g, const tsr__plan *p)
+{
+    tsr__json j;
+    tsr__json_init(&j);
+    tsr__json_obj(&j);
+    tsr__json_kstr(&j, "event", "plan");
+    tsr__json_kuint(&j, "budget_bytes", p->budget);
+    tsr__json_key(&j, "stages");
+    tsr__json_arr(&j);
+    for (int i = 0; i < p->n_stages; i++) {
+        const tsr__stage *s = &p->stages[i];
+        tsr__json_obj(&j);
+        tsr__json_kstr(&j, "root", g->nodes[s->root].id);
+        tsr__json_key(&j, "nodes");
+        tsr__json_arr(&j);
+        for (int k = 0; k < s->n_nodes; k++)
+            tsr__json_str(&j, g->nodes[s->nodes[k]].id);
+        tsr__json_end(&j);
+        tsr__json_kint(&j, "tile_width", s->tile_w);
+        tsr__json_kint(&j, "tile_height", s->tile_h);
+        tsr__json_kint(&j, "tiles", s->tiles);
+        tsr__json_kuint(&j, "estimate_bytes", s->estimate);
+        tsr__json_end(&j);
+    }
+    tsr__json_end(&j);
+    tsr__json_end(&j);
+    return tsr__json_take(&j);
+}
+
 char *tsr__plan_describe(const tsr_graph *g, const tsr__plan *p, int json)
 {
+    if (json)
+        return plan_json(g, p);
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
     if (!f)
         return NULL;
-    if (json) {
-        fprintf(f, "{\"event\":\"plan\",\"budget_bytes\":%zu,\"stages\":[", p->budget);
-        for (int i = 0; i < p->n_stages; i++) {
-            const tsr__stage *s = &p->stages[i];
-            fprintf(f, "%s{\"root\":\"%s\",\"nodes\":[", i ? "," : "", g->nodes[s->root].id);
-            for (int j = 0; j < s->n_nodes; j++)
-                fprintf(f, "%s\"%s\"", j ? "," : "", g->nodes[s->nodes[j]].id);
-            fprintf(f,
-                    "],\"tile_width\":%d,\"tile_height\":%d,\"tiles\":%lld,"
-                    "\"estimate_bytes\":%zu}",
-                    s->tile_w, s->tile_h, (long long)s->tiles, s->estimate);
-        }
-        fprintf(f, "]}");
-    } else {
-        if (p->budget)
-            fprintf(f, "budget: %zu bytes (%.1f MiB)\n", p->budget, p->budget / 1048576.0);
-        else
-            fprintf(f, "budget: none (reference engine, host memory)\n");
-        for (int i = 0; i < p->n_stages; i++) {
-            const tsr__stage *s = &p->stages[i];
-            const tsr_port_info *o = &g->nodes[s->root].out_info[0];
-            fprintf(f, "stage %d: ", i + 1);
-            for (int j = 0; j < s->n_nodes; j++)
-                fprintf(f, "%s%s", j ? " -> " : "", g->nodes[s->nodes[j]].id);
-            fprintf(f, "\n  output %dx%d, %d channel%s\n", o->width, o->height, o->channels,
-                    o->channels == 1 ? "" : "s");
-            fprintf(f, "  tile %dx%d, %lld tile%s\n", s->tile_w, s->tile_h, (long long)s->tiles,
-                    s->tiles == 1 ? "" : "s");
-            fprintf(f, "  estimated peak %zu bytes (%.1f MiB)\n", s->estimate,
-                    s->estimate / 1048576.0);
-        }
+    if (p->budget)
+        fprintf(f, "budget: %zu bytes (%.1f MiB)\n", p->budget, p->budget / 1048576.0);
+    else
+        fprintf(f, "budget: none (reference engine, host memory)\n");
+    for (int i = 0; i < p->n_stages; i++) {
+        const tsr__stage *s = &p->stages[i];
+        const tsr_port_info *o = &g->nodes[s->root].out_info[0];
+        fprintf(f, "stage %d: ", i + 1);
+        for (int j = 0; j < s->n_nodes; j++)
+            fprintf(f, "%s%s", j ? " -> " : "", g->nodes[s->nodes[j]].id);
+        fprintf(f, "\n  output %dx%d, %d channel%s\n", o->width, o->height, o->channels,
+                o->channels == 1 ? "" : "s");
+        fprintf(f, "  tile %dx%d, %lld tile%s\n", s->tile_w, s->tile_h, (long long)s->tiles,
+                s->tiles == 1 ? "" : "s");
+        fprintf(f, "  estimated peak %zu bytes (%.1f MiB)\n", s->estimate, s->estimate / 1048576.0);
     }
     if (fclose(f)) {
         free(buf);
