@@ -124,7 +124,7 @@ static void upscale_plan(const tsr_node *n, const tsr_port_info *in, const tsr_r
 static tsr_status upscale_prepare(tsr_exec *ex, const tsr_node *n, void **state)
 {
     tsr__model *m = ex->in_info[1].model;
-    m->uses++;
+    __atomic_add_fetch(&m->uses, 1, __ATOMIC_RELAXED);
     tsr_status rc = tsr__model_upload(ex, m);
     if (rc || !m->global)
         return rc;
