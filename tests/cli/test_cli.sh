@@ -15,6 +15,7 @@ check "run with an unknown option exits 2" test "$(code $T run graphs/demo.yaml 
 check "nodes lists every node type" bash -c "out=\$($T nodes) && for n in image.load image.save resize blur.gaussian adjust.brightness_contrast adjust.gamma adjust.invert color.grayscale; do grep -q \"^\$n\$\" <<<\"\$out\" || exit 1; done"
 check "nodes --json is a JSON document naming each type" bash -c "$T nodes --json | head -c 1 | grep -q '[{[]' && $T nodes --json | grep -q '\"blur.gaussian\"'"
 check "devices lists a device with its memory" bash -c "$T devices | grep -qE 'global memory [0-9.]+ (MiB|GiB)'"
+mkdir -p out # the example graphs write under out/, which validation checks is writable
 check "validate accepts every example graph" bash -c "for g in graphs/*.yaml; do $T validate \$g >/dev/null || exit 1; done"
 
 # run the demo into a temporary directory
