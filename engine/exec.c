@@ -457,7 +457,8 @@ typedef struct run_state {
 
 /* ---- events ------------------------------------------------------------------------------- */
 
-/* Fill the JSON of ev from its fields and hand it to the callback. */
+/* Fill the JSON of a node or stage event from its fields and hand it to the callback (the job's
+ * own events, chain-start, execution-error and finish, are written by engine/job.c). */
 static void emit_ev(run_state *rs, tsr_event *ev)
 {
     if (!rs->opt || !rs->opt->event)
@@ -471,7 +472,6 @@ static void emit_ev(run_state *rs, tsr_event *ev)
     if (ev->node_count == 0)
         ev->node_count = rs->g->n_nodes;
     switch (ev->type) {
-    case TSR_EV_JOB_START: tsr__json_kint(&j, "nodeCount", ev->node_count); break;
     case TSR_EV_NODE_START:
         tsr__json_kstr(&j, "nodeId", ev->node);
         tsr__json_kstr(&j, "schemaId", ev->node_type);
@@ -492,35 +492,6 @@ static void emit_ev(run_state *rs, tsr_event *ev)
         tsr__json_kstr(&j, "nodeId", ev->node);
         tsr__json_knum(&j, "executionTime", ev->seconds);
         tsr__json_kuint(&j, "peakDeviceBytes", ev->peak_device_bytes);
-        break;
-    case TSR_EV_JOB_FINISH:
-        tsr__json_kstr(&j, "status", ev->status ? tsr_status_str(ev->status) : "ok");
-        tsr__json_kstr(&j, "message", ev->message ? ev->message : "");
-        tsr__json_knum(&j, "seconds", ev->seconds);
-        tsr__json_key(&j, "files");
-        tsr__json_arr(&j);
-        for (int i = 0; i < ev->n_files; i++)
-            tsr__json_str(&j, ev->files[i]);
-        tsr__json_end(&j);
-        break;
-    case TSR_EV_JOB_ERROR:
-        tsr__json_kstr(&j, "status", tsr_status_str(ev->status));
-        tsr__json_kstr(&j, "message", ev->message ? ev->message : "");
-        tsr__json_key(&j, "source");
-        if (ev->node || ev->file) {
-            tsr__json_obj(&j);
-            tsr__json_kstr(&j, "nodeId", ev->node);
-            tsr__json_kstr(&j, "schemaId", ev->node_type);
-            tsr__json_kstr(&j, "param", ev->param);
-            tsr__json_kstr(&j, "file", ev->file);
-            if (ev->line > 0) {
-                tsr__json_kint(&j, "line", ev->line);
-                tsr__json_kint(&j, "col", ev->col);
-            }
-            tsr__json_end(&j);
-        } else {
-            tsr__json_null(&j);
-        }
         break;
     case TSR_EV_STAGE: {
         const tsr__stage *st = rs->cur_stage;
