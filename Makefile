@@ -132,10 +132,10 @@ install: all
 	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/tessera.pc
 
 format:
-	clang-format -i engine/*.[ch] nodes/*.c tools/*.c tests/*/*.c
+	clang-format -i engine/*.[ch] nodes/*.c tools/*.c tests/*/*.c examples/*.c
 
 format-check:
-	clang-format --dry-run --Werror engine/*.[ch] nodes/*.c tools/*.c tests/*/*.c
+	clang-format --dry-run --Werror engine/*.[ch] nodes/*.c tools/*.c tests/*/*.c examples/*.c
 
 clean:
 	rm -rf build build-san
