@@ -1,5 +1,5 @@
 # Tessera: the one build entry. Generated files go under $(BUILD).
-#   make            library, CLI, pkg-config file
+#   make            library, CLI, pkg-config files, examples
 #   make test       install missing packages, build, run every test (then `make test SAN=1`)
 #   make demo       install missing packages, build, run graphs/upscale.yaml
 #   make bench      speed table against libvips, then the models against ncnn's CPU
@@ -7,6 +7,7 @@
 #   make install PREFIX=/usr/local
 
 PREFIX ?= /usr/local
+VERSION := 0.1.0
 SAN ?= 0
 ifeq ($(SAN),1)
 BUILD ?= build-san
@@ -38,10 +39,12 @@ TEST_SRC := $(sort $(wildcard tests/unit/test_*.c tests/nodes/test_*.c tests/gra
 TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 TEST_COMMON := $(sort $(wildcard tests/common/*.c))
 TEST_COMMON_OBJ := $(TEST_COMMON:%.c=$(BUILD)/obj/%.o)
+EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%,$(sort $(wildcard examples/*.c)))
 
 .SECONDARY:
 .PHONY: all deps test test-tsan check demo bench install clean format format-check tests-build
-all: $(BUILD)/libtessera.a $(BUILD)/libtessera.so $(BUILD)/tessera $(BUILD)/tessera.pc
+all: $(BUILD)/libtessera.a $(BUILD)/libtessera.so $(BUILD)/tessera $(BUILD)/tessera.pc \
+     $(BUILD)/tessera-uninstalled.pc $(EXAMPLES)
 
 deps:
 	@bash tools/install-deps.sh
@@ -66,15 +69,34 @@ $(BUILD)/libtessera.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/libtessera.so: $(LIB_OBJ)
+# The real file carries the soname; libtessera.so is the link-time name, as once installed.
+$(BUILD)/libtessera.so.0: $(LIB_OBJ)
 	$(CC) -shared $(SANFLAGS) -Wl,-soname,libtessera.so.0 -o $@ $^ $(LDLIBS_ALL)
+
+$(BUILD)/libtessera.so: $(BUILD)/libtessera.so.0
+	ln -sf libtessera.so.0 $@
 
 $(BUILD)/tessera: $(BUILD)/obj/tools/tessera.o $(BUILD)/libtessera.a
 	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS_ALL)
 
 $(BUILD)/tessera.pc: tools/tessera.pc.in Makefile
 	@mkdir -p $(@D)
-	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|0.1.0|g' $< > $@
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
+
+# For programs built against this tree before `make install`:
+#   PKG_CONFIG_PATH=build pkg-config --cflags --libs tessera-uninstalled
+# The paths are this checkout's, written at build time (none is committed).
+$(BUILD)/tessera-uninstalled.pc: tools/tessera-uninstalled.pc.in Makefile
+	@mkdir -p $(@D)
+	sed -e 's|@BUILDDIR@|$(abspath $(BUILD))|g' -e 's|@SRCDIR@|$(CURDIR)|g' \
+	    -e 's|@VERSION@|$(VERSION)|g' $< > $@
+
+# Examples link the shared library as an embedding program would; $ORIGIN/.. finds it in
+# $(BUILD) without LD_LIBRARY_PATH. Plain C11 + POSIX: no -D_GNU_SOURCE, no internal headers.
+$(BUILD)/examples/%: examples/%.c engine/tessera.h $(BUILD)/libtessera.so
+	@mkdir -p $(@D)
+	$(CC) -std=c11 $(OPT) -Wall -Wextra $(WERROR) -Iengine $(SANFLAGS) $(CFLAGS) -o $@ $< \
+	    -L$(BUILD) -ltessera -Wl,-rpath,'$$ORIGIN/..'
 
 $(BUILD)/tests/%: tests/%.c $(TEST_COMMON_OBJ) $(BUILD)/libtessera.a
 	@mkdir -p $(@D)
@@ -121,18 +143,18 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin \
 	    $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	install -m 644 $(BUILD)/libtessera.a $(DESTDIR)$(PREFIX)/lib/
-	install -m 755 $(BUILD)/libtessera.so $(DESTDIR)$(PREFIX)/lib/libtessera.so.0
+	install -m 755 $(BUILD)/libtessera.so.0 $(DESTDIR)$(PREFIX)/lib/libtessera.so.0
 	ln -sf libtessera.so.0 $(DESTDIR)$(PREFIX)/lib/libtessera.so
 	install -m 644 engine/tessera.h $(DESTDIR)$(PREFIX)/include/
 	install -m 755 $(BUILD)/tessera $(DESTDIR)$(PREFIX)/bin/
-	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|0.1.0|g' tools/tessera.pc.in \
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' tools/tessera.pc.in \
 	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/tessera.pc
 
 format:
-	clang-format -i engine/*.[ch] nodes/*.c tools/*.c tests/*/*.c
+	clang-format -i engine/*.[ch] nodes/*.c tools/*.c tests/*/*.c examples/*.c
 
 format-check:
-	clang-format --dry-run --Werror engine/*.[ch] nodes/*.c tools/*.c tests/*/*.c
+	clang-format --dry-run --Werror engine/*.[ch] nodes/*.c tools/*.c tests/*/*.c examples/*.c
 
 clean:
 	rm -rf build build-san build-tsan
