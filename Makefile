@@ -137,6 +137,7 @@ $(BUILD)/bench-cancel: $(BUILD)/obj/tools/bench-cancel.o $(BUILD)/libtessera.a
 bench: deps all $(BUILD)/bench-cancel
 	bash tools/bench.sh $(BUILD)/tessera
 	$(BUILD)/bench-cancel 50
+	bash tools/bench-batch.sh $(BUILD)/tessera 100
 	bash tools/bench-models.sh $(MODEL_BENCH_ARGS) $(BUILD)/tessera
 
 install: all
