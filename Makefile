@@ -2,7 +2,8 @@
 #   make            library, CLI, pkg-config files, examples
 #   make test       install missing packages, build, run every test (then `make test SAN=1`)
 #   make demo       install missing packages, build, run graphs/upscale.yaml
-#   make bench      speed table against libvips, then the models against ncnn's CPU
+#   make bench      speed table against libvips, cancel latency, a batch of 100 images against
+#                   shell loops of tessera and vips, then the models against ncnn's CPU
 #                   (MODEL_BENCH_ARGS='--threads N --only NAME'; skipped without python ncnn)
 #   make install PREFIX=/usr/local
 
