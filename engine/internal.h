@@ -543,6 +543,27 @@ tsr_status tsr__exec_args(tsr_exec *ex, cl_kernel k, int n, ...);
  * not assume a zero global offset or use get_group_id/get_global_size: a long launch is cut
  * into slices (engine/launch.c) so that a cancel is noticed within about 100 ms. */
 tsr_status tsr__exec_launch(tsr_exec *ex, cl_kernel k, size_t gx, size_t gy, size_t gz);
+/* The same with the caller's work-group shape: global[i] a multiple of local[i]. Slices are
+ * whole work groups, all of global[2]: bands of work-group rows along global[1], or runs along
+ * global[0] inside one band (a launch one band high, a band larger than a slice). Returns
+ * TSR_ERR_CANCELLED ("cancelled in node 'id' (type), kernel 'k'") when the run was cancelled
+ * before or between two slices, after the queue has drained. One thread at a time per context
+ * (the context's launch state), as everywhere else. */
+tsr_status tsr__launch_nd(tsr_exec *ex, cl_kernel k, const size_t global[3], const size_t local[3]);
+
+/* What a context's launches did, for tests and measurements. */
+typedef struct tsr__launch_counts {
+    uint64_t launches; /* launches with work */
+    uint64_t sliced;   /* of them, cut into slices */
+    uint64_t slices;   /* slices the sliced ones were cut into */
+} tsr__launch_counts;
+/* Zeros before the context's first launch; any thread may read them while the context runs. */
+tsr__launch_counts tsr__launch_counts_of(const tsr__ctx *c);
+/* Test hooks, read at each launch (set them between runs): a non-zero tsr__launch_max_items caps
+ * every slice at that many work items (at least one work group), as TSR_LAUNCH_MAX_ITEMS does
+ * for contexts made while it is set; a non-zero tsr__launch_whole enqueues every launch whole. */
+extern size_t tsr__launch_max_items;
+extern int tsr__launch_whole;
 
 /* Convenience for kernel arguments. */
 #define TSR_ARG(v) sizeof(v), (const void *)&(v)

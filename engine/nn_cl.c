@@ -203,8 +203,7 @@ static tsr_status launch_rows(tsr_exec *ex, cl_kernel k, size_t gx, size_t gy, s
     while (lx > 1 && (lx > kmax || lx > ex->cl->max_wg))
         lx /= 2;
     size_t local[3] = {lx, 1, 1}, global[3] = {(gx + lx - 1) / lx * lx, gy, gz};
-    st = clEnqueueNDRangeKernel(ex->queue, k, 3, NULL, global, local, 0, NULL, NULL);
-    return st == CL_SUCCESS ? TSR_OK : tsr__exec_cl_error(ex, st, "clEnqueueNDRangeKernel");
+    return tsr__launch_nd(ex, k, global, local); /* sliced like every launch: a cancel is seen */
 }
 
 /* The three launches of kernels/nn_winograd.cl: input transform, the 36 products, output
