@@ -10,11 +10,20 @@
  * Library errors come back through setjmp/longjmp: each setjmp sits in a function whose only
  * local is a pointer to a context owned by its caller, so nothing the context holds is an
  * automatic object modified between setjmp and longjmp, and the caller frees it all.
+ *
+ * Cancel and progress (tsr__io_ctl) are checked between bands of rows, outside the libraries'
+ * calls: a cancel returns like any other failure and leaves the cleanup to the same path. The
+ * one exception is a multi-scan JPEG, whose whole input is decoded inside
+ * jpeg_start_decompress: its progress monitor leaves through the error longjmp.
+ *
+ * Files are written to a temporary file beside the destination, registered in a fixed table
+ * that tsr_cleanup_temp_files() (async-signal safe) empties with unlink().
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -34,6 +43,59 @@
 #define JPEG_DEFAULT_QUALITY 92
 #define PNG_DEFAULT_COMPRESSION 6
 #define JPEG_DEFAULT_SUBSAMPLING 420
+
+/* Rows per band: at most 64, and about IO_BAND_BYTES of samples (less where a byte costs more:
+ * deflate at high levels), so that a band of wide 16-bit RGBA rows stays well under 50 ms. A
+ * row is never split: the libraries take whole rows. */
+#define IO_BAND_ROWS 64
+#define IO_BAND_BYTES ((size_t)256 << 10)
+
+/* Rows done of rows in all passes, in bands: before the first row of each band it reports the
+ * rows done so far (from the second band on) and asks whether to stop. */
+typedef struct io_meter {
+    const tsr__io_ctl *ctl;
+    int64_t done, total;
+    int64_t next; /* done at the start of the next band */
+    int band;     /* rows per band */
+} io_meter;
+
+/* `cost`: how many times slower than decoding a byte of the row is (1 for decoders). */
+static void meter_init(io_meter *m, const tsr__io_ctl *ctl, int64_t total, size_t rowbytes,
+                       unsigned cost)
+{
+    m->ctl = ctl;
+    m->done = 0;
+    m->total = total;
+    m->next = 0;
+    size_t rows = rowbytes ? IO_BAND_BYTES / cost / rowbytes : IO_BAND_ROWS;
+    m->band = rows < 1 ? 1 : rows > IO_BAND_ROWS ? IO_BAND_ROWS : (int)rows;
+}
+
+static int io_cancelled(const tsr__io_ctl *ctl)
+{
+    return ctl && ctl->cancelled && ctl->cancelled(ctl->user);
+}
+
+/* Call before each row; non-zero: cancelled, stop. */
+static int meter_row(io_meter *m)
+{
+    if (m->done == m->next) {
+        m->next += m->band;
+        if (m->done > 0 && m->ctl && m->ctl->progress)
+            m->ctl->progress(m->ctl->user, m->done, m->total);
+        if (io_cancelled(m->ctl))
+            return 1;
+    }
+    m->done++;
+    return 0;
+}
+
+/* Once, when the whole image went through. */
+static void meter_end(const io_meter *m)
+{
+    if (m->ctl && m->ctl->progress)
+        m->ctl->progress(m->ctl->user, m->total, m->total);
+}
 
 static tsr_status vfail(tsr__err *err, tsr_status rc, const char *name, const char *fmt, va_list ap)
 {
@@ -55,6 +117,8 @@ typedef struct dec {
     const char *name;
     uint64_t max_pixels;
     int header_only;
+    const tsr__io_ctl *ctl;
+    io_meter meter;
     tsr__err *err;
     tsr_status rc; /* non-zero once the message is set: the first error found wins */
     tsr_port_info info;
@@ -67,7 +131,10 @@ typedef struct dec {
     const char *stage; /* what the decoder was reading, for messages */
     struct jpeg_decompress_struct jd;
     dec_jerr jerr;
-    jmp_buf jb; /* JPEG only; libpng keeps its own */
+    struct jpeg_progress_mgr jprog;
+    int jinput;    /* inside jpeg_start_decompress: the monitor checks for a cancel */
+    int64_t jrows; /* rows of scans decoded there since the last check */
+    jmp_buf jb;    /* JPEG only; libpng keeps its own */
 } dec;
 
 __attribute__((format(printf, 3, 4))) static tsr_status dfail(dec *d, tsr_status rc,
@@ -81,6 +148,13 @@ __attribute__((format(printf, 3, 4))) static tsr_status dfail(dec *d, tsr_status
     va_end(ap);
     d->rc = rc;
     return rc;
+}
+
+static tsr_status dcancel(dec *d)
+{
+    if (!d->rc)
+        d->rc = tsr__seterr(d->err, TSR_ERR_CANCELLED, "cancelled while decoding '%s'", d->name);
+    return d->rc;
 }
 
 static tsr_status check_limit(dec *d, uint64_t w, uint64_t h, const char *what)
@@ -221,11 +295,29 @@ static tsr_status png_run(dec *d)
         d->rowp[y] = d->rows + y * rowbytes;
     d->stage = "the image data";
     if (passes > 1) {
-        png_read_image(d->png, d->rowp);
-        for (png_uint_32 y = 0; y < h; y++)
-            png_to_float(d, (int)y, d->rowp[y]);
+        /* What png_read_image does, pass by pass. libpng is called for every row of every pass
+         * and skips rows outside the pass; progress counts the rows each pass really holds.
+         * A row is final once the last pass went over it. */
+        int64_t rows = 0;
+        for (int p = 0; p < passes; p++)
+            if (PNG_PASS_COLS(w, p) > 0)
+                rows += PNG_PASS_ROWS(h, p);
+        meter_init(&d->meter, d->ctl, rows, rowbytes, 1);
+        for (int p = 0; p < passes; p++) {
+            int nonempty = PNG_PASS_COLS(w, p) > 0;
+            for (png_uint_32 y = 0; y < h; y++) {
+                if (nonempty && PNG_ROW_IN_INTERLACE_PASS(y, p) && meter_row(&d->meter))
+                    return dcancel(d);
+                png_read_row(d->png, d->rowp[y], NULL);
+                if (p == passes - 1)
+                    png_to_float(d, (int)y, d->rowp[y]);
+            }
+        }
     } else {
+        meter_init(&d->meter, d->ctl, h, rowbytes, 1);
         for (png_uint_32 y = 0; y < h; y++) {
+            if (meter_row(&d->meter))
+                return dcancel(d);
             png_read_row(d->png, d->rows, NULL);
             png_to_float(d, (int)y, d->rows);
         }
@@ -233,6 +325,7 @@ static tsr_status png_run(dec *d)
     /* Reading to IEND is what tells a complete file from one cut after its last IDAT. */
     d->stage = "the chunks after the image data, up to IEND";
     png_read_end(d->png, NULL);
+    meter_end(&d->meter);
     return TSR_OK;
 }
 
@@ -303,6 +396,24 @@ static void jpeg_on_message(j_common_ptr cinfo, int level)
 
 static void jpeg_on_output(j_common_ptr cinfo) {}
 
+/* A multi-scan (progressive) file is decoded whole inside jpeg_start_decompress, which calls
+ * the monitor before each step of input (about one iMCU row of one scan): count those rows and
+ * look for a cancel once per band, leaving like an error does. */
+static void jpeg_on_progress(j_common_ptr cinfo)
+{
+    dec *d = ((dec_jerr *)cinfo->err)->d;
+    if (!d->jinput)
+        return;
+    d->jrows += (int64_t)d->jd.max_v_samp_factor * DCTSIZE;
+    if (d->jrows < d->meter.band)
+        return;
+    d->jrows = 0;
+    if (io_cancelled(d->ctl)) {
+        dcancel(d);
+        longjmp(d->jb, 1);
+    }
+}
+
 static tsr_status jpeg_run(dec *d)
 {
     if (setjmp(d->jb))
@@ -346,7 +457,17 @@ static tsr_status jpeg_run(dec *d)
         return TSR_OK;
 
     d->stage = "the image data";
+    size_t samples;
+    if (!tsr__mul_size(d->jd.image_width, d->jd.out_color_space == JCS_CMYK ? 4 : ch, &samples))
+        return dfail(d, TSR_ERR_LIMIT, "JPEG row too long");
+    meter_init(&d->meter, d->ctl, d->info.height, samples, 1);
+    if (d->ctl && d->ctl->cancelled) {
+        d->jprog.progress_monitor = jpeg_on_progress;
+        d->jd.progress = &d->jprog;
+    }
+    d->jinput = 1;
     jpeg_start_decompress(&d->jd);
+    d->jinput = 0;
     int ncomp = d->jd.output_components;
     if ((int)d->jd.output_width != d->info.width || (int)d->jd.output_height != d->info.height ||
         ncomp != (d->jd.out_color_space == JCS_CMYK ? 4 : ch))
@@ -362,6 +483,8 @@ static tsr_status jpeg_run(dec *d)
     while (d->jd.output_scanline < d->jd.output_height) {
         size_t y = d->jd.output_scanline;
         JSAMPROW row = d->rows;
+        if (meter_row(&d->meter))
+            return dcancel(d);
         if (jpeg_read_scanlines(&d->jd, &row, 1) != 1)
             return dfail(d, TSR_ERR_DECODE, "JPEG decoder returned no scanline");
         float *out = d->img->data + y * w;
@@ -382,6 +505,7 @@ static tsr_status jpeg_run(dec *d)
     }
     d->stage = "the end of the file, up to EOI";
     jpeg_finish_decompress(&d->jd);
+    meter_end(&d->meter);
     return TSR_OK;
 }
 
@@ -397,7 +521,8 @@ static tsr_status jpeg_decode(dec *d)
 
 /* Sniff the format from the first bytes and run the matching decoder. */
 static tsr_status decode_stream(FILE *fp, const char *name, uint64_t max_pixels, int header_only,
-                                tsr_port_info *info, tsr_image **out, tsr__err *err)
+                                const tsr__io_ctl *ctl, tsr_port_info *info, tsr_image **out,
+                                tsr__err *err)
 {
     static const unsigned char png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
     dec *d = calloc(1, sizeof *d);
@@ -407,6 +532,7 @@ static tsr_status decode_stream(FILE *fp, const char *name, uint64_t max_pixels,
     d->name = name;
     d->max_pixels = max_pixels;
     d->header_only = header_only;
+    d->ctl = ctl;
     d->err = err;
 
     tsr_status rc;
@@ -451,14 +577,15 @@ static tsr_status decode_stream(FILE *fp, const char *name, uint64_t max_pixels,
 }
 
 static tsr_status decode_file(const char *path, uint64_t max_pixels, int header_only,
-                              tsr_port_info *info, tsr_image **out, tsr__err *err)
+                              const tsr__io_ctl *ctl, tsr_port_info *info, tsr_image **out,
+                              tsr__err *err)
 {
     if (!path)
         return tsr__seterr(err, TSR_ERR_INVALID, "image path is NULL");
     FILE *fp = fopen(path, "rb");
     if (!fp)
         return tsr__seterr(err, TSR_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    tsr_status rc = decode_stream(fp, path, max_pixels, header_only, info, out, err);
+    tsr_status rc = decode_stream(fp, path, max_pixels, header_only, ctl, info, out, err);
     fclose(fp); /* read-only: a close error cannot lose data */
     return rc;
 }
@@ -468,7 +595,7 @@ tsr_status tsr__image_probe(const char *path, uint64_t max_pixels, tsr_port_info
 {
     if (!info)
         return tsr__seterr(err, TSR_ERR_INVALID, "tsr__image_probe: info is NULL");
-    return decode_file(path, max_pixels, 1, info, NULL, err);
+    return decode_file(path, max_pixels, 1, NULL, info, NULL, err);
 }
 
 tsr_status tsr__image_load(const char *path, uint64_t max_pixels, const tsr__io_ctl *ctl,
@@ -477,11 +604,12 @@ tsr_status tsr__image_load(const char *path, uint64_t max_pixels, const tsr__io_
     if (!out)
         return tsr__seterr(err, TSR_ERR_INVALID, "tsr__image_load: out is NULL");
     *out = NULL;
-    return decode_file(path, max_pixels, 0, NULL, out, err);
+    return decode_file(path, max_pixels, 0, ctl, NULL, out, err);
 }
 
 tsr_status tsr__image_decode(const unsigned char *buf, size_t len, const char *name,
-                             uint64_t max_pixels, const tsr__io_ctl *ctl, tsr_image **out, tsr__err *err)
+                             uint64_t max_pixels, const tsr__io_ctl *ctl, tsr_image **out,
+                             tsr__err *err)
 {
     if (!name)
         name = "<memory>";
@@ -496,7 +624,7 @@ tsr_status tsr__image_decode(const unsigned char *buf, size_t len, const char *n
     if (!fp)
         return tsr__seterr(err, errno == ENOMEM ? TSR_ERR_NOMEM : TSR_ERR_IO,
                            "%s: cannot open a memory stream: %s", name, strerror(errno));
-    tsr_status rc = decode_stream(fp, name, max_pixels, 0, NULL, out, err);
+    tsr_status rc = decode_stream(fp, name, max_pixels, 0, ctl, NULL, out, err);
     fclose(fp);
     return rc;
 }
@@ -528,11 +656,17 @@ typedef struct png_pipe {
     int64_t taken; /* bands written out, whose slots may be packed again */
 } png_pipe;
 
+#define JPEG_OUT_BYTES 65536
+
 typedef struct enc {
-    FILE *fp;
-    const char *path;
+    FILE *fp;           /* the temporary file; NULL: encoding to memory (mem) */
+    unsigned char *mem; /* malloc'd, mem_len of mem_cap bytes used */
+    size_t mem_len, mem_cap;
+    const char *path; /* for messages: the destination, or "memory" */
     tsr__err *err;
     tsr_status rc;
+    const tsr__io_ctl *ctl;
+    io_meter meter;
     const tsr_image *img;
     tsr_save_options o;
     unsigned char *row;
@@ -542,7 +676,9 @@ typedef struct enc {
     int nomem;
     struct jpeg_compress_struct jc;
     enc_jerr jerr;
+    struct jpeg_destination_mgr jdest;
     jmp_buf jb;
+    unsigned char jbuf[JPEG_OUT_BYTES]; /* the JPEG destination's buffer */
 } enc;
 
 __attribute__((format(printf, 3, 4))) static tsr_status efail(enc *e, tsr_status rc,
@@ -556,6 +692,44 @@ __attribute__((format(printf, 3, 4))) static tsr_status efail(enc *e, tsr_status
     va_end(ap);
     e->rc = rc;
     return rc;
+}
+
+static tsr_status ecancel(enc *e)
+{
+    if (!e->rc)
+        e->rc = tsr__seterr(e->err, TSR_ERR_CANCELLED, "cancelled while encoding '%s'", e->path);
+    return e->rc;
+}
+
+/* Encoded bytes out, to the file or the memory buffer; non-zero (message set) on failure. */
+static int enc_write(enc *e, const void *buf, size_t len)
+{
+    if (e->fp) {
+        if (fwrite(buf, 1, len, e->fp) == len)
+            return 0;
+        efail(e, TSR_ERR_IO, "write error: %s", strerror(errno));
+        return -1;
+    }
+    if (len > e->mem_cap - e->mem_len) {
+        size_t cap = e->mem_cap ? e->mem_cap : 65536;
+        while (cap - e->mem_len < len) {
+            if (cap > SIZE_MAX / 2) {
+                efail(e, TSR_ERR_NOMEM, "encoded image larger than memory can hold");
+                return -1;
+            }
+            cap *= 2;
+        }
+        unsigned char *p = realloc(e->mem, cap);
+        if (!p) {
+            efail(e, TSR_ERR_NOMEM, "out of memory for %zu bytes of encoded image", cap);
+            return -1;
+        }
+        e->mem = p;
+        e->mem_cap = cap;
+    }
+    memcpy(e->mem + e->mem_len, buf, len);
+    e->mem_len += len;
+    return 0;
 }
 
 /* round(clamp(v, 0, 1) * maxval); NaN and negatives give 0. Double, so that k / maxval read
@@ -592,10 +766,8 @@ static png_voidp png_on_wmalloc(png_structp png, png_alloc_size_t size)
 static void png_on_write(png_structp png, png_bytep buf, size_t len)
 {
     enc *e = png_get_io_ptr(png);
-    if (fwrite(buf, 1, len, e->fp) == len)
-        return;
-    efail(e, TSR_ERR_IO, "write error: %s", strerror(errno));
-    png_error(png, "write failed");
+    if (enc_write(e, buf, len))
+        png_error(png, "write failed");
 }
 
 static void png_on_flush(png_structp png) {}
@@ -737,10 +909,18 @@ static tsr_status png_encode_run(enc *e)
     png_set_filter(e->png, PNG_FILTER_TYPE_BASE,
                    e->o.compression <= 2 ? PNG_FILTER_NONE : PNG_ALL_FILTERS);
     png_write_info(e->png, e->pinfo);
+    /* Deflate's effort per byte grows with the level: up to 10x from 1 to 9 on photos, and
+     * more on some regular patterns. */
+    unsigned cost = e->o.compression <= 3 ? 1 : e->o.compression <= 6 ? 2 : 8;
+    meter_init(&e->meter, e->ctl, img->height, rowbytes, cost);
     png_pipe_start(&e->pipe, img, depth, rowbytes);
-    for (size_t y = 0; y < (size_t)img->height; y++)
+    for (size_t y = 0; y < (size_t)img->height; y++) {
+        if (meter_row(&e->meter))
+            return ecancel(e);
         png_write_row(e->png, png_next_row(e, y));
+    }
     png_write_end(e->png, NULL);
+    meter_end(&e->meter);
     return TSR_OK;
 }
 
@@ -775,12 +955,42 @@ static void jpeg_on_werror(j_common_ptr cinfo)
 
 static void jpeg_on_wmessage(j_common_ptr cinfo, int level) {}
 
+/* The destination: JPEG_OUT_BYTES at a time through enc_write, to a file or to memory, so that
+ * both get the same bytes. */
+static void jpeg_dest_init(j_compress_ptr cinfo)
+{
+    enc *e = ((enc_jerr *)cinfo->err)->e;
+    e->jdest.next_output_byte = e->jbuf;
+    e->jdest.free_in_buffer = sizeof e->jbuf;
+}
+
+static boolean jpeg_dest_empty(j_compress_ptr cinfo)
+{
+    enc *e = ((enc_jerr *)cinfo->err)->e;
+    if (enc_write(e, e->jbuf, sizeof e->jbuf))
+        ERREXIT(cinfo, JERR_FILE_WRITE);
+    e->jdest.next_output_byte = e->jbuf;
+    e->jdest.free_in_buffer = sizeof e->jbuf;
+    return TRUE;
+}
+
+static void jpeg_dest_term(j_compress_ptr cinfo)
+{
+    enc *e = ((enc_jerr *)cinfo->err)->e;
+    size_t n = sizeof e->jbuf - e->jdest.free_in_buffer;
+    if (n && enc_write(e, e->jbuf, n))
+        ERREXIT(cinfo, JERR_FILE_WRITE);
+}
+
 static tsr_status jpeg_encode_run(enc *e)
 {
     if (setjmp(e->jb))
         return e->rc ? e->rc : efail(e, TSR_ERR_INTERNAL, "JPEG encoder failed");
     jpeg_create_compress(&e->jc);
-    jpeg_stdio_dest(&e->jc, e->fp);
+    e->jdest.init_destination = jpeg_dest_init;
+    e->jdest.empty_output_buffer = jpeg_dest_empty;
+    e->jdest.term_destination = jpeg_dest_term;
+    e->jc.dest = &e->jdest;
     const tsr_image *img = e->img;
     /* Alpha is dropped: JPEG has no alpha channel. */
     int ncomp = img->channels <= 2 ? 1 : 3;
@@ -799,8 +1009,11 @@ static tsr_status jpeg_encode_run(enc *e)
     size_t w = (size_t)img->width, plane = w * (size_t)img->height, rowbytes;
     if (!tsr__mul_size(w, (size_t)ncomp, &rowbytes) || !(e->row = malloc(rowbytes)))
         return efail(e, TSR_ERR_NOMEM, "out of memory for a JPEG row");
+    meter_init(&e->meter, e->ctl, img->height, rowbytes, 1);
     jpeg_start_compress(&e->jc, TRUE);
     while (e->jc.next_scanline < e->jc.image_height) {
+        if (meter_row(&e->meter))
+            return ecancel(e);
         const float *in = img->data + (size_t)e->jc.next_scanline * w;
         unsigned char *d = e->row;
         for (size_t x = 0; x < w; x++)
@@ -810,6 +1023,7 @@ static tsr_status jpeg_encode_run(enc *e)
         jpeg_write_scanlines(&e->jc, &row, 1);
     }
     jpeg_finish_compress(&e->jc);
+    meter_end(&e->meter);
     return TSR_OK;
 }
 
@@ -823,12 +1037,87 @@ static tsr_status jpeg_encode(enc *e)
     return jpeg_encode_run(e);
 }
 
+/* Temporary files being written, for tsr_cleanup_temp_files(), which may run in a signal
+ * handler: a fixed table, atomics only, nothing to allocate or lock on its side.
+ *
+ * A slot goes FREE -> CLAIMED (its owner alone writes the path) -> ACTIVE (published: the
+ * cleanup may unlink it) -> FREE. The cleanup holds an ACTIVE slot as BUSY while it reads the
+ * path, so that the owner cannot free the slot and another save reuse it under the cleanup's
+ * feet; the owner waits that out (a single unlink) before freeing it. The path is published
+ * right after the file is created, so a signal in the few instructions between the two can
+ * still leave one file behind. A save that finds no free slot (TMP_SLOTS saves at once) or whose
+ * name does not fit runs unregistered. */
+#define TMP_SLOTS 64
+#define TMP_PATH_BYTES 4096
+
+enum { SLOT_FREE = 0, SLOT_CLAIMED, SLOT_ACTIVE, SLOT_BUSY };
+
+static struct tmp_slot {
+    atomic_int state;
+    char path[TMP_PATH_BYTES];
+} tmp_slots[TMP_SLOTS];
+
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2, "tsr_cleanup_temp_files needs a lock-free atomic_int");
+
+/* A slot for a path of `bytes` bytes (NUL included), CLAIMED; -1 if none. */
+static int tmp_claim(size_t bytes)
+{
+    if (bytes > TMP_PATH_BYTES)
+        return -1;
+    for (int i = 0; i < TMP_SLOTS; i++) {
+        int want = SLOT_FREE;
+        if (atomic_load_explicit(&tmp_slots[i].state, memory_order_relaxed) == SLOT_FREE &&
+            atomic_compare_exchange_strong_explicit(&tmp_slots[i].state, &want, SLOT_CLAIMED,
+                                                    memory_order_acquire, memory_order_relaxed))
+            return i;
+    }
+    return -1;
+}
+
+/* Free the slot once its file is renamed or removed (or was never created). */
+static void tmp_release(int slot)
+{
+    if (slot < 0)
+        return;
+    atomic_int *st = &tmp_slots[slot].state;
+    for (;;) {
+        int want = SLOT_ACTIVE;
+        if (atomic_compare_exchange_weak_explicit(st, &want, SLOT_FREE, memory_order_release,
+                                                  memory_order_relaxed))
+            return;
+        if (want == SLOT_CLAIMED) {
+            atomic_store_explicit(st, SLOT_FREE, memory_order_release);
+            return;
+        }
+        if (want == SLOT_BUSY)
+            sched_yield();
+    }
+}
+
+void tsr_cleanup_temp_files(void)
+{
+    int saved = errno;
+    for (int i = 0; i < TMP_SLOTS; i++) {
+        int want = SLOT_ACTIVE;
+        if (atomic_compare_exchange_strong_explicit(&tmp_slots[i].state, &want, SLOT_BUSY,
+                                                    memory_order_acquire, memory_order_relaxed)) {
+            unlink(tmp_slots[i].path);
+            atomic_store_explicit(&tmp_slots[i].state, SLOT_ACTIVE, memory_order_release);
+        }
+    }
+    errno = saved;
+}
+
 /* Create ".<base>.XXXXXX.tmp" beside path with O_EXCL (what mkstemp does), but with mode 0666
- * so the umask applies and the result gets the permissions of any newly created file. */
-static tsr_status tmp_create(const char *path, char **tmp_out, int *fd_out, tsr__err *err)
+ * so the umask applies and the result gets the permissions of any newly created file. The name
+ * is registered for tsr_cleanup_temp_files in *slot_out (-1: not registered) until
+ * tmp_release. */
+static tsr_status tmp_create(const char *path, char **tmp_out, int *fd_out, int *slot_out,
+                             tsr__err *err)
 {
     static atomic_uint counter;
     static const char digits[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    *slot_out = -1;
     const char *slash = strrchr(path, '/');
     const char *base = slash ? slash + 1 : path;
     size_t dirlen = (size_t)(base - path), baselen = strlen(base);
@@ -840,6 +1129,7 @@ static tsr_status tmp_create(const char *path, char **tmp_out, int *fd_out, tsr_
     char *tmp = malloc(len);
     if (!tmp)
         return tsr__seterr(err, TSR_ERR_NOMEM, "%s: out of memory", path);
+    int slot = tmp_claim(len);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     uint64_t x = ((uint64_t)getpid() << 32) ^ (uint64_t)ts.tv_nsec ^ (uint64_t)ts.tv_sec ^
@@ -854,10 +1144,15 @@ static tsr_status tmp_create(const char *path, char **tmp_out, int *fd_out, tsr_
         }
         suffix[6] = 0;
         snprintf(tmp, len, "%.*s.%s.%s.tmp", (int)dirlen, path, base, suffix);
+        if (slot >= 0)
+            memcpy(tmp_slots[slot].path, tmp, strlen(tmp) + 1);
         int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
         if (fd >= 0) {
+            if (slot >= 0)
+                atomic_store_explicit(&tmp_slots[slot].state, SLOT_ACTIVE, memory_order_release);
             *tmp_out = tmp;
             *fd_out = fd;
+            *slot_out = slot;
             return TSR_OK;
         }
         if (errno != EEXIST) {
@@ -866,10 +1161,12 @@ static tsr_status tmp_create(const char *path, char **tmp_out, int *fd_out, tsr_
             int shown = dirlen > 1 ? (int)dirlen - 1 : 1;
             tsr__seterr(err, TSR_ERR_IO, "%s: cannot create a file in directory '%.*s': %s", path,
                         shown, dirlen ? path : ".", strerror(e));
+            tmp_release(slot);
             free(tmp);
             return TSR_ERR_IO;
         }
     }
+    tmp_release(slot);
     free(tmp);
     return tsr__seterr(err, TSR_ERR_IO, "%s: cannot find a free temporary file name", path);
 }
@@ -932,33 +1229,66 @@ static tsr_status resolve_options(const tsr_image *img, const char *path, tsr_sa
     return TSR_OK;
 }
 
-tsr_status tsr__image_save(const tsr_image *img, const char *path, const tsr_save_options *opt,
-                           const tsr__io_ctl *ctl, tsr__err *err)
+static tsr_status check_image(const tsr_image *img, const char *name, tsr__err *err)
 {
-    if (!path)
-        return tsr__seterr(err, TSR_ERR_INVALID, "image path is NULL");
     if (!img || !img->data || img->width <= 0 || img->height <= 0 || img->channels < 1 ||
         img->channels > 4)
         return tsr__seterr(err, TSR_ERR_INVALID,
                            "%s: no image, or an image with %d channels "
                            "(expected 1 to 4)",
-                           path, img ? img->channels : 0);
+                           name, img ? img->channels : 0);
+    return TSR_OK;
+}
+
+static enc *enc_new(const tsr_image *img, const char *name, const tsr_save_options *opt,
+                    const tsr__io_ctl *ctl, tsr__err *err)
+{
     enc *e = calloc(1, sizeof *e);
     if (!e)
-        return tsr__seterr(err, TSR_ERR_NOMEM, "%s: out of memory", path);
-    char *tmp = NULL;
-    int fd = -1;
-    e->path = path;
+        return NULL;
+    e->path = name;
     e->err = err;
+    e->ctl = ctl;
     e->img = img;
     if (opt)
         e->o = *opt;
     else
         tsr_save_options_init(&e->o);
-    tsr_status rc = resolve_options(img, path, &e->o, err);
+    return e;
+}
+
+static void enc_free(enc *e)
+{
+    if (e->png)
+        png_destroy_write_struct(&e->png, e->pinfo ? &e->pinfo : NULL);
+    jpeg_destroy_compress(&e->jc);
+    free(e->row);
+    free(e->mem);
+    free(e);
+}
+
+static tsr_status encode(enc *e)
+{
+    return e->o.format == TSR_FORMAT_PNG ? png_encode(e) : jpeg_encode(e);
+}
+
+tsr_status tsr__image_save(const tsr_image *img, const char *path, const tsr_save_options *opt,
+                           const tsr__io_ctl *ctl, tsr__err *err)
+{
+    if (!path)
+        return tsr__seterr(err, TSR_ERR_INVALID, "image path is NULL");
+    tsr_status rc = check_image(img, path, err);
+    if (rc)
+        return rc;
+    enc *e = enc_new(img, path, opt, ctl, err);
+    if (!e)
+        return tsr__seterr(err, TSR_ERR_NOMEM, "%s: out of memory", path);
+    char *tmp = NULL;
+    int fd = -1, slot = -1;
+    rc = resolve_options(img, path, &e->o, err);
     if (rc)
         goto fail;
-    rc = tmp_create(path, &tmp, &fd, err);
+    rc = tmp_create(path, &tmp, &fd, &slot, err);
     if (rc)
         goto fail;
     /* Replacing a file keeps its permissions. */
@@ -974,7 +1304,7 @@ tsr_status tsr__image_save(const tsr_image *img, const char *path, const tsr_sav
         goto fail;
     }
     fd = -1;
-    rc = e->o.format == TSR_FORMAT_PNG ? png_encode(e) : jpeg_encode(e);
+    rc = encode(e);
     if (rc)
         goto fail;
     if (fflush(e->fp) || ferror(e->fp)) {
@@ -1003,11 +1333,41 @@ fail:
         unlink(tmp);
         free(tmp);
     }
-    if (e->png)
-        png_destroy_write_struct(&e->png, e->pinfo ? &e->pinfo : NULL);
-    jpeg_destroy_compress(&e->jc);
-    free(e->row);
-    free(e);
+    tmp_release(slot); /* after the rename or the unlink: the name is gone */
+    enc_free(e);
+    return rc;
+}
+
+tsr_status tsr__image_encode(const tsr_image *img, const tsr_save_options *opt,
+                             const tsr__io_ctl *ctl, void **buf, size_t *len, tsr__err *err)
+{
+    static const char name[] = "memory";
+    if (!buf || !len)
+        return tsr__seterr(err, TSR_ERR_INVALID, "%s: tsr__image_encode: NULL argument", name);
+    *buf = NULL;
+    *len = 0;
+    /* No file name to take the format from. */
+    if (!opt || (opt->format != TSR_FORMAT_PNG && opt->format != TSR_FORMAT_JPEG))
+        return tsr__seterr(err, TSR_ERR_INVALID,
+                           "%s: format %d (expected TSR_FORMAT_PNG or TSR_FORMAT_JPEG)", name,
+                           opt ? (int)opt->format : -1);
+    tsr_status rc = check_image(img, name, err);
+    if (rc)
+        return rc;
+    enc *e = enc_new(img, name, opt, ctl, err);
+    if (!e)
+        return tsr__seterr(err, TSR_ERR_NOMEM, "%s: out of memory", name);
+    rc = resolve_options(img, name, &e->o, err);
+    if (!rc)
+        rc = encode(e);
+    if (!rc) {
+        /* The buffer grew by doubling: give the slack back (keep it if that fails). */
+        unsigned char *fit = e->mem_cap - e->mem_len > 4096 ? realloc(e->mem, e->mem_len) : NULL;
+        *buf = fit ? fit : e->mem;
+        *len = e->mem_len;
+        e->mem = NULL;
+    }
+    enc_free(e);
     return rc;
 }
 
@@ -1029,4 +1389,21 @@ tsr_status tsr_image_write(tsr_engine *e, const tsr_image *img, const char *path
         return TSR_ERR_INVALID;
     tsr__err_clear(tsr__eerr(e));
     return tsr__image_save(img, path, opt, NULL, tsr__eerr(e));
+}
+
+tsr_status tsr_image_decode(tsr_engine *e, const void *buf, size_t len, tsr_image **out)
+{
+    if (!e)
+        return TSR_ERR_INVALID;
+    tsr__err_clear(tsr__eerr(e));
+    return tsr__image_decode(buf, len, "memory", e->max_pixels, NULL, out, tsr__eerr(e));
+}
+
+tsr_status tsr_image_encode(tsr_engine *e, const tsr_image *img, const tsr_save_options *opt,
+                            void **buf, size_t *len)
+{
+    if (!e)
+        return TSR_ERR_INVALID;
+    tsr__err_clear(tsr__eerr(e));
+    return tsr__image_encode(img, opt, NULL, buf, len, tsr__eerr(e));
 }

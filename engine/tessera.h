@@ -321,16 +321,25 @@ typedef enum tsr_ownership {
 
 typedef void (*tsr_free_fn)(void *data, void *free_user);
 
-/* A new image holding a converted copy of px (planar float). */
+/* A new image holding a converted copy of px (planar float): u8 / 255, u16 / 65535, f32 as is;
+ * its bit depth is 8, 16 or 0 (f32). TSR_ERR_INVALID (and *out NULL) when px or its data is
+ * NULL, a size is not positive, channels is outside 1..4, the sample type is unknown, the stride
+ * is shorter than a row or stride * height overflows; TSR_ERR_NOMEM. Any thread. */
 tsr_status tsr_image_from_pixels(const tsr_pixels *px, tsr_image **out);
 /* Convert img into caller memory px (px->data, size, channels, sample and stride set by the
  * caller; width/height/channels must match img). Float output is not clamped; integer output is
- * clamped and rounded. */
+ * clamped to 0..1 and rounded (floor(v * max + 0.5), max 255 or 65535; NaN gives 0). Bytes
+ * between rows are left alone. TSR_ERR_INVALID as for tsr_image_from_pixels, or when the shapes
+ * differ. */
 tsr_status tsr_image_to_pixels(const tsr_image *img, const tsr_pixels *px);
 
-/* Decode a PNG or JPEG held in memory (format sniffed). The pixel limit is the engine's. */
+/* Decode a PNG or JPEG held in memory (format sniffed). The pixel limit is the engine's;
+ * messages (tsr_errmsg) name the data "memory". TSR_ERR_DECODE, TSR_ERR_UNSUPPORTED,
+ * TSR_ERR_LIMIT, TSR_ERR_NOMEM; TSR_ERR_INVALID for NULL arguments. */
 tsr_status tsr_image_decode(tsr_engine *e, const void *buf, size_t len, tsr_image **out);
-/* Encode to memory: opt->format must be PNG or JPEG. *buf is freed with tsr_free(). */
+/* Encode to memory: the bytes tsr_image_write would write. opt->format must be PNG or JPEG
+ * (TSR_ERR_INVALID otherwise: there is no file name to take it from). *buf is freed with
+ * tsr_free(); on failure *buf is NULL and *len 0. */
 tsr_status tsr_image_encode(tsr_engine *e, const tsr_image *img, const tsr_save_options *opt,
                             void **buf, size_t *len);
 

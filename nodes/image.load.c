@@ -22,8 +22,10 @@ static tsr_status load_infer(const tsr_node *n, const tsr_port_info *in, tsr_por
 
 static tsr_status load_produce(tsr_exec *ex, const tsr_node *n, tsr_image **out)
 {
-    tsr_status rc = tsr__image_load(n->params[P_PATH].str, ex->max_pixels, NULL, out, ex->err);
-    return rc ? tsr__node_reanchor(ex->err, n, P_PATH, rc) : TSR_OK;
+    tsr__io_ctl ctl = tsr__exec_io(ex);
+    tsr_status rc = tsr__image_load(n->params[P_PATH].str, ex->max_pixels, &ctl, out, ex->err);
+    /* A cancel is not an error at a place in the graph: its message goes up as it is. */
+    return rc && rc != TSR_ERR_CANCELLED ? tsr__node_reanchor(ex->err, n, P_PATH, rc) : rc;
 }
 
 const tsr_node_class tsr_node_image_load = {

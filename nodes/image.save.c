@@ -87,8 +87,10 @@ static tsr_status save_consume(tsr_exec *ex, const tsr_node *n, const tsr_image 
     o.compression = n->params[P_COMPRESSION].ival;
     static const int sub[] = {444, 422, 420};
     o.subsampling = sub[n->params[P_SUBSAMPLING].ival];
-    tsr_status rc = tsr__image_save(img, n->params[P_PATH].str, &o, NULL, ex->err);
-    return rc ? tsr__node_reanchor(ex->err, n, P_PATH, rc) : TSR_OK;
+    tsr__io_ctl ctl = tsr__exec_io(ex);
+    tsr_status rc = tsr__image_save(img, n->params[P_PATH].str, &o, &ctl, ex->err);
+    /* A cancel is not an error at a place in the graph: its message goes up as it is. */
+    return rc && rc != TSR_ERR_CANCELLED ? tsr__node_reanchor(ex->err, n, P_PATH, rc) : rc;
 }
 
 const tsr_node_class tsr_node_image_save = {
