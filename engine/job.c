@@ -734,10 +734,3 @@ tsr_status tsr_graph_run(tsr_engine *e, tsr_graph *g, const tsr_run_options *opt
     return rc;
 }
 
-/* TEMPORARY until the conversions land in engine/image.c. */
-tsr_status tsr_image_from_pixels(const tsr_pixels *px, tsr_image **out)
-{
-    (void)px;
-    *out = NULL;
-    return TSR_ERR_UNSUPPORTED;
-}

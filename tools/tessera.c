@@ -142,12 +142,6 @@ static int has_help(int argc, char **argv)
     return 0;
 }
 
-/* TEMPORARY: the engine declares tsr_cleanup_temp_files() but its image_io.c does not define it
- * yet (in progress on main). This weak stand-in lets the CLI link meanwhile; the engine's
- * definition replaces it as soon as it exists. It removes nothing, so until then a second signal
- * arriving during an encode may leave a ".NAME.XXXXXX.tmp" file. */
-__attribute__((weak)) void tsr_cleanup_temp_files(void) {}
-
 /* ---- JSON for the errors found before any job exists ------------------------------------------
  * Events of a job come with their JSON (tsr_event.json). A usage error, a graph that does not
  * load, and the batch lines have no job, so the CLI writes those itself. */

@@ -177,7 +177,7 @@ static void count_free(void *data, void *user)
     (void)user;
 }
 
-/* Caller pixels with padded rows, under each ownership: the output is 1 - x, a handed-over
+/* Caller pixels with padded rows, under each ownership: the output is 1 - x (alpha kept), a handed-over
  * buffer is freed exactly once (after use, when the job is freed unstarted, when the bind
  * fails), and invalid pixels are refused. */
 static void bind_pixels_ownership(void **state)
@@ -207,7 +207,8 @@ static void bind_pixels_ownership(void **state)
         for (int c = 0; c < ch; c++)
             for (int y = 0; y < h; y++)
                 for (int x = 0; x < w; x++) {
-                    float want = 1.0f - ref[(size_t)y * stride + (size_t)x * ch + c] / 255.0f;
+                    float v = ref[(size_t)y * stride + (size_t)x * ch + c] / 255.0f;
+                    float want = c == 3 ? v : 1.0f - v; /* invert keeps alpha */
                     float got = out->data[((size_t)c * h + y) * w + x];
                     if (fabsf(got - want) > 1e-6f)
                         fail_msg("own %d (%d,%d,%d): %g, expected %g", own, x, y, c, got, want);
