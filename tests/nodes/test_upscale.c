@@ -402,7 +402,9 @@ static void cancel_between_layers(void **state)
     gr_run(e, g, 0, 0, &r);
     pthread_join(th, NULL);
     assert_int_equal(r.rc, TSR_ERR_CANCELLED);
-    assert_non_null(strstr(r.msg, "after layer"));
+    /* Between two layers, or inside one (a sliced launch): either names where it stopped. */
+    if (!strstr(r.msg, "after layer") && !strstr(r.msg, "kernel '"))
+        fail_msg("the message says neither layer nor kernel: %s", r.msg);
     print_message("%s\n", r.msg);
     gr_result_clear(&r);
     tsr_graph_free(g);
