@@ -1137,6 +1137,40 @@ fail:
 
 /* ---- public API ----------------------------------------------------------------------------- */
 
+int tsr_graph_node_count(const tsr_graph *g)
+{
+    return g ? g->n_nodes : 0;
+}
+
+const char *tsr_graph_node_id(const tsr_graph *g, int i)
+{
+    return g && i >= 0 && i < g->n_nodes ? g->nodes[i].id : NULL;
+}
+
+const char *tsr_graph_node_type(const tsr_graph *g, int i)
+{
+    return g && i >= 0 && i < g->n_nodes ? g->nodes[i].cls->name : NULL;
+}
+
+char *tsr_graph_param(const tsr_graph *g, int i, const char *name)
+{
+    if (!g || i < 0 || i >= g->n_nodes)
+        return NULL;
+    const tsr_node *n = &g->nodes[i];
+    int k = tsr__param_index(n->cls, name);
+    if (k < 0 || !n->params[k].set)
+        return NULL;
+    const tsr_value *v = &n->params[k];
+    char buf[64];
+    switch (n->cls->params[k].type) {
+    case TSR_PARAM_STRING:
+    case TSR_PARAM_ENUM: return v->str ? strdup(v->str) : NULL;
+    case TSR_PARAM_BOOL: return strdup(v->num != 0 ? "true" : "false");
+    case TSR_PARAM_INT: snprintf(buf, sizeof buf, "%lld", (long long)v->num); return strdup(buf);
+    default: tsr__format_number(buf, sizeof buf, v->num); return strdup(buf);
+    }
+}
+
 void tsr_graph_free(tsr_graph *g)
 {
     tsr__graph_free(g);

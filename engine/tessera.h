@@ -221,6 +221,16 @@ void tsr_graph_free(tsr_graph *g);
 /* Override a parameter: "node.param=value". Validated like the YAML value. */
 tsr_status tsr_graph_set(tsr_engine *e, tsr_graph *g, const char *assignment);
 
+/* The graph's nodes in file order (GUIs, batch drivers): their number, and the id and type of
+ * node i (NULL when i is out of range; borrowed from the graph). */
+int tsr_graph_node_count(const tsr_graph *g);
+const char *tsr_graph_node_id(const tsr_graph *g, int i);
+const char *tsr_graph_node_type(const tsr_graph *g, int i);
+/* Param `name` of node i as text, as tsr_graph_set would take it (numbers spelt with '.',
+ * booleans true/false, enum words, strings as they are); NULL when the node has no such param,
+ * it is unset, or memory ran out. Free with tsr_free(). */
+char *tsr_graph_param(const tsr_graph *g, int i, const char *name);
+
 /* Shape inference over the whole graph (reads image headers, no pixels). Called by run. */
 tsr_status tsr_graph_infer(tsr_engine *e, tsr_graph *g);
 

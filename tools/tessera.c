@@ -24,7 +24,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-#include <yaml.h>
 
 #include "tessera.h"
 
@@ -871,77 +870,25 @@ static void gview_free(gview *gv)
     memset(gv, 0, sizeof *gv);
 }
 
-static const char *yscalar(yaml_node_t *n)
+/* The graph's nodes as loaded (with the --set overrides applied): id, type and path. */
+static int graph_view(const tsr_graph *g, gview *gv, char *msg, size_t msglen)
 {
-    return n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
-}
-
-static yaml_node_t *ymap_get(yaml_document_t *d, yaml_node_t *m, const char *key)
-{
-    if (!m || m->type != YAML_MAPPING_NODE)
-        return NULL;
-    for (yaml_node_pair_t *p = m->data.mapping.pairs.start; p < m->data.mapping.pairs.top; p++) {
-        const char *k = yscalar(yaml_document_get_node(d, p->key));
-        if (k && !strcmp(k, key))
-            return yaml_document_get_node(d, p->value);
-    }
-    return NULL;
-}
-
-static int graph_view(const char *file, const run_args *a, gview *gv, char *msg, size_t msglen)
-{
-    yaml_parser_t parser;
-    yaml_document_t doc;
-    FILE *f = fopen(file, "rb");
-    int code = EXIT_RUNTIME, loaded = 0;
+    int n = tsr_graph_node_count(g);
     memset(gv, 0, sizeof *gv);
-    if (!f) {
-        snprintf(msg, msglen, "%s: %s", file, strerror(errno));
+    snprintf(msg, msglen, "out of memory");
+    if (!(gv->v = calloc((size_t)n + 1, sizeof *gv->v)))
         return EXIT_RUNTIME;
+    for (int i = 0; i < n; i++) {
+        gnode *d = &gv->v[gv->n++];
+        d->path = tsr_graph_param(g, i, "path");
+        if (!(d->id = strdup(tsr_graph_node_id(g, i))) ||
+            !(d->type = strdup(tsr_graph_node_type(g, i)))) {
+            gview_free(gv);
+            return EXIT_RUNTIME;
+        }
     }
-    yaml_parser_initialize(&parser);
-    yaml_parser_set_input_file(&parser, f);
-    snprintf(msg, msglen, "%s: cannot read the graph's nodes again", file);
-    if (!yaml_parser_load(&parser, &doc))
-        goto done;
-    loaded = 1;
-    yaml_node_t *nodes = ymap_get(&doc, yaml_document_get_root_node(&doc), "nodes");
-    if (!nodes || nodes->type != YAML_MAPPING_NODE)
-        goto done;
-    size_t n = (size_t)(nodes->data.mapping.pairs.top - nodes->data.mapping.pairs.start);
-    if (!(gv->v = calloc(n + 1, sizeof *gv->v)))
-        goto done;
-    for (yaml_node_pair_t *p = nodes->data.mapping.pairs.start; p < nodes->data.mapping.pairs.top;
-         p++) {
-        yaml_node_t *node = yaml_document_get_node(&doc, p->value);
-        const char *id = yscalar(yaml_document_get_node(&doc, p->key));
-        const char *type = yscalar(ymap_get(&doc, node, "type"));
-        const char *path = yscalar(ymap_get(&doc, ymap_get(&doc, node, "params"), "path"));
-        gnode *g = &gv->v[gv->n++];
-        if (!id || !type || !(g->id = strdup(id)) || !(g->type = strdup(type)) ||
-            (path && !(g->path = strdup(path))))
-            goto done;
-    }
-    for (int i = 0; i < a->n_sets; i++) {
-        const char *s = a->sets[i], *dot = strchr(s, '.');
-        if (!dot || strncmp(dot, ".path=", 6))
-            continue;
-        for (int k = 0; k < gv->n; k++)
-            if (strlen(gv->v[k].id) == (size_t)(dot - s) && !strncmp(gv->v[k].id, s, dot - s)) {
-                free(gv->v[k].path);
-                if (!(gv->v[k].path = strdup(dot + 6)))
-                    goto done;
-            }
-    }
-    code = EXIT_OK;
-done:
-    if (loaded)
-        yaml_document_delete(&doc);
-    yaml_parser_delete(&parser);
-    fclose(f);
-    if (code)
-        gview_free(gv);
-    return code;
+    msg[0] = 0;
+    return EXIT_OK;
 }
 
 static int is_input_type(const char *type)
@@ -1038,9 +985,10 @@ static int mkdir_p(const char *dir)
 
 /* The graph's side: input node, save nodes, output names; an output that would replace an input
  * is refused; the output directory is made. */
-static int batch_outputs(const run_args *a, batch *b, char *msg, size_t msglen)
+static int batch_outputs(const tsr_graph *g, const run_args *a, batch *b, char *msg,
+                         size_t msglen)
 {
-    int code = graph_view(a->graph, a, &b->gv, msg, msglen);
+    int code = graph_view(g, &b->gv, msg, msglen);
     if (code)
         return code;
     gview *gv = &b->gv;
@@ -1458,7 +1406,7 @@ static int cmd_run(int argc, char **argv, int validate_only)
         v.json = json;
         v.tty = !a.quiet && !json && isatty(2);
         if (a.n_batch) {
-            if ((code = batch_outputs(&a, &b, msg, sizeof msg)))
+            if ((code = batch_outputs(g, &a, &b, msg, sizeof msg)))
                 code =
                     fail_before_job(json, code == EXIT_USAGE ? TSR_ERR_INVALID : TSR_ERR_IO, msg);
             else

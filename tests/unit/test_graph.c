@@ -876,10 +876,48 @@ static void bad_corpus(void **state)
     assert_true(count >= 15);
 }
 
+/* The node list and params as a GUI or a batch driver reads them, overrides included. */
+static void introspection(void **state)
+{
+    tsr_graph *g = load_ok("version: 1\nnodes:\n"
+                           "  src: { type: image.load, params: { path: 'a b\"c.png' } }\n"
+                           "  b: { type: blur.gaussian, inputs: { image: src.image },"
+                           " params: { sigma: 2.5 } }\n"
+                           "  r: { type: resize, inputs: { image: b.image }, params: { width: 90 } }\n"
+                           "  out: { type: image.save, inputs: { image: r.image },"
+                           " params: { path: o.png } }\n");
+    assert_int_equal(tsr_graph_node_count(g), 4);
+    static const char *ids[] = {"src", "b", "r", "out"},
+                      *types[] = {"image.load", "blur.gaussian", "resize", "image.save"};
+    for (int i = 0; i < 4; i++) {
+        assert_string_equal(tsr_graph_node_id(g, i), ids[i]);
+        assert_string_equal(tsr_graph_node_type(g, i), types[i]);
+    }
+    assert_null(tsr_graph_node_id(g, 4));
+    assert_null(tsr_graph_node_type(g, -1));
+    char *v = tsr_graph_param(g, 0, "path");
+    assert_string_equal(v, "a b\"c.png");
+    tsr_free(v);
+    v = tsr_graph_param(g, 1, "sigma");
+    assert_string_equal(v, "2.5");
+    tsr_free(v);
+    v = tsr_graph_param(g, 2, "width");
+    assert_string_equal(v, "90");
+    tsr_free(v);
+    assert_null(tsr_graph_param(g, 2, "height")); /* optional, unset */
+    assert_null(tsr_graph_param(g, 2, "nope"));
+    assert_int_equal(tsr_graph_set(eng(), g, "b.sigma=0.75"), TSR_OK);
+    v = tsr_graph_param(g, 1, "sigma");
+    assert_string_equal(v, "0.75");
+    tsr_free(v);
+    tsr_graph_free(g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(valid_graph),
+        cmocka_unit_test(introspection),
         cmocka_unit_test(order_ties_follow_file),
         cmocka_unit_test(yaml_forms),
         cmocka_unit_test(example_graphs_load),
