@@ -498,7 +498,7 @@ struct tsr__kcache {
         const tsr__program *program;
         const char *name; /* the program's copy */
         cl_kernel kernel;
-    } *v;
+    } * v;
     int n, cap;
 };
 

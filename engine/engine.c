@@ -256,7 +256,8 @@ tsr_status tsr_engine_pool_stats(tsr_engine *e, int staging, tsr_pool_stats *out
 {
     memset(out, 0, sizeof *out);
     if (!e->cl)
-        return tsr__seterr(tsr__eerr(e), TSR_ERR_INVALID, "the reference engine has no device pool");
+        return tsr__seterr(tsr__eerr(e), TSR_ERR_INVALID,
+                           "the reference engine has no device pool");
     tsr__pool_get_stats(staging ? e->staging : e->pool, out);
     return TSR_OK;
 }

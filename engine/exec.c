@@ -230,8 +230,9 @@ tsr_status tsr__run_node_v(tsr_engine *e, const tsr_node *n, tsr_image *const *i
     for (int i = 0; i < cls->n_inputs; i++) {
         if (!tsr__port_is_image(cls, i)) {
             if (!values)
-                return tsr__seterr(tsr__eerr(e), TSR_ERR_INVALID, "input '%s' of '%s' needs a value",
-                                   cls->inputs[i].name, cls->name);
+                return tsr__seterr(tsr__eerr(e), TSR_ERR_INVALID,
+                                   "input '%s' of '%s' needs a value", cls->inputs[i].name,
+                                   cls->name);
             in_info[i] = values[i];
             continue;
         }
@@ -247,8 +248,8 @@ tsr_status tsr__run_node_v(tsr_engine *e, const tsr_node *n, tsr_image *const *i
     tsr_image *img = NULL;
     rc = tsr_image_new(out_info[0].width, out_info[0].height, out_info[0].channels, &img);
     if (rc)
-        return tsr__seterr(tsr__eerr(e), rc, "cannot allocate a %dx%d output image", out_info[0].width,
-                           out_info[0].height);
+        return tsr__seterr(tsr__eerr(e), rc, "cannot allocate a %dx%d output image",
+                           out_info[0].width, out_info[0].height);
     img->bit_depth = out_info[0].bit_depth;
     int tw = tile_w > 0 ? tile_w : img->width, th = tile_h > 0 ? tile_h : img->height;
     float *bufs[TSR_MAX_PORTS + 1] = {0};
@@ -378,11 +379,12 @@ tsr_status tsr_graph_infer(tsr_engine *e, tsr_graph *g)
             rc = TSR_OK;
         } else if (n->px) {
             const tsr_pixels *p = &n->px->px;
-            n->out_info[0] = (tsr_port_info){
-                .width = p->width,
-                .height = p->height,
-                .channels = p->channels,
-                .bit_depth = p->sample == TSR_SAMPLE_U8 ? 8 : p->sample == TSR_SAMPLE_U16 ? 16 : 0};
+            n->out_info[0] = (tsr_port_info){.width = p->width,
+                                             .height = p->height,
+                                             .channels = p->channels,
+                                             .bit_depth = p->sample == TSR_SAMPLE_U8    ? 8
+                                                          : p->sample == TSR_SAMPLE_U16 ? 16
+                                                                                        : 0};
             rc = TSR_OK;
         } else if (n->cls->resolve) {
             rc = n->cls->resolve(e, n, n->out_info, tsr__eerr(e));
@@ -445,11 +447,11 @@ typedef struct run_state {
     int node_index;
     int uploads0; /* the engine's upload counter before the run */
     /* progress of the step running now (a source, a sink or a stage) */
-    const tsr_node *step;  /* the node the events name (a stage's root) */
+    const tsr_node *step;      /* the node the events name (a stage's root) */
     double step_t0, step_last; /* its start, and the last node-progress event */
-    uint64_t *key;          /* per node: result-cache key */
-    unsigned char *needed;  /* per node: runs (or is reused) in this job */
-    unsigned char *reused;  /* per node: its output came from the result cache */
+    uint64_t *key;             /* per node: result-cache key */
+    unsigned char *needed;     /* per node: runs (or is reused) in this job */
+    unsigned char *reused;     /* per node: its output came from the result cache */
     int nodes_run, nodes_reused;
     const tsr__stage *cur_stage; /* for the stage event */
     size_t peak;                 /* the job's device peak over the steps done */
@@ -928,8 +930,8 @@ static tsr_status run_stage(run_state *rs, tsr__stage *s)
     const tsr_port_info *o = &root->out_info[0];
     tsr_status rc = tsr_image_new(o->width, o->height, o->channels, &rs->img[s->root]);
     if (rc)
-        return tsr__seterr(rs->err, rc, "node '%s': out of host memory for a %dx%d image",
-                           root->id, o->width, o->height);
+        return tsr__seterr(rs->err, rc, "node '%s': out of host memory for a %dx%d image", root->id,
+                           o->width, o->height);
     rs->img[s->root]->bit_depth = o->bit_depth;
     {
         tsr_event ev;
@@ -1075,8 +1077,7 @@ static void run_state_free(run_state *rs)
     tsr__plan_clear(&rs->plan);
 }
 
-static tsr_status run_prepare(tsr__ctx *c, tsr_graph *g, const tsr_run_options *opt,
-                              run_state *rs)
+static tsr_status run_prepare(tsr__ctx *c, tsr_graph *g, const tsr_run_options *opt, run_state *rs)
 {
     tsr_engine *e = c->e;
     memset(rs, 0, sizeof *rs);

@@ -1201,14 +1201,16 @@ tsr_status tsr_graph_load_file(tsr_engine *e, const char *path, tsr_graph **out)
     FILE *f = fopen(path, "rb");
     if (!f) {
         int en = errno;
-        return tsr__seterr(tsr__eerr(e), TSR_ERR_IO, "cannot open graph '%s': %s", path, strerror(en));
+        return tsr__seterr(tsr__eerr(e), TSR_ERR_IO, "cannot open graph '%s': %s", path,
+                           strerror(en));
     }
     for (;;) {
         if (len == cap) {
             size_t ncap = cap ? cap * 2 : 65536;
             char *nb = ncap > cap ? realloc(buf, ncap) : NULL;
             if (!nb) {
-                rc = tsr__seterr(tsr__eerr(e), TSR_ERR_NOMEM, "out of memory reading graph '%s'", path);
+                rc = tsr__seterr(tsr__eerr(e), TSR_ERR_NOMEM, "out of memory reading graph '%s'",
+                                 path);
                 goto fail;
             }
             buf = nb;
@@ -1221,7 +1223,8 @@ tsr_status tsr_graph_load_file(tsr_engine *e, const char *path, tsr_graph **out)
     }
     if (ferror(f)) {
         int en = errno;
-        rc = tsr__seterr(tsr__eerr(e), TSR_ERR_IO, "cannot read graph '%s': %s", path, strerror(en));
+        rc =
+            tsr__seterr(tsr__eerr(e), TSR_ERR_IO, "cannot read graph '%s': %s", path, strerror(en));
         goto fail;
     }
     rc = tsr__graph_parse(buf, len, path, out, tsr__eerr(e));

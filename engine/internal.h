@@ -32,8 +32,8 @@ typedef struct tsr__err {
 } tsr__err;
 
 /* Record the node (and param, position) an error belongs to, unless one is recorded already. */
-void tsr__err_where(tsr__err *err, const char *node, const char *param, const char *file,
-                    int line, int col);
+void tsr__err_where(tsr__err *err, const char *node, const char *param, const char *file, int line,
+                    int col);
 
 void tsr__err_clear(tsr__err *err);
 /* The message slot of synchronous calls on engine e: one per thread (tsr_errmsg reads the
@@ -452,7 +452,7 @@ void tsr__pool_release(tsr__pool *p, cl_mem m);
 tsr_status tsr__staging_new(tsr__cl *cl, tsr__pool **out); /* pinned host buffers */
 void tsr__pool_trim(tsr__pool *p);                         /* give every cached block back */
 void tsr__pool_set_cap(tsr__pool *p, size_t cap);          /* 0: no cap */
-void tsr__pool_disown(tsr__pool *p, const tsr__ctx *c);     /* forget c as an owner */
+void tsr__pool_disown(tsr__pool *p, const tsr__ctx *c);    /* forget c as an owner */
 size_t tsr__pool_cap(const tsr__pool *p);
 /* Fail allocations number `from` through `to` (1-based, counted from the pool's creation) as if
  * the device were out of memory; from = 0 turns injection off. TSR_FAULT_ALLOC=N (the Nth),
@@ -504,8 +504,8 @@ struct tsr_exec {
     tsr__err *err;
     tsr__ctx *ctx;          /* the run's context (never NULL after tsr__exec_init) */
     cl_command_queue queue; /* ctx->queue: every enqueue of the node goes here */
-    const tsr_node *node; /* node being run, for messages */
-    const char *kernel;   /* kernel being launched, for messages */
+    const tsr_node *node;   /* node being run, for messages */
+    const char *kernel;     /* kernel being launched, for messages */
     uint64_t max_pixels;
     const tsr_port_info *in_info; /* the node's input port values (models, numbers, images) */
     /* For prepare(): the whole host images of inputs materialized on the host (NULL for an
@@ -645,7 +645,7 @@ tsr_rect tsr__clamp_rect(tsr_rect want, int w, int h);
 char *tsr__plan_describe(const tsr_graph *g, const tsr__plan *p, int json);
 
 /* Engine internals */
-typedef struct tsr__lane tsr__lane; /* a command queue and kernel objects a job borrows */
+typedef struct tsr__lane tsr__lane;     /* a command queue and kernel objects a job borrows */
 typedef struct tsr__rcache tsr__rcache; /* the result cache (engine/rcache.c) */
 
 struct tsr_engine {
@@ -660,26 +660,26 @@ struct tsr_engine {
     tsr__err err0;          /* its message */
 
     /* Guarded by mu: */
-    void *mu;               /* pthread_mutex_t * (internal.h does not include pthread.h) */
-    void *budget_cv;        /* pthread_cond_t *: signalled when a job gives its reservation back */
-    char *stats;            /* statistics of the last tsr_graph_run */
-    uint64_t reserved;      /* device bytes reserved by running jobs (their plans' peaks) */
-    int running;            /* jobs holding a reservation */
-    tsr__lane *lanes;       /* idle lanes */
+    void *mu;          /* pthread_mutex_t * (internal.h does not include pthread.h) */
+    void *budget_cv;   /* pthread_cond_t *: signalled when a job gives its reservation back */
+    char *stats;       /* statistics of the last tsr_graph_run */
+    uint64_t reserved; /* device bytes reserved by running jobs (their plans' peaks) */
+    int running;       /* jobs holding a reservation */
+    tsr__lane *lanes;  /* idle lanes */
     tsr__rcache *rcache;
 
     /* The model cache (engine/model.c), guarded by models_mu: */
     void *models_mu;
     struct tsr__model *models;
     struct tsr__model *stale_models; /* replaced after their files changed; freed with the engine */
-    int models_loaded;   /* models read from disk since the engine was made */
-    int models_uploaded; /* models whose weights went to the device */
+    int models_loaded;               /* models read from disk since the engine was made */
+    int models_uploaded;             /* models whose weights went to the device */
 };
 
 void tsr__engine_lock(tsr_engine *e);
 void tsr__engine_unlock(tsr_engine *e);
-void tsr__lanes_free(tsr_engine *e);         /* engine/job.c */
-void tsr__rcache_free(tsr__rcache *rc);      /* engine/rcache.c */
+void tsr__lanes_free(tsr_engine *e);                      /* engine/job.c */
+void tsr__rcache_free(tsr__rcache *rc);                   /* engine/rcache.c */
 void tsr__launch_state_free(struct tsr__launch_state *s); /* engine/launch.c */
 
 #endif

@@ -128,8 +128,9 @@ tsr_status tsr__budget_acquire(tsr_job *j, size_t bytes, double *waited_s)
     tsr__engine_unlock(e);
     *waited_s = now_s() - t0;
     if (rc)
-        return tsr__seterr(j->ctx.err, rc, "cancelled while waiting for device memory held by "
-                                           "other jobs");
+        return tsr__seterr(j->ctx.err, rc,
+                           "cancelled while waiting for device memory held by "
+                           "other jobs");
     return TSR_OK;
 }
 
@@ -236,8 +237,7 @@ tsr_status tsr_job_new(tsr_engine *e, tsr_graph *g, const tsr_run_options *opt, 
     j->t_created = now_s();
     pthread_mutex_init(&j->mu, NULL);
     pthread_cond_init(&j->cv, NULL);
-    if (!(j->g = tsr__graph_clone(g)) ||
-        !(j->kept = calloc((size_t)g->n_nodes, sizeof *j->kept))) {
+    if (!(j->g = tsr__graph_clone(g)) || !(j->kept = calloc((size_t)g->n_nodes, sizeof *j->kept))) {
         tsr_job_free(j);
         return tsr__seterr(err, TSR_ERR_NOMEM, "out of memory making a job");
     }
@@ -344,8 +344,8 @@ void tsr__bound_px_free(tsr__bound_px *b)
     free(b);
 }
 
-tsr_status tsr_job_bind_input(tsr_job *j, const char *node, const tsr_pixels *px,
-                              tsr_ownership own, tsr_free_fn free_fn, void *free_user)
+tsr_status tsr_job_bind_input(tsr_job *j, const char *node, const tsr_pixels *px, tsr_ownership own,
+                              tsr_free_fn free_fn, void *free_user)
 {
     int v;
     const char *why = tsr__pixels_check(px);
@@ -712,7 +712,8 @@ tsr_status tsr_graph_run(tsr_engine *e, tsr_graph *g, const tsr_run_options *opt
 {
     /* Inferred in place, as callers of the blocking run expect (shapes readable afterwards);
      * the job's snapshot then carries the shapes. */
-    tsr_status rc = g && e && !(g->inferred && g->inferred_by == e) ? tsr_graph_infer(e, g) : TSR_OK;
+    tsr_status rc =
+        g && e && !(g->inferred && g->inferred_by == e) ? tsr_graph_infer(e, g) : TSR_OK;
     if (rc)
         return rc;
     tsr_job *j;
@@ -733,4 +734,3 @@ tsr_status tsr_graph_run(tsr_engine *e, tsr_graph *g, const tsr_run_options *opt
     tsr_job_free(j);
     return rc;
 }
-

@@ -21,7 +21,7 @@ struct tsr_job {
     int cancel; /* atomic */
     tsr__ctx ctx;
     tsr__lane *lane;
-    int state; /* atomic: JOB_* */
+    int state;     /* atomic: JOB_* */
     int on_thread; /* started with tsr_job_start (a thread to join) */
     pthread_t thread;
     pthread_mutex_t mu;

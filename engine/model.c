@@ -357,8 +357,8 @@ static double now_s(void)
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static tsr_status model_get_locked(tsr_engine *e, const char *path, tsr__model **out,
-                                   int *loaded, tsr__err *err);
+static tsr_status model_get_locked(tsr_engine *e, const char *path, tsr__model **out, int *loaded,
+                                   tsr__err *err);
 
 /* Reads and uploads done by this thread (a job's statistics count its own, not its
  * neighbours'). */
@@ -386,8 +386,8 @@ tsr_status tsr__model_get(tsr_engine *e, const char *path, tsr__model **out, int
     return rc;
 }
 
-static tsr_status model_get_locked(tsr_engine *e, const char *path, tsr__model **out,
-                                   int *loaded, tsr__err *err)
+static tsr_status model_get_locked(tsr_engine *e, const char *path, tsr__model **out, int *loaded,
+                                   tsr__err *err)
 {
     *out = NULL;
     *loaded = 0;
@@ -480,8 +480,7 @@ static tsr_status upload_locked(tsr_exec *ex, tsr__model *m)
             break;
         }
         ex->kernel = "weights";
-        cl_int st =
-            clEnqueueWriteBuffer(ex->queue, m->dev[i], CL_TRUE, 0, b, host, 0, NULL, NULL);
+        cl_int st = clEnqueueWriteBuffer(ex->queue, m->dev[i], CL_TRUE, 0, b, host, 0, NULL, NULL);
         if (st != CL_SUCCESS)
             rc = tsr__exec_cl_error(ex, st, "clEnqueueWriteBuffer (model weights)");
     }

@@ -51,8 +51,8 @@ static void owner_add(tsr__ctx *c, size_t size)
         return;
     size_t now = __atomic_add_fetch(&c->in_use, size, __ATOMIC_RELAXED);
     size_t peak = __atomic_load_n(&c->peak, __ATOMIC_RELAXED);
-    while (now > peak &&
-           !__atomic_compare_exchange_n(&c->peak, &peak, now, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+    while (now > peak && !__atomic_compare_exchange_n(&c->peak, &peak, now, 0, __ATOMIC_RELAXED,
+                                                      __ATOMIC_RELAXED))
         ;
 }
 

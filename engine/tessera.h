@@ -267,18 +267,18 @@ typedef struct tsr_event {
     const char *node_type; /* its type */
     int node_index;        /* 0-based position in execution order, -1 if none */
     int node_count;
-    int64_t index, total;   /* node-progress: units done and units in the node */
-    double progress;        /* node-progress: 0..1 */
-    double eta_s;           /* node-progress: seconds left in the node; < 0 unknown */
-    double seconds;         /* node-finish: the node's time; finish: the job's */
-    double elapsed_s;       /* since the job started */
+    int64_t index, total;       /* node-progress: units done and units in the node */
+    double progress;            /* node-progress: 0..1 */
+    double eta_s;               /* node-progress: seconds left in the node; < 0 unknown */
+    double seconds;             /* node-finish: the node's time; finish: the job's */
+    double elapsed_s;           /* since the job started */
     uint64_t peak_device_bytes; /* node-finish: the pool's peak in-use bytes while it ran */
-    tsr_status status;      /* finish, execution-error */
-    const char *message;    /* finish, execution-error: "" on success */
-    const char *param;      /* execution-error: the param at fault, or NULL */
-    const char *file;       /* execution-error: graph file, or NULL */
-    int line, col;          /* execution-error: position in it (0 if none) */
-    const char *const *files; /* finish: files written (count n_files) */
+    tsr_status status;          /* finish, execution-error */
+    const char *message;        /* finish, execution-error: "" on success */
+    const char *param;          /* execution-error: the param at fault, or NULL */
+    const char *file;           /* execution-error: graph file, or NULL */
+    int line, col;              /* execution-error: position in it (0 if none) */
+    const char *const *files;   /* finish: files written (count n_files) */
     int n_files;
 } tsr_event;
 
@@ -287,7 +287,7 @@ typedef void (*tsr_event_fn)(void *user, const tsr_event *ev);
 typedef struct tsr_run_options {
     tsr_event_fn event; /* optional */
     void *user;
-    int tile_width;     /* > 0: force this tile size (in each stage's output pixels) */
+    int tile_width; /* > 0: force this tile size (in each stage's output pixels) */
     int tile_height;
     int dry_run;  /* plan only: no pixel is read, computed or written */
     int no_reuse; /* do not reuse or keep node outputs in the engine's result cache */
@@ -315,9 +315,9 @@ typedef enum tsr_sample {
 typedef struct tsr_pixels {
     void *data;
     int width, height;
-    int channels;      /* 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA */
+    int channels; /* 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA */
     tsr_sample sample;
-    size_t stride;     /* bytes from one row to the next; 0: width * channels * sample size */
+    size_t stride; /* bytes from one row to the next; 0: width * channels * sample size */
 } tsr_pixels;
 
 /* Who owns caller pixels handed to the engine. */
@@ -368,18 +368,18 @@ void tsr_cleanup_temp_files(void);
  * honoured), status and message, statistics and events.
  */
 typedef struct tsr_job_stats {
-    double seconds;         /* wall time of the run */
-    double queued_seconds;  /* time spent waiting for device budget held by other jobs */
-    int nodes;              /* nodes in the graph */
-    int nodes_run;          /* nodes computed (not reused from the result cache) */
-    int nodes_reused;       /* materialized outputs taken from the result cache */
-    int64_t tiles;          /* tiles run */
-    int64_t downgrades;     /* tile halvings after out-of-memory */
-    int kernels_compiled;   /* programs built during the run */
-    int kernels_from_cache; /* programs loaded from the disk cache */
-    int models_loaded;      /* models read from disk for this graph */
-    int models_uploaded;    /* models whose weights went to the device during the run */
-    uint64_t reserved_bytes;  /* device budget this job reserved (its plan's peak) */
+    double seconds;             /* wall time of the run */
+    double queued_seconds;      /* time spent waiting for device budget held by other jobs */
+    int nodes;                  /* nodes in the graph */
+    int nodes_run;              /* nodes computed (not reused from the result cache) */
+    int nodes_reused;           /* materialized outputs taken from the result cache */
+    int64_t tiles;              /* tiles run */
+    int64_t downgrades;         /* tile halvings after out-of-memory */
+    int kernels_compiled;       /* programs built during the run */
+    int kernels_from_cache;     /* programs loaded from the disk cache */
+    int models_loaded;          /* models read from disk for this graph */
+    int models_uploaded;        /* models whose weights went to the device during the run */
+    uint64_t reserved_bytes;    /* device budget this job reserved (its plan's peak) */
     uint64_t peak_device_bytes; /* pool in-use peak while it ran (all jobs of the engine) */
     int files_written;
 } tsr_job_stats;
@@ -394,8 +394,8 @@ tsr_status tsr_job_new(tsr_engine *e, tsr_graph *g, const tsr_run_options *opt, 
 /* Bind caller pixels to source node `node` (an image.input, or any image source, which then
  * does not read its file). Before tsr_job_start only. With TSR_HANDOVER, free_fn is called
  * when the engine is done with the pixels, also on failure of this call. */
-tsr_status tsr_job_bind_input(tsr_job *j, const char *node, const tsr_pixels *px,
-                              tsr_ownership own, tsr_free_fn free_fn, void *free_user);
+tsr_status tsr_job_bind_input(tsr_job *j, const char *node, const tsr_pixels *px, tsr_ownership own,
+                              tsr_free_fn free_fn, void *free_user);
 /* The same with an image (one reference is taken). */
 tsr_status tsr_job_bind_image(tsr_job *j, const char *node, tsr_image *img);
 

@@ -135,7 +135,8 @@ int main(int argc, char **argv)
     so.bit_depth = 16;
     so.compression = 1;
     tsr_image *img = random_image(4000, 3000, 3), *img2 = random_image(256, 256, 3);
-    if (!img || !img2 || tsr_image_write(e, img, big, &so) || tsr_image_write(e, img2, small, &so)) {
+    if (!img || !img2 || tsr_image_write(e, img, big, &so) ||
+        tsr_image_write(e, img2, small, &so)) {
         fprintf(stderr, "bench-cancel: cannot write the inputs: %s\n", tsr_errmsg(e));
         return 1;
     }

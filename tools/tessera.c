@@ -985,8 +985,7 @@ static int mkdir_p(const char *dir)
 
 /* The graph's side: input node, save nodes, output names; an output that would replace an input
  * is refused; the output directory is made. */
-static int batch_outputs(const tsr_graph *g, const run_args *a, batch *b, char *msg,
-                         size_t msglen)
+static int batch_outputs(const tsr_graph *g, const run_args *a, batch *b, char *msg, size_t msglen)
 {
     int code = graph_view(g, &b->gv, msg, msglen);
     if (code)

@@ -392,9 +392,10 @@ static void err_self_loop(void **state)
 
 static void err_no_output(void **state)
 {
-    expect_error(HDR SRC "  inv: { type: adjust.invert, inputs: { image: src.image } }\n", 1,
-                 "t.yaml:2:1: error: ",
-                 "no output node: nothing would be written (add a node of type image.save, image.output)");
+    expect_error(
+        HDR SRC "  inv: { type: adjust.invert, inputs: { image: src.image } }\n", 1,
+        "t.yaml:2:1: error: ",
+        "no output node: nothing would be written (add a node of type image.save, image.output)");
 }
 
 static void err_version(void **state)
@@ -879,13 +880,14 @@ static void bad_corpus(void **state)
 /* The node list and params as a GUI or a batch driver reads them, overrides included. */
 static void introspection(void **state)
 {
-    tsr_graph *g = load_ok("version: 1\nnodes:\n"
-                           "  src: { type: image.load, params: { path: 'a b\"c.png' } }\n"
-                           "  b: { type: blur.gaussian, inputs: { image: src.image },"
-                           " params: { sigma: 2.5 } }\n"
-                           "  r: { type: resize, inputs: { image: b.image }, params: { width: 90 } }\n"
-                           "  out: { type: image.save, inputs: { image: r.image },"
-                           " params: { path: o.png } }\n");
+    tsr_graph *g =
+        load_ok("version: 1\nnodes:\n"
+                "  src: { type: image.load, params: { path: 'a b\"c.png' } }\n"
+                "  b: { type: blur.gaussian, inputs: { image: src.image },"
+                " params: { sigma: 2.5 } }\n"
+                "  r: { type: resize, inputs: { image: b.image }, params: { width: 90 } }\n"
+                "  out: { type: image.save, inputs: { image: r.image },"
+                " params: { path: o.png } }\n");
     assert_int_equal(tsr_graph_node_count(g), 4);
     static const char *ids[] = {"src", "b", "r", "out"},
                       *types[] = {"image.load", "blur.gaussian", "resize", "image.save"};

@@ -177,9 +177,9 @@ static void count_free(void *data, void *user)
     (void)user;
 }
 
-/* Caller pixels with padded rows, under each ownership: the output is 1 - x (alpha kept), a handed-over
- * buffer is freed exactly once (after use, when the job is freed unstarted, when the bind
- * fails), and invalid pixels are refused. */
+/* Caller pixels with padded rows, under each ownership: the output is 1 - x (alpha kept), a
+ * handed-over buffer is freed exactly once (after use, when the job is freed unstarted, when the
+ * bind fails), and invalid pixels are refused. */
 static void bind_pixels_ownership(void **state)
 {
     tsr_engine *e = gr_engine(0);
@@ -234,10 +234,10 @@ static void bind_pixels_ownership(void **state)
                      TSR_ERR_INVALID);
     assert_int_equal(freed, 2);
     unsigned char tiny[16];
-    tsr_pixels bad[] = {{NULL, 4, 4, 1, TSR_SAMPLE_U8, 0},  {tiny, 0, 4, 1, TSR_SAMPLE_U8, 0},
-                        {tiny, 4, 4, 5, TSR_SAMPLE_U8, 0},  {tiny, 4, 4, 1, (tsr_sample)9, 0},
-                        {tiny, 4, 4, 1, TSR_SAMPLE_U16, 4}, {tiny, 1 << 30, 1 << 30, 4,
-                                                             TSR_SAMPLE_F32, 0}};
+    tsr_pixels bad[] = {
+        {NULL, 4, 4, 1, TSR_SAMPLE_U8, 0},  {tiny, 0, 4, 1, TSR_SAMPLE_U8, 0},
+        {tiny, 4, 4, 5, TSR_SAMPLE_U8, 0},  {tiny, 4, 4, 1, (tsr_sample)9, 0},
+        {tiny, 4, 4, 1, TSR_SAMPLE_U16, 4}, {tiny, 1 << 30, 1 << 30, 4, TSR_SAMPLE_F32, 0}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         assert_int_equal(tsr_job_bind_input(j, "in", &bad[i], TSR_BORROW, NULL, NULL),
                          TSR_ERR_INVALID);
@@ -309,8 +309,8 @@ static void on_start(void *user, const tsr_event *ev)
 
 /* Start the job, cancel delay_ms after node `node` started (NULL: after the job started), and
  * return the seconds from the cancel to the end of tsr_job_wait; the job must end cancelled. */
-static double cancel_after(tsr_engine *e, tsr_graph *g, const tsr_run_options *o,
-                           const char *node, int delay_ms)
+static double cancel_after(tsr_engine *e, tsr_graph *g, const tsr_run_options *o, const char *node,
+                           int delay_ms)
 {
     tsr_job *j;
     tsr_run_options opt;
@@ -350,25 +350,28 @@ static void cancel_leaves_nothing(void **state)
     tsr_engine *e = gr_engine(0);
     static const slow_case cases[] = {
         /* one huge untiled kernel */
-        {"untiled blur", "  b: { type: blur.gaussian, inputs: { image: src.image },"
-                         " params: { sigma: 60 } }\n"
-                         "  out: { type: image.save, inputs: { image: b.image },"
-                         " params: { path: '%1$s/out.png' } }\n",
+        {"untiled blur",
+         "  b: { type: blur.gaussian, inputs: { image: src.image },"
+         " params: { sigma: 60 } }\n"
+         "  out: { type: image.save, inputs: { image: b.image },"
+         " params: { path: '%1$s/out.png' } }\n",
          4096, "b", 100},
         /* a PNG decode (the blur after it never starts) */
-        {"decode", "  b: { type: adjust.invert, inputs: { image: src.image } }\n"
-                   "  out: { type: image.save, inputs: { image: b.image },"
-                   " params: { path: '%1$s/out.png' } }\n",
+        {"decode",
+         "  b: { type: adjust.invert, inputs: { image: src.image } }\n"
+         "  out: { type: image.save, inputs: { image: b.image },"
+         " params: { path: '%1$s/out.png' } }\n",
          0, "src", 20},
         /* a PNG encode, slow at level 9 */
-        {"encode", "  out: { type: image.save, inputs: { image: src.image },"
-                   " params: { path: '%1$s/out.png', compression: 9, bit_depth: 16 } }\n",
+        {"encode",
+         "  out: { type: image.save, inputs: { image: src.image },"
+         " params: { path: '%1$s/out.png', compression: 9, bit_depth: 16 } }\n",
          0, "out", 50},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-        int len = snprintf(yaml, sizeof yaml,
-                           "version: 1\nnodes:\n  src: { type: image.load, params: { path: '%s' } }\n",
-                           big);
+        int len = snprintf(
+            yaml, sizeof yaml,
+            "version: 1\nnodes:\n  src: { type: image.load, params: { path: '%s' } }\n", big);
         snprintf(yaml + len, sizeof yaml - (size_t)len, cases[c].yaml_fmt, dir);
         tsr_graph *g = load(e, yaml);
         tsr_run_options o;
@@ -769,7 +772,8 @@ static void events_in_order(void **state)
     assert_int_equal(tsr_job_wait(j, -1), TSR_ERR_IO);
     assert_int_equal(l->type[l->n - 2], TSR_EV_JOB_ERROR);
     assert_int_equal(l->type[l->n - 1], TSR_EV_JOB_FINISH);
-    if (!strstr(l->error_json, "\"nodeId\":\"src\"") || !strstr(l->error_json, "\"param\":\"path\"") ||
+    if (!strstr(l->error_json, "\"nodeId\":\"src\"") ||
+        !strstr(l->error_json, "\"param\":\"path\"") ||
         !strstr(l->error_json, "\"file\":\"job.yaml\"") || !strstr(l->error_json, "\"line\":3"))
         fail_msg("error event: %s", l->error_json);
     tsr_job_free(j);
@@ -910,18 +914,12 @@ static void rerun_recomputes_downstream(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(lifecycle_and_memory_io),
-        cmocka_unit_test(bind_pixels_ownership),
-        cmocka_unit_test(cancel_before_start),
-        cmocka_unit_test(free_while_running),
-        cmocka_unit_test(cancel_leaves_nothing),
-        cmocka_unit_test(cancel_network),
-        cmocka_unit_test(cancels_leak_nothing),
-        cmocka_unit_test(jobs_share_the_budget),
-        cmocka_unit_test(models_shared_by_threads),
-        cmocka_unit_test(events_in_order),
-        cmocka_unit_test(watch_gives_a_preview),
-        cmocka_unit_test(rerun_recomputes_downstream),
+        cmocka_unit_test(lifecycle_and_memory_io),  cmocka_unit_test(bind_pixels_ownership),
+        cmocka_unit_test(cancel_before_start),      cmocka_unit_test(free_while_running),
+        cmocka_unit_test(cancel_leaves_nothing),    cmocka_unit_test(cancel_network),
+        cmocka_unit_test(cancels_leak_nothing),     cmocka_unit_test(jobs_share_the_budget),
+        cmocka_unit_test(models_shared_by_threads), cmocka_unit_test(events_in_order),
+        cmocka_unit_test(watch_gives_a_preview),    cmocka_unit_test(rerun_recomputes_downstream),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
