@@ -345,3 +345,11 @@ char *tsr__json_take(tsr__json *j)
     tsr__json_free(j);
     return out;
 }
+
+char *tsr_json_quote(const char *s)
+{
+    tsr__json j;
+    tsr__json_init(&j);
+    tsr__json_str(&j, s);
+    return tsr__json_take(&j);
+}

@@ -54,6 +54,12 @@ const char *tsr_status_str(tsr_status rc);
 /* Free memory returned as `char *` by this API. NULL is a no-op. */
 void tsr_free(void *p);
 
+/* s as a JSON string literal (quotes included; control characters, quotes and backslashes
+ * escaped, bytes that are not UTF-8 as U+FFFD), written by the engine's JSON writer, so that a
+ * program adding its own lines to an event stream escapes exactly as the events do. NULL: the
+ * text null. Free with tsr_free(); NULL when out of memory. */
+char *tsr_json_quote(const char *s);
+
 /* Library version string, e.g. "0.1.0". */
 const char *tsr_version(void);
 

@@ -145,66 +145,12 @@ static int has_help(int argc, char **argv)
  * Events of a job come with their JSON (tsr_event.json). A usage error, a graph that does not
  * load, and the batch lines have no job, so the CLI writes those itself. */
 
-/* Length of the valid UTF-8 sequence at p, 0 if it is not one. */
-static int utf8_len(const unsigned char *p)
-{
-    unsigned c = p[0], min;
-    int n;
-    if (c >= 0xc2 && c <= 0xdf)
-        n = 2, min = 0x80;
-    else if (c >= 0xe0 && c <= 0xef)
-        n = 3, min = 0x800;
-    else if (c >= 0xf0 && c <= 0xf4)
-        n = 4, min = 0x10000;
-    else
-        return 0;
-    unsigned cp = c & (0x3fu >> (n - 1));
-    for (int i = 1; i < n; i++) {
-        if ((p[i] & 0xc0) != 0x80) /* also stops at the terminating NUL */
-            return 0;
-        cp = cp << 6 | (p[i] & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return n;
-}
-
-/* A JSON string (RFC 8259): quotes, backslashes and control characters escaped, bytes that are
- * not UTF-8 (file names may hold any) written as U+FFFD, as the engine's writer does. */
+/* A JSON string, escaped by the engine's writer (the one JSON writer of the project). */
 static void json_str(FILE *f, const char *s)
 {
-    if (!s) {
-        fputs("null", f);
-        return;
-    }
-    const unsigned char *p = (const unsigned char *)s;
-    fputc('"', f);
-    while (*p) {
-        unsigned c = *p;
-        int n;
-        if (c == '"' || c == '\\') {
-            fputc('\\', f);
-            fputc((int)c, f);
-            p++;
-        } else if (c < 0x20) {
-            const char *esc = c == '\n' ? "\\n" : c == '\t' ? "\\t" : c == '\r' ? "\\r" : NULL;
-            if (esc)
-                fputs(esc, f);
-            else
-                fprintf(f, "\\u%04x", c);
-            p++;
-        } else if (c < 0x80) {
-            fputc((int)c, f);
-            p++;
-        } else if ((n = utf8_len(p)) > 0) {
-            fwrite(p, 1, (size_t)n, f);
-            p += n;
-        } else {
-            fputs("\\ufffd", f);
-            p++;
-        }
-    }
-    fputc('"', f);
+    char *q = tsr_json_quote(s);
+    fputs(q ? q : "null", f);
+    tsr_free(q);
 }
 
 static void json_kstr(FILE *f, const char *key, const char *s)

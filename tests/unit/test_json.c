@@ -580,9 +580,30 @@ static void plan_json_ids(void **state)
     free(long_id);
 }
 
+/* The public quote is the writer's string form. */
+static void public_quote(void **state)
+{
+    static const struct {
+        const char *in, *out;
+    } cases[] = {{"a\"b\\c\n\x01", "\"a\\\"b\\\\c\\n\\u0001\""},
+                 {"caf\xc3\xa9", "\"caf\xc3\xa9\""},
+                 {"bad\xff", "\"bad\\ufffd\""},
+                 {"", "\"\""}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *q = tsr_json_quote(cases[i].in);
+        assert_non_null(q);
+        assert_string_equal(q, cases[i].out);
+        tsr_free(q);
+    }
+    char *q = tsr_json_quote(NULL);
+    assert_string_equal(q, "null");
+    tsr_free(q);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(public_quote),
         cmocka_unit_test(control_characters),
         cmocka_unit_test(quotes_backslash_ascii),
         cmocka_unit_test(utf8_kept),
