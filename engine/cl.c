@@ -518,6 +518,18 @@ void tsr__kcache_free(tsr__kcache *kc)
     free(kc);
 }
 
+static tsr_status create_kernel(const tsr__program *p, const char *file, const char *name,
+                                cl_kernel *out, tsr__err *err)
+{
+    cl_int st;
+    *out = clCreateKernel(p->program, name, &st);
+    if (st != CL_SUCCESS)
+        return tsr__seterr(err, TSR_ERR_DEVICE,
+                           "clCreateKernel(%s) in kernels/%s.cl failed: %s (%d)", name, file,
+                           tsr__cl_status_name(st), st);
+    return TSR_OK;
+}
+
 /* The program's kernel slot for `name` (created in the runtime's table). Called locked. */
 static tsr_status shared_kernel(tsr__program *p, const char *file, const char *name, int *slot,
                                 tsr__err *err)
@@ -529,12 +541,10 @@ static tsr_status shared_kernel(tsr__program *p, const char *file, const char *n
         }
     if (p->n_kernels == TSR_MAX_KERNELS_PER_PROGRAM || strlen(name) >= sizeof p->kernels[0].name)
         return tsr__seterr(err, TSR_ERR_INTERNAL, "too many kernels in kernels/%s.cl", file);
-    cl_int st;
-    cl_kernel k = clCreateKernel(p->program, name, &st);
-    if (st != CL_SUCCESS)
-        return tsr__seterr(err, TSR_ERR_DEVICE,
-                           "clCreateKernel(%s) in kernels/%s.cl failed: %s (%d)", name, file,
-                           tsr__cl_status_name(st), st);
+    cl_kernel k;
+    tsr_status rc = create_kernel(p, file, name, &k, err);
+    if (rc)
+        return rc;
     snprintf(p->kernels[p->n_kernels].name, sizeof p->kernels[0].name, "%s", name);
     p->kernels[p->n_kernels].kernel = k;
     *slot = p->n_kernels++;
@@ -574,12 +584,9 @@ tsr_status tsr__cl_kernel(tsr__cl *cl, tsr__kcache *kc, const char *file, const 
         kc->v = v;
         kc->cap = cap;
     }
-    cl_int st;
-    cl_kernel k = clCreateKernel(p->program, name, &st);
-    if (st != CL_SUCCESS)
-        return tsr__seterr(err, TSR_ERR_DEVICE,
-                           "clCreateKernel(%s) in kernels/%s.cl failed: %s (%d)", name, file,
-                           tsr__cl_status_name(st), st);
+    cl_kernel k;
+    if ((rc = create_kernel(p, file, name, &k, err)))
+        return rc;
     kc->v[kc->n++] = (struct kentry){p, p->kernels[slot].name, k};
     *out = k;
     return TSR_OK;

@@ -409,6 +409,21 @@ tsr_status tsr_job_watch(tsr_job *j, const char *node, int max_side)
     return TSR_OK;
 }
 
+/* The fields every event of the job itself has. */
+static void job_event(tsr_job *j, tsr_event *ev, tsr_event_type type, const char *name,
+                      double elapsed)
+{
+    memset(ev, 0, sizeof *ev);
+    ev->type = type;
+    ev->name = name;
+    ev->job = j;
+    ev->status = j->rc;
+    ev->message = j->err.msg;
+    ev->node_index = -1;
+    ev->node_count = j->g->n_nodes;
+    ev->elapsed_s = elapsed;
+}
+
 /* Parse the job's message into an execution-error event, then the finish event. */
 static void emit_end(tsr_job *j, double seconds)
 {
@@ -418,15 +433,7 @@ static void emit_end(tsr_job *j, double seconds)
     tsr__json_init(&w);
     tsr_event ev;
     if (j->rc) {
-        memset(&ev, 0, sizeof ev);
-        ev.type = TSR_EV_JOB_ERROR;
-        ev.name = "execution-error";
-        ev.job = j;
-        ev.status = j->rc;
-        ev.message = j->err.msg;
-        ev.node_index = -1;
-        ev.node_count = j->g->n_nodes;
-        ev.elapsed_s = seconds;
+        job_event(j, &ev, TSR_EV_JOB_ERROR, "execution-error", seconds);
         int v = find_node(j, j->err.node);
         ev.node = v >= 0 ? j->g->nodes[v].id : NULL;
         ev.node_type = v >= 0 ? j->g->nodes[v].cls->name : NULL;
@@ -459,16 +466,8 @@ static void emit_end(tsr_job *j, double seconds)
         tsr__json_free(&w);
         tsr__json_init(&w);
     }
-    memset(&ev, 0, sizeof ev);
-    ev.type = TSR_EV_JOB_FINISH;
-    ev.name = "finish";
-    ev.job = j;
-    ev.status = j->rc;
-    ev.message = j->err.msg;
+    job_event(j, &ev, TSR_EV_JOB_FINISH, "finish", seconds);
     ev.seconds = seconds;
-    ev.elapsed_s = seconds;
-    ev.node_index = -1;
-    ev.node_count = j->g->n_nodes;
     ev.files = (const char *const *)j->files;
     ev.n_files = j->n_files;
     tsr__json_obj(&w);
@@ -503,13 +502,8 @@ static void emit_start(tsr_job *j)
     tsr__json_end(&w);
     tsr__json_end(&w);
     tsr_event ev;
-    memset(&ev, 0, sizeof ev);
-    ev.type = TSR_EV_JOB_START;
-    ev.name = "chain-start";
+    job_event(j, &ev, TSR_EV_JOB_START, "chain-start", 0);
     ev.json = tsr__json_text(&w);
-    ev.job = j;
-    ev.node_index = -1;
-    ev.node_count = j->g->n_nodes;
     j->opt.event(j->opt.user, &ev);
     tsr__json_free(&w);
 }
