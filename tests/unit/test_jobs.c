@@ -147,13 +147,14 @@ static void lifecycle_and_memory_io(void **state)
     for (size_t i = 0; i < n; i++)
         if (out->data[i] != 1.0f - src->data[i])
             fail_msg("sample %zu: %g, expected %g", i, out->data[i], 1.0f - src->data[i]);
+    tsr_image_free(out);
     assert_int_equal(tsr_job_output(j, "inv", &out), TSR_ERR_INVALID); /* not kept */
+    assert_null(out);
     tsr_job_stats st;
     tsr_job_get_stats(j, &st);
     assert_int_equal(st.nodes, 3);
     assert_int_equal(st.nodes_run, 3);
     assert_int_equal(st.nodes_reused, 0);
-    tsr_image_free(out);
     tsr_job_free(j);
     /* Unbound image.input: the job fails at inference with the advice. */
     g = load(e, invert_yaml);
