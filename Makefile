@@ -115,7 +115,7 @@ test: deps
 
 # The multi-threaded tests under ThreadSanitizer (PoCL's own threads are not instrumented; what
 # they share with ours is reached through OpenCL calls, whose locks TSan sees).
-TSAN_TESTS := tests/unit/test_jobs tests/unit/test_pool tests/unit/test_launch tests/unit/test_image_ctl
+TSAN_TESTS := tests/unit/test_jobs tests/unit/test_pool tests/unit/test_image_ctl
 test-tsan: deps
 	$(MAKE) SAN=thread $(TSAN_TESTS:tests/%=build-tsan/tests/%)
 	@set -e; for t in $(TSAN_TESTS:tests/%=build-tsan/tests/%); do \

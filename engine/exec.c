@@ -650,6 +650,11 @@ static tsr_status transfer(tsr_exec *ex, run_state *rs, tsr_image *img, tsr_rect
     cl_command_queue q = ex->queue;
     for (int c = 0; c < img->channels && !rc; c++)
         for (int y = 0; y < r.h && !rc; y += rows) {
+            if (tsr__exec_cancelled(ex)) { /* a chunk is at most 16 MiB: a few ms */
+                rc = tsr__seterr(ex->err, TSR_ERR_CANCELLED, "cancelled in node '%s' (%s)",
+                                 ex->node->id, to_device ? "upload" : "download");
+                break;
+            }
             int n = rows < r.h - y ? rows : r.h - y;
             size_t bytes = row_bytes * (size_t)n;
             size_t off = ((size_t)c * r.h + (size_t)y) * row_bytes;
@@ -686,12 +691,11 @@ static tsr_status transfer(tsr_exec *ex, run_state *rs, tsr_image *img, tsr_rect
                     rc = tsr__exec_cl_error(ex, err, "clEnqueueCopyBuffer");
             }
         }
-    /* The staging block goes back only once the queue no longer reads it. */
-    if (!rc) {
-        cl_int err = clFinish(q);
-        if (err != CL_SUCCESS)
-            rc = tsr__exec_cl_error(ex, err, "clFinish");
-    }
+    /* The staging block goes back only once the queue no longer reads it (after a cancel or
+     * an error too). */
+    cl_int err = clFinish(q);
+    if (!rc && err != CL_SUCCESS)
+        rc = tsr__exec_cl_error(ex, err, "clFinish");
     tsr__pool_release(rs->e->staging, st);
     return rc;
 }
