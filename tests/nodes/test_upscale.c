@@ -402,9 +402,10 @@ static void cancel_between_layers(void **state)
     gr_run(e, g, 0, 0, &r);
     pthread_join(th, NULL);
     assert_int_equal(r.rc, TSR_ERR_CANCELLED);
-    /* Between two layers, or inside one (a sliced launch): either names where it stopped. */
-    if (!strstr(r.msg, "after layer") && !strstr(r.msg, "kernel '"))
-        fail_msg("the message says neither layer nor kernel: %s", r.msg);
+    /* Between two layers, inside one (a sliced launch), or while the tile's input goes to the
+     * device (where 300 ms lands depends on the machine): the message names where it stopped. */
+    if (!strstr(r.msg, "after layer") && !strstr(r.msg, "kernel '") && !strstr(r.msg, "'up'"))
+        fail_msg("the message does not say where the network stopped: %s", r.msg);
     print_message("%s\n", r.msg);
     gr_result_clear(&r);
     tsr_graph_free(g);
