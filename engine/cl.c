@@ -341,20 +341,6 @@ static void cache_path(const tsr__cl *cl, const tsr__kernel_source *common,
     snprintf(buf, len, "%s/%s-%016llx.bin", cl->cache_dir, src->name, (unsigned long long)h);
 }
 
-static int mkdir_p(const char *dir)
-{
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s", dir);
-    for (char *p = tmp + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            if (mkdir(tmp, 0755) && errno != EEXIST)
-                return -1;
-            *p = '/';
-        }
-    return mkdir(tmp, 0755) && errno != EEXIST ? -1 : 0;
-}
-
 static unsigned char *read_file(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");
@@ -483,7 +469,7 @@ static tsr_status get_program(tsr__cl *cl, const char *stem, tsr__program **out,
         return rc;
     }
     cl->builds_compiled++;
-    if (use_cache && mkdir_p(cl->cache_dir) == 0)
+    if (use_cache && tsr__mkdir_p(cl->cache_dir, 0755) == 0)
         write_cache(path, p->program);
 done:
     p->next = cl->programs;

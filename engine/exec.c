@@ -356,6 +356,78 @@ tsr_status tsr__run_node(tsr_engine *e, const tsr_node *n, tsr_image *const *inp
 
 /* ---- the graph ------------------------------------------------------------------------------ */
 
+typedef struct path_ref {
+    char *key;
+    int node;
+} path_ref;
+
+static int path_ref_cmp(const void *a, const void *b)
+{
+    const path_ref *x = a, *y = b;
+    int c = strcmp(x->key, y->key);
+    return c ? c : x->node - y->node;
+}
+
+/* A save whose target is also a file some node reads, or two saves to one file, would lose
+ * data or race: refused before any pixel moves, at the save's path. Sorted, so that a graph of
+ * many nodes costs n log n. */
+static tsr_status check_paths(const tsr_graph *g, tsr__err *err)
+{
+    path_ref *refs = calloc((size_t)g->n_nodes + 1, sizeof *refs);
+    if (!refs)
+        return tsr__seterr(err, TSR_ERR_NOMEM, "out of memory checking output paths");
+    int n = 0;
+    tsr_status rc = TSR_OK;
+    char key[4200];
+    for (int v = 0; v < g->n_nodes; v++) {
+        const tsr_node *nd = &g->nodes[v];
+        int p = tsr__param_index(nd->cls, "path");
+        if (p < 0 || !nd->params[p].str || tsr__path_key(nd->params[p].str, key, sizeof key))
+            continue;
+        if (!(refs[n].key = strdup(key))) {
+            rc = tsr__seterr(err, TSR_ERR_NOMEM, "out of memory checking output paths");
+            break;
+        }
+        refs[n++].node = v;
+    }
+    if (!rc)
+        qsort(refs, (size_t)n, sizeof *refs, path_ref_cmp);
+    for (int i = 0; !rc && i < n;) {
+        int k = i + 1;
+        while (k < n && strcmp(refs[k].key, refs[i].key) == 0)
+            k++;
+        /* refs[i..k) name one file: a sink among several is refused. */
+        int reader = -1, writer = -1;
+        for (int m = i; m < k && k - i > 1; m++) {
+            const tsr_node *nd = &g->nodes[refs[m].node];
+            if (!(nd->cls->flags & TSR_NODE_SINK)) {
+                reader = reader < 0 ? refs[m].node : reader;
+            } else if (writer < 0) {
+                writer = refs[m].node;
+            } else {
+                const tsr_node *w = &g->nodes[writer];
+                rc = tsr__node_error(err, nd, tsr__param_index(nd->cls, "path"),
+                                     "writes '%s', the same file as node '%s'",
+                                     nd->params[tsr__param_index(nd->cls, "path")].str, w->id);
+                break;
+            }
+        }
+        if (!rc && writer >= 0 && reader >= 0) {
+            const tsr_node *w = &g->nodes[writer];
+            int p = tsr__param_index(w->cls, "path");
+            rc = tsr__node_error(err, w, p,
+                                 "would replace '%s', which node '%s' reads: write the output "
+                                 "elsewhere",
+                                 w->params[p].str, g->nodes[reader].id);
+        }
+        i = k;
+    }
+    for (int i = 0; i < n; i++)
+        free(refs[i].key);
+    free(refs);
+    return rc;
+}
+
 tsr_status tsr_graph_infer(tsr_engine *e, tsr_graph *g)
 {
     tsr__err_clear(tsr__eerr(e));
@@ -405,6 +477,9 @@ tsr_status tsr_graph_infer(tsr_engine *e, tsr_graph *g)
             }
         }
     }
+    tsr_status rc = check_paths(g, tsr__eerr(e));
+    if (rc)
+        return rc;
     g->inferred = 1;
     g->inferred_by = e;
     g->pending_loads = tsr__model_loads_here() - loads0;

@@ -52,6 +52,14 @@ const char *tsr__cl_status_name(cl_int st);
  * LC_NUMERIC says: messages and JSON must not depend on the caller's locale. */
 void tsr__format_number(char *buf, size_t len, double v);
 
+/* File-system helpers (engine/path.c). tsr__mkdir_p makes dir and its parents (0, or -1 with
+ * errno); tsr__dir_of writes the folder part of path ("." when none); tsr__path_key writes a
+ * canonical form of path (links and ".." resolved; for a file not yet there, its folder's),
+ * so that two spellings of one file compare equal (0, or -1 when its folder does not exist). */
+int tsr__mkdir_p(const char *dir, unsigned mode);
+void tsr__dir_of(const char *path, char *dir, size_t len);
+int tsr__path_key(const char *path, char *key, size_t len);
+
 /* Overflow-checked size arithmetic: return 0 on overflow. */
 int tsr__mul_size(size_t a, size_t b, size_t *out);
 size_t tsr__image_bytes(int w, int h, int channels); /* 0 on overflow or empty */

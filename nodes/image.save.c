@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "nodeutil.h"
@@ -19,7 +20,9 @@
     X(QUALITY, "quality", TSR_PARAM_INT, "92", 1, 100, NULL, 0, "JPEG quality")                    \
     X(COMPRESSION, "compression", TSR_PARAM_INT, "6", 0, 9, NULL, 0, "PNG zlib level")             \
     X(SUBSAMPLING, "subsampling", TSR_PARAM_ENUM, "420", 0, -1, "444|422|420", 0,                  \
-      "JPEG chroma subsampling")
+      "JPEG chroma subsampling")                                                                   \
+    X(MKDIR, "mkdir", TSR_PARAM_BOOL, "true", 0, -1, NULL, 0,                                      \
+      "create the output's folder (and its parents) when missing")
 TSR_PARAM_ENUM_DECL(SAVE_PARAMS)
 TSR_PARAM_TABLE_DECL(save, SAVE_PARAMS)
 
@@ -55,19 +58,29 @@ static tsr_status save_check(const tsr_node *n, tsr__err *err)
     return rc;
 }
 
-/* Fail before any pixel is computed when the output cannot be written. */
+/* Fail before any pixel is computed when the output cannot be written: its folder (or, when
+ * `mkdir` will make it, the nearest existing parent) must be writable. */
 static tsr_status save_infer(const tsr_node *n, const tsr_port_info *in, tsr_port_info *out,
                              tsr__err *err)
 {
     const char *path = n->params[P_PATH].str;
     char dir[4096];
-    const char *slash = strrchr(path, '/');
-    if (!slash)
-        snprintf(dir, sizeof dir, ".");
-    else if (slash == path)
-        snprintf(dir, sizeof dir, "/");
-    else
-        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    tsr__dir_of(path, dir, sizeof dir);
+    struct stat st;
+    int missing = stat(dir, &st) != 0 && errno == ENOENT;
+    if (missing && !n->params[P_MKDIR].ival) {
+        tsr__node_error(err, n, P_PATH,
+                        "cannot write '%s': directory '%s' does not exist (mkdir: true makes it)",
+                        path, dir);
+        return TSR_ERR_IO;
+    }
+    /* The nearest existing parent of a folder still to be made. */
+    while (missing && strcmp(dir, ".") && strcmp(dir, "/")) {
+        char up[4096];
+        tsr__dir_of(dir, up, sizeof up);
+        snprintf(dir, sizeof dir, "%s", up);
+        missing = stat(dir, &st) != 0 && errno == ENOENT;
+    }
     if (access(dir, W_OK) != 0) {
         int e = errno;
         tsr__node_error(err, n, P_PATH, "cannot write '%s': directory '%s': %s", path, dir,
@@ -87,6 +100,16 @@ static tsr_status save_consume(tsr_exec *ex, const tsr_node *n, const tsr_image 
     o.compression = n->params[P_COMPRESSION].ival;
     static const int sub[] = {444, 422, 420};
     o.subsampling = sub[n->params[P_SUBSAMPLING].ival];
+    if (n->params[P_MKDIR].ival) {
+        char dir[4096];
+        tsr__dir_of(n->params[P_PATH].str, dir, sizeof dir);
+        if (tsr__mkdir_p(dir, 0777)) {
+            int e = errno;
+            tsr__node_error(ex->err, n, P_PATH, "cannot create the directory '%s': %s", dir,
+                            strerror(e));
+            return TSR_ERR_IO;
+        }
+    }
     tsr__io_ctl ctl = tsr__exec_io(ex);
     tsr_status rc = tsr__image_save(img, n->params[P_PATH].str, &o, &ctl, ex->err);
     /* A cancel is not an error at a place in the graph: its message goes up as it is. */

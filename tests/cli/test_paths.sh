@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Output paths: folders made on demand (image.save's mkdir param), and a save that would
+# replace an input or a second save to the same file refused before any pixel moves.
+set -u
+cd "$(dirname "$0")/../.."
+. tests/cli/checks.bash
+
+check "a missing output folder is made" \
+    bash -c "$T run graphs/blur.yaml -q --set out.path=$tmp/a/b/c/o.png && test -s $tmp/a/b/c/o.png"
+check "with mkdir: false a missing folder exits 1" \
+    test "$(code $T run graphs/blur.yaml -q --set out.path=$tmp/no/o.png --set out.mkdir=false)" = 1
+check "... naming the folder and the param" \
+    bash -c "$T run graphs/blur.yaml -q --set out.path=$tmp/no/o.png --set out.mkdir=false 2>&1 | grep -q \"directory '$tmp/no' does not exist (mkdir: true makes it)\""
+check "... and makes nothing" bash -c "! test -e $tmp/no"
+echo x >$tmp/file
+check "a folder that is a file exits 1" \
+    test "$(code $T run graphs/blur.yaml -q --set out.path=$tmp/file/o.png)" = 1
+
+cp graphs/images/sample.png $tmp/in.png
+cp $tmp/in.png $tmp/in-copy.png
+check "an output replacing the input exits 2" \
+    test "$(code $T run graphs/blur.yaml --set src.path=$tmp/in.png --set out.path=$tmp/in.png)" = 2
+check "... even spelt another way" \
+    test "$(code $T run graphs/blur.yaml --set src.path=$tmp/in.png --set out.path=$tmp/a/../in.png)" = 2
+check "... saying which node reads it" \
+    bash -c "$T run graphs/blur.yaml --set src.path=$tmp/in.png --set out.path=$tmp/in.png 2>&1 | grep -q \"which node 'src' reads\""
+check "... and the input is untouched" cmp -s $tmp/in.png $tmp/in-copy.png
+ln -s $tmp/in.png $tmp/link.png
+check "an output replacing the input through a link exits 2" \
+    test "$(code $T run graphs/blur.yaml --set src.path=$tmp/in.png --set out.path=$tmp/link.png)" = 2
+cat >$tmp/two.yaml <<YAML
+version: 1
+nodes:
+  src: { type: image.load, params: { path: graphs/images/small.png } }
+  a: { type: image.save, inputs: { image: src.image }, params: { path: $tmp/x.png } }
+  b: { type: image.save, inputs: { image: src.image }, params: { path: $tmp/sub/../x.png } }
+YAML
+mkdir -p $tmp/sub
+check "two saves to one file exit 2" test "$(code $T run $tmp/two.yaml)" = 2
+check "... with the second save's position" \
+    bash -c "$T validate $tmp/two.yaml 2>&1 | grep -q \"two.yaml:5:.*node 'b': writes '$tmp/sub/../x.png', the same file as node 'a'\""
+check "... and nothing is written" bash -c "! test -e $tmp/x.png"
+
+cli_done paths
