@@ -1272,6 +1272,40 @@ static tsr_status encode(enc *e)
     return e->o.format == TSR_FORMAT_PNG ? png_encode(e) : jpeg_encode(e);
 }
 
+/* The file a symbolic link at path names (links followed to the end; a dangling last link
+ * names the file to create), malloc'd; NULL when path is not a link. */
+static char *link_target(const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) || !S_ISLNK(st.st_mode))
+        return NULL;
+    char *real = realpath(path, NULL);
+    if (real)
+        return real;
+    char buf[4096], dir[4096];
+    const char *cur = path;
+    char *out = NULL;
+    for (int hops = 0; hops < 40; hops++) { /* dangling: follow the text of each link */
+        ssize_t n = readlink(cur, buf, sizeof buf - 1);
+        if (n < 0)
+            break;
+        buf[n] = 0;
+        char next[8200];
+        tsr__dir_of(cur, dir, sizeof dir);
+        if (buf[0] == '/')
+            snprintf(next, sizeof next, "%s", buf);
+        else
+            snprintf(next, sizeof next, "%s/%s", dir, buf);
+        free(out);
+        if (!(out = strdup(next)))
+            return NULL;
+        if (lstat(out, &st) || !S_ISLNK(st.st_mode))
+            return out;
+        cur = out;
+    }
+    return out;
+}
+
 tsr_status tsr__image_save(const tsr_image *img, const char *path, const tsr_save_options *opt,
                            const tsr__io_ctl *ctl, tsr__err *err)
 {
@@ -1283,17 +1317,22 @@ tsr_status tsr__image_save(const tsr_image *img, const char *path, const tsr_sav
     enc *e = enc_new(img, path, opt, ctl, err);
     if (!e)
         return tsr__seterr(err, TSR_ERR_NOMEM, "%s: out of memory", path);
-    char *tmp = NULL;
+    char *tmp = NULL, *dest = NULL;
+    const char *target = path;
     int fd = -1, slot = -1;
     rc = resolve_options(img, path, &e->o, err);
     if (rc)
         goto fail;
-    rc = tmp_create(path, &tmp, &fd, &slot, err);
+    /* A symbolic link is written through: the temporary file goes beside the file it names,
+     * and replaces that file (as vips and ImageMagick write through links). */
+    dest = link_target(path);
+    target = dest ? dest : path;
+    rc = tmp_create(target, &tmp, &fd, &slot, err);
     if (rc)
         goto fail;
     /* Replacing a file keeps its permissions. */
     struct stat st;
-    if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && fchmod(fd, st.st_mode & 07777)) {
+    if (stat(target, &st) == 0 && S_ISREG(st.st_mode) && fchmod(fd, st.st_mode & 07777)) {
         rc = efail(e, TSR_ERR_IO, "cannot set permissions on the temporary file: %s",
                    strerror(errno));
         goto fail;
@@ -1317,7 +1356,7 @@ tsr_status tsr__image_save(const tsr_image *img, const char *path, const tsr_sav
         rc = efail(e, TSR_ERR_IO, "write error on close: %s", strerror(errno));
         goto fail;
     }
-    if (rename(tmp, path)) {
+    if (rename(tmp, target)) {
         rc = efail(e, TSR_ERR_IO, "cannot replace the file: %s", strerror(errno));
         goto fail;
     }
@@ -1335,6 +1374,7 @@ fail:
     }
     tmp_release(slot); /* after the rename or the unlink: the name is gone */
     enc_free(e);
+    free(dest);
     return rc;
 }
 

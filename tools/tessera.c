@@ -114,6 +114,8 @@ static const char *run_help =
     "  --input-node ID         the node that reads each input (default: the graph's only\n"
     "                          image.load or image.input)\n"
     "  --keep-going            record a failed file and go on; exit 1 if any failed\n"
+    "  --no-clobber            refuse to replace an existing output file (checked before the\n"
+    "                          run starts; exit 2)\n"
     "                          (default: stop at the first failure, with its exit code)\n"
     "  --shard I/N             only the inputs whose position in the sorted list is I mod N\n"
     "                          (0 <= I < N), for N machines sharing one batch\n"
@@ -289,7 +291,7 @@ typedef struct run_args {
     const char *graph, *device, *vram, *output_dir, *input_node;
     const char **sets, **batch;
     int n_sets, n_batch;
-    int quiet, stats, dry_run, json, keep_going;
+    int quiet, stats, dry_run, json, keep_going, no_clobber;
     int tile_w, tile_h;
     int shard_i, shard_n; /* shard_n 0: no --shard */
 } run_args;
@@ -378,6 +380,8 @@ static int parse_run_args(int argc, char **argv, int validate_only, run_args *a,
             a->stats = 1;
         } else if (!strcmp(arg, "--keep-going")) {
             a->keep_going = 1;
+        } else if (!strcmp(arg, "--no-clobber")) {
+            a->no_clobber = 1;
         } else if (arg[0] == '-' && arg[1]) {
             snprintf(msg, msglen, "unknown option '%s'", arg);
             return EXIT_USAGE;
@@ -837,6 +841,25 @@ static int graph_view(const tsr_graph *g, gview *gv, char *msg, size_t msglen)
     return EXIT_OK;
 }
 
+/* --no-clobber: the first image.save whose file (or link) exists, named in msg; 0 if none. */
+static int existing_output(const tsr_graph *g, char *msg, size_t msglen)
+{
+    for (int i = 0; i < tsr_graph_node_count(g); i++) {
+        if (strcmp(tsr_graph_node_type(g, i), "image.save"))
+            continue;
+        char *path = tsr_graph_param(g, i, "path");
+        struct stat st;
+        int exists = path && lstat(path, &st) == 0;
+        if (exists)
+            snprintf(msg, msglen, "node '%s': output '%s' exists (--no-clobber)",
+                     tsr_graph_node_id(g, i), path);
+        free(path);
+        if (exists)
+            return 1;
+    }
+    return 0;
+}
+
 static int is_input_type(const char *type)
 {
     return !strcmp(type, "image.load") || !strcmp(type, "image.input");
@@ -1026,6 +1049,11 @@ static int batch_outputs(const tsr_graph *g, const run_args *a, batch *b, char *
         }
     }
     free(ids);
+    for (int i = 0; !code && a->no_clobber && i < b->n_sel * b->n_saves; i++)
+        if (lstat(b->outputs[i], &st) == 0) {
+            snprintf(msg, msglen, "output '%s' exists (--no-clobber)", b->outputs[i]);
+            code = EXIT_USAGE;
+        }
     if (!code && mkdir_p(a->output_dir)) {
         snprintf(msg, msglen, "--output-dir '%s': cannot make the directory: %s", a->output_dir,
                  strerror(errno));
@@ -1356,6 +1384,8 @@ static int cmd_run(int argc, char **argv, int validate_only)
                     fail_before_job(json, code == EXIT_USAGE ? TSR_ERR_INVALID : TSR_ERR_IO, msg);
             else
                 code = batch_run(e, g, &a, &b, &v);
+        } else if (a.no_clobber && !a.dry_run && existing_output(g, msg, sizeof msg)) {
+            code = fail_before_job(json, TSR_ERR_INVALID, msg);
         } else {
             tsr_run_options ro = {
                 .tile_width = a.tile_w, .tile_height = a.tile_h, .dry_run = a.dry_run};

@@ -41,4 +41,30 @@ check "... with the second save's position" \
     bash -c "$T validate $tmp/two.yaml 2>&1 | grep -q \"two.yaml:5:.*node 'b': writes '$tmp/sub/../x.png', the same file as node 'a'\""
 check "... and nothing is written" bash -c "! test -e $tmp/x.png"
 
+# Links are written through, atomically beside the file they name
+mkdir -p $tmp/real
+cp graphs/images/small.png $tmp/real/t.png
+ln -s real/t.png $tmp/outlink.png
+ln -s real/new.png $tmp/dangling.png
+check "an output that is a link writes its target" \
+    bash -c "$T run graphs/blur.yaml -q --set out.path=$tmp/outlink.png && test -L $tmp/outlink.png && ! cmp -s $tmp/real/t.png graphs/images/small.png"
+check "... which is the blurred image" \
+    bash -c "$T run graphs/blur.yaml -q --set out.path=$tmp/direct.png && cmp -s $tmp/direct.png $tmp/real/t.png"
+check "a dangling link makes the file it names" \
+    bash -c "$T run graphs/blur.yaml -q --set out.path=$tmp/dangling.png && test -L $tmp/dangling.png && test -s $tmp/real/new.png"
+check "... leaving no temporary file" bash -c "test -z \"\$(ls -A $tmp/real | grep -v '^t.png\$' | grep -v '^new.png\$')\""
+
+# --no-clobber
+check "--no-clobber refuses an existing output with exit 2" \
+    test "$(code $T run graphs/blur.yaml --set out.path=$tmp/direct.png --no-clobber)" = 2
+check "... naming it" \
+    bash -c "$T run graphs/blur.yaml --set out.path=$tmp/direct.png --no-clobber 2>&1 | grep -q \"output '$tmp/direct.png' exists (--no-clobber)\""
+check "... and writes a new one" \
+    bash -c "$T run graphs/blur.yaml -q --set out.path=$tmp/fresh.png --no-clobber && test -s $tmp/fresh.png"
+mkdir -p $tmp/bin $tmp/bout
+cp graphs/images/small.png $tmp/bin/a.png
+cp graphs/images/small.png $tmp/bout/a.png
+check "--no-clobber in a batch refuses before any work" \
+    test "$(code $T run graphs/blur.yaml --batch $tmp/bin --output-dir $tmp/bout --no-clobber)" = 2
+
 cli_done paths
