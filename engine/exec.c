@@ -382,7 +382,8 @@ static tsr_status check_paths(const tsr_graph *g, tsr__err *err)
     for (int v = 0; v < g->n_nodes; v++) {
         const tsr_node *nd = &g->nodes[v];
         int p = tsr__param_index(nd->cls, "path");
-        if (p < 0 || !nd->params[p].str || tsr__path_key(nd->params[p].str, key, sizeof key))
+        if (p < 0 || !nd->params[p].str || strcmp(nd->params[p].str, "-") == 0 ||
+            tsr__path_key(nd->params[p].str, key, sizeof key))
             continue;
         if (!(refs[n].key = strdup(key))) {
             rc = tsr__seterr(err, TSR_ERR_NOMEM, "out of memory checking output paths");

@@ -576,12 +576,78 @@ static tsr_status decode_stream(FILE *fp, const char *name, uint64_t max_pixels,
     return rc;
 }
 
+/* Standard input ("-" as a load path) is read once, whole, and kept: inference reads the header
+ * and the run the pixels from the same bytes (a pipe can not be read twice). */
+#define STDIN_MAX ((size_t)1 << 31)
+static pthread_mutex_t stdin_mu = PTHREAD_MUTEX_INITIALIZER;
+static unsigned char *stdin_buf;
+static size_t stdin_len;
+static int stdin_read;
+
+static tsr_status stdin_bytes(const unsigned char **buf, size_t *len, tsr__err *err)
+{
+    tsr_status rc = TSR_OK;
+    pthread_mutex_lock(&stdin_mu);
+    if (!stdin_read) {
+        size_t cap = 1 << 20;
+        stdin_buf = malloc(cap);
+        while (stdin_buf) {
+            if (stdin_len == cap) {
+                unsigned char *b = cap < STDIN_MAX ? realloc(stdin_buf, cap * 2) : NULL;
+                if (!b) {
+                    rc = cap < STDIN_MAX
+                             ? tsr__seterr(err, TSR_ERR_NOMEM, "<stdin>: out of memory")
+                             : tsr__seterr(err, TSR_ERR_LIMIT, "<stdin>: more than %zu bytes",
+                                           STDIN_MAX);
+                    break;
+                }
+                stdin_buf = b;
+                cap *= 2;
+            }
+            size_t n = fread(stdin_buf + stdin_len, 1, cap - stdin_len, stdin);
+            stdin_len += n;
+            if (n == 0) {
+                if (ferror(stdin))
+                    rc = tsr__seterr(err, TSR_ERR_IO, "<stdin>: read error: %s", strerror(errno));
+                break;
+            }
+        }
+        if (!stdin_buf && !rc)
+            rc = tsr__seterr(err, TSR_ERR_NOMEM, "<stdin>: out of memory");
+        stdin_read = !rc;
+        if (rc) {
+            free(stdin_buf);
+            stdin_buf = NULL;
+            stdin_len = 0;
+        }
+    }
+    *buf = stdin_buf;
+    *len = stdin_len;
+    pthread_mutex_unlock(&stdin_mu);
+    return rc;
+}
+
 static tsr_status decode_file(const char *path, uint64_t max_pixels, int header_only,
                               const tsr__io_ctl *ctl, tsr_port_info *info, tsr_image **out,
                               tsr__err *err)
 {
     if (!path)
         return tsr__seterr(err, TSR_ERR_INVALID, "image path is NULL");
+    if (strcmp(path, "-") == 0) {
+        const unsigned char *buf;
+        size_t len;
+        tsr_status rc = stdin_bytes(&buf, &len, err);
+        if (rc)
+            return rc;
+        if (len == 0)
+            return tsr__seterr(err, TSR_ERR_DECODE, "<stdin>: no data");
+        FILE *mf = fmemopen((void *)buf, len, "rb");
+        if (!mf)
+            return tsr__seterr(err, TSR_ERR_NOMEM, "<stdin>: %s", strerror(errno));
+        rc = decode_stream(mf, "<stdin>", max_pixels, header_only, ctl, info, out, err);
+        fclose(mf);
+        return rc;
+    }
     FILE *fp = fopen(path, "rb");
     if (!fp)
         return tsr__seterr(err, TSR_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
@@ -1306,11 +1372,31 @@ static char *link_target(const char *path)
     return out;
 }
 
+/* "-": the encoded bytes to standard output, in one write once the encoding is complete (a
+ * failed or cancelled encode writes nothing). */
+static tsr_status save_stdout(const tsr_image *img, const tsr_save_options *opt,
+                              const tsr__io_ctl *ctl, tsr__err *err)
+{
+    void *buf = NULL;
+    size_t len = 0;
+    tsr_status rc = tsr__image_encode(img, opt, ctl, &buf, &len, err);
+    if (rc) {
+        tsr__err_prefix(err, "<stdout>: ");
+        return rc;
+    }
+    if (fwrite(buf, 1, len, stdout) != len || fflush(stdout))
+        rc = tsr__seterr(err, TSR_ERR_IO, "<stdout>: write error: %s", strerror(errno));
+    free(buf);
+    return rc;
+}
+
 tsr_status tsr__image_save(const tsr_image *img, const char *path, const tsr_save_options *opt,
                            const tsr__io_ctl *ctl, tsr__err *err)
 {
     if (!path)
         return tsr__seterr(err, TSR_ERR_INVALID, "image path is NULL");
+    if (strcmp(path, "-") == 0)
+        return save_stdout(img, opt, ctl, err);
     tsr_status rc = check_image(img, path, err);
     if (rc)
         return rc;

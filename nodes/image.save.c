@@ -12,7 +12,8 @@
 
 #define SAVE_PARAMS(X)                                                                             \
     X(PATH, "path", TSR_PARAM_STRING, NULL, 0, -1, NULL, TSR_PARAM_REQUIRED,                       \
-      "file to write, relative to the current directory; replaced only on success")                \
+      "file to write, relative to the current directory; replaced only on success; - writes "    \
+      "standard output (set format)")                \
     X(FORMAT, "format", TSR_PARAM_ENUM, NULL, 0, -1, "png|jpeg", TSR_PARAM_OPTIONAL,               \
       "file format; default from the extension (.png, .jpg, .jpeg)")                               \
     X(BIT_DEPTH, "bit_depth", TSR_PARAM_INT, NULL, 8, 16, NULL, TSR_PARAM_OPTIONAL,                \
@@ -64,6 +65,8 @@ static tsr_status save_infer(const tsr_node *n, const tsr_port_info *in, tsr_por
                              tsr__err *err)
 {
     const char *path = n->params[P_PATH].str;
+    if (strcmp(path, "-") == 0) /* standard output */
+        return TSR_OK;
     char dir[4096];
     tsr__dir_of(path, dir, sizeof dir);
     struct stat st;
@@ -100,7 +103,7 @@ static tsr_status save_consume(tsr_exec *ex, const tsr_node *n, const tsr_image 
     o.compression = n->params[P_COMPRESSION].ival;
     static const int sub[] = {444, 422, 420};
     o.subsampling = sub[n->params[P_SUBSAMPLING].ival];
-    if (n->params[P_MKDIR].ival) {
+    if (n->params[P_MKDIR].ival && strcmp(n->params[P_PATH].str, "-") != 0) {
         char dir[4096];
         tsr__dir_of(n->params[P_PATH].str, dir, sizeof dir);
         if (tsr__mkdir_p(dir, 0777)) {

@@ -841,6 +841,39 @@ static int graph_view(const tsr_graph *g, gview *gv, char *msg, size_t msglen)
     return EXIT_OK;
 }
 
+/* The graph file, or standard input for "-" (named <stdin> in messages). */
+static tsr_status load_graph(tsr_engine *e, const char *path, tsr_graph **g)
+{
+    if (strcmp(path, "-") != 0)
+        return tsr_graph_load_file(e, path, g);
+    size_t cap = 1 << 16, len = 0;
+    char *text = malloc(cap);
+    while (text) {
+        if (len + 1 == cap) {
+            char *t = cap < (64u << 20) ? realloc(text, cap * 2) : NULL;
+            if (!t) {
+                free(text);
+                text = NULL;
+                break;
+            }
+            text = t;
+            cap *= 2;
+        }
+        size_t n = fread(text + len, 1, cap - 1 - len, stdin);
+        len += n;
+        if (n == 0)
+            break;
+    }
+    if (!text) { /* tsr_graph_load_string reports the message through the engine */
+        *g = NULL;
+        return tsr_graph_load_string(e, NULL, "<stdin>: over 64 MiB or out of memory", g);
+    }
+    text[len] = 0;
+    tsr_status rc = tsr_graph_load_string(e, text, "<stdin>", g);
+    free(text);
+    return rc;
+}
+
 /* --no-clobber: the first image.save whose file (or link) exists, named in msg; 0 if none. */
 static int existing_output(const tsr_graph *g, char *msg, size_t msglen)
 {
@@ -1353,7 +1386,7 @@ static int cmd_run(int argc, char **argv, int validate_only)
         goto done;
     }
     atomic_store(&g_engine, e);
-    rc = tsr_graph_load_file(e, a.graph, &g);
+    rc = load_graph(e, a.graph, &g);
     for (int i = 0; !rc && i < a.n_sets; i++)
         rc = tsr_graph_set(e, g, a.sets[i]);
     if (rc) {

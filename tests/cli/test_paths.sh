@@ -67,4 +67,19 @@ cp graphs/images/small.png $tmp/bout/a.png
 check "--no-clobber in a batch refuses before any work" \
     test "$(code $T run graphs/blur.yaml --batch $tmp/bin --output-dir $tmp/bout --no-clobber)" = 2
 
+# - : standard input and output
+$T run graphs/blur.yaml -q --set out.path=$tmp/ref-blur.png
+check "- as the load path reads standard input" \
+    bash -c "$T run graphs/blur.yaml -q --set src.path=- --set out.path=$tmp/from-stdin.png <graphs/images/sample.png && cmp -s $tmp/from-stdin.png $tmp/ref-blur.png"
+check "- reads a pipe (header and pixels from one read)" \
+    bash -c "cat graphs/images/sample.png | $T run graphs/blur.yaml -q --set src.path=- --set out.path=$tmp/from-pipe.png && cmp -s $tmp/from-pipe.png $tmp/ref-blur.png"
+check "- as the save path writes standard output" \
+    bash -c "$T run graphs/blur.yaml -q --set out.format=png --set out.path=- >$tmp/stdout.png && cmp -s $tmp/stdout.png $tmp/ref-blur.png"
+check "... and needs the format param" \
+    bash -c "$T run graphs/blur.yaml -q --set out.path=- 2>&1 >/dev/null | grep -q \"cannot tell the format of '-'\""
+check "an empty standard input is a clear error" \
+    bash -c "$T run graphs/blur.yaml -q --set src.path=- --set out.path=$tmp/x.png </dev/null 2>&1 | grep -q '<stdin>: no data'"
+check "run - reads the graph from standard input" \
+    bash -c "$T run - -q --set out.path=$tmp/graph-stdin.png <graphs/blur.yaml && cmp -s $tmp/graph-stdin.png $tmp/ref-blur.png"
+
 cli_done paths
