@@ -595,10 +595,9 @@ static tsr_status stdin_bytes(const unsigned char **buf, size_t *len, tsr__err *
             if (stdin_len == cap) {
                 unsigned char *b = cap < STDIN_MAX ? realloc(stdin_buf, cap * 2) : NULL;
                 if (!b) {
-                    rc = cap < STDIN_MAX
-                             ? tsr__seterr(err, TSR_ERR_NOMEM, "<stdin>: out of memory")
-                             : tsr__seterr(err, TSR_ERR_LIMIT, "<stdin>: more than %zu bytes",
-                                           STDIN_MAX);
+                    rc = cap < STDIN_MAX ? tsr__seterr(err, TSR_ERR_NOMEM, "<stdin>: out of memory")
+                                         : tsr__seterr(err, TSR_ERR_LIMIT,
+                                                       "<stdin>: more than %zu bytes", STDIN_MAX);
                     break;
                 }
                 stdin_buf = b;

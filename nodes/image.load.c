@@ -6,7 +6,7 @@
 
 #define LOAD_PARAMS(X)                                                                             \
     X(PATH, "path", TSR_PARAM_STRING, NULL, 0, -1, NULL, TSR_PARAM_REQUIRED,                       \
-      "image file to read (PNG or JPEG), relative to the current directory; - reads standard "   \
+      "image file to read (PNG or JPEG), relative to the current directory; - reads standard "     \
       "input")
 TSR_PARAM_ENUM_DECL(LOAD_PARAMS)
 TSR_PARAM_TABLE_DECL(load, LOAD_PARAMS)

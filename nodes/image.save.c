@@ -12,8 +12,8 @@
 
 #define SAVE_PARAMS(X)                                                                             \
     X(PATH, "path", TSR_PARAM_STRING, NULL, 0, -1, NULL, TSR_PARAM_REQUIRED,                       \
-      "file to write, relative to the current directory; replaced only on success; - writes "    \
-      "standard output (set format)")                \
+      "file to write, relative to the current directory; replaced only on success; - writes "      \
+      "standard output (set format)")                                                              \
     X(FORMAT, "format", TSR_PARAM_ENUM, NULL, 0, -1, "png|jpeg", TSR_PARAM_OPTIONAL,               \
       "file format; default from the extension (.png, .jpg, .jpeg)")                               \
     X(BIT_DEPTH, "bit_depth", TSR_PARAM_INT, NULL, 8, 16, NULL, TSR_PARAM_OPTIONAL,                \
