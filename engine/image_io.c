@@ -1057,8 +1057,9 @@ static tsr_status jpeg_encode_run(enc *e)
     e->jdest.term_destination = jpeg_dest_term;
     e->jc.dest = &e->jdest;
     const tsr_image *img = e->img;
-    /* Alpha is dropped: JPEG has no alpha channel. */
-    int ncomp = img->channels <= 2 ? 1 : 3;
+    /* JPEG has no alpha channel: an image with alpha is flattened onto the background colour
+     * (straight alpha: v * a + bg * (1 - a)), never dropped with the colours under it. */
+    int ncomp = img->channels <= 2 ? 1 : 3, alpha = img->channels == 2 || img->channels == 4;
     e->jc.image_width = (JDIMENSION)img->width;
     e->jc.image_height = (JDIMENSION)img->height;
     e->jc.input_components = ncomp;
@@ -1081,9 +1082,16 @@ static tsr_status jpeg_encode_run(enc *e)
             return ecancel(e);
         const float *in = img->data + (size_t)e->jc.next_scanline * w;
         unsigned char *d = e->row;
-        for (size_t x = 0; x < w; x++)
-            for (int c = 0; c < ncomp; c++)
-                *d++ = (unsigned char)quantize(in[(size_t)c * plane + x], 255);
+        for (size_t x = 0; x < w; x++) {
+            float a = alpha ? in[(size_t)ncomp * plane + x] : 1.0f;
+            a = a < 0 ? 0 : a > 1 ? 1 : a;
+            for (int c = 0; c < ncomp; c++) {
+                float v = in[(size_t)c * plane + x];
+                if (alpha)
+                    v = v * a + e->o.background[c] * (1.0f - a);
+                *d++ = (unsigned char)quantize(v, 255);
+            }
+        }
         JSAMPROW row = e->row;
         jpeg_write_scanlines(&e->jc, &row, 1);
     }
@@ -1248,6 +1256,7 @@ void tsr_save_options_init(tsr_save_options *opt)
     memset(opt, 0, sizeof *opt);
     /* 0 is a real zlib level (stored), so "default" needs another value. */
     opt->compression = -1;
+    opt->background[0] = opt->background[1] = opt->background[2] = 1.0f;
 }
 
 /* Fill defaults and check ranges; every field is checked whatever the format, so a bad value
@@ -1275,6 +1284,11 @@ static tsr_status resolve_options(const tsr_image *img, const char *path, tsr_sa
     if (o->bit_depth != 8 && !(o->bit_depth == 16 && o->format == TSR_FORMAT_PNG))
         return tsr__seterr(err, TSR_ERR_INVALID, "%s: bit depth %d (expected %s)", path,
                            o->bit_depth, o->format == TSR_FORMAT_PNG ? "8 or 16" : "8 for JPEG");
+    for (int c = 0; c < 3; c++)
+        if (!(o->background[c] >= 0.0f && o->background[c] <= 1.0f))
+            return tsr__seterr(err, TSR_ERR_INVALID,
+                               "%s: background component %d is %g (expected 0..1)", path, c,
+                               (double)o->background[c]);
     if (o->quality == 0)
         o->quality = JPEG_DEFAULT_QUALITY;
     if (o->quality < 1 || o->quality > 100)

@@ -186,6 +186,9 @@ typedef struct tsr_save_options {
     int quality;       /* JPEG 1..100; 0: 92 */
     int compression;   /* PNG zlib level 0..9; -1 or unset(0 after init is -1): 6 */
     int subsampling;   /* JPEG chroma: 444, 422 or 420; 0: 420 */
+    /* A format without alpha (JPEG): the colour an image with alpha is flattened onto, 0..1
+     * RGB (gray images use its first value). tsr_save_options_init sets white. */
+    float background[3];
 } tsr_save_options;
 
 void tsr_save_options_init(tsr_save_options *opt);

@@ -23,7 +23,10 @@
     X(SUBSAMPLING, "subsampling", TSR_PARAM_ENUM, "420", 0, -1, "444|422|420", 0,                  \
       "JPEG chroma subsampling")                                                                   \
     X(MKDIR, "mkdir", TSR_PARAM_BOOL, "true", 0, -1, NULL, 0,                                      \
-      "create the output's folder (and its parents) when missing")
+      "create the output's folder (and its parents) when missing")                                 \
+    X(BACKGROUND, "background", TSR_PARAM_STRING, "white", 0, -1, NULL, 0,                         \
+      "colour an image with alpha is flattened onto for a format without alpha (JPEG): white, "    \
+      "black or #rrggbb")
 TSR_PARAM_ENUM_DECL(SAVE_PARAMS)
 TSR_PARAM_TABLE_DECL(save, SAVE_PARAMS)
 
@@ -41,9 +44,30 @@ static tsr_format format_of(const tsr_node *n)
     return TSR_FORMAT_AUTO;
 }
 
+/* "white", "black" or "#rrggbb" as 0..1 RGB; -1 when it is none of those. */
+static int parse_colour(const char *s, float rgb[3])
+{
+    unsigned v;
+    char tail;
+    if (strcasecmp(s, "white") == 0)
+        v = 0xffffff;
+    else if (strcasecmp(s, "black") == 0)
+        v = 0;
+    else if (s[0] != '#' || strlen(s) != 7 || sscanf(s + 1, "%6x%c", &v, &tail) != 1)
+        return -1;
+    for (int c = 0; c < 3; c++)
+        rgb[c] = (float)((v >> (16 - 8 * c)) & 0xff) / 255.0f;
+    return 0;
+}
+
 static tsr_status save_check(const tsr_node *n, tsr__err *err)
 {
     tsr_status rc = TSR_OK;
+    float bg[3];
+    if (parse_colour(n->params[P_BACKGROUND].str, bg))
+        rc = tsr__node_error(err, n, P_BACKGROUND,
+                             "background '%s' is not a colour: expected white, black or #rrggbb",
+                             n->params[P_BACKGROUND].str);
     if (format_of(n) == TSR_FORMAT_AUTO)
         rc = tsr__node_error(err, n, P_PATH,
                              "cannot tell the format of '%s' from its extension: use .png, .jpg "
@@ -103,6 +127,7 @@ static tsr_status save_consume(tsr_exec *ex, const tsr_node *n, const tsr_image 
     o.compression = n->params[P_COMPRESSION].ival;
     static const int sub[] = {444, 422, 420};
     o.subsampling = sub[n->params[P_SUBSAMPLING].ival];
+    parse_colour(n->params[P_BACKGROUND].str, o.background); /* checked by save_check */
     if (n->params[P_MKDIR].ival && strcmp(n->params[P_PATH].str, "-") != 0) {
         char dir[4096];
         tsr__dir_of(n->params[P_PATH].str, dir, sizeof dir);

@@ -141,6 +141,7 @@ class SaveOptions(ctypes.Structure):
         ("quality", c_int),
         ("compression", c_int),
         ("subsampling", c_int),
+        ("background", ctypes.c_float * 3),
     ]
 
 

@@ -936,11 +936,19 @@ static void jpeg_channels(void **state)
         tsr_image *back;
         assert_int_equal(load(path, 0, &back, &err), TSR_OK);
         assert_int_equal(back->channels, colour);
-        /* Colour planes survive within JPEG error at q98 (measured about 1 level). */
-        size_t n = (size_t)33 * 17 * colour;
+        /* Colour planes survive within JPEG error at q98 (measured about 1 level), flattened
+         * onto the default white background when there is alpha. */
+        size_t plane = (size_t)33 * 17, n = plane * colour;
         double m = 0;
-        for (size_t i = 0; i < n; i++)
-            m = fmax(m, fabs((double)img->data[i] - back->data[i]));
+        for (size_t i = 0; i < n; i++) {
+            double v = img->data[i];
+            if (ch == 2 || ch == 4) {
+                double a = img->data[(size_t)colour * plane + i % plane];
+                a = a < 0 ? 0 : a > 1 ? 1 : a;
+                v = v * a + (1 - a);
+            }
+            m = fmax(m, fabs(v - back->data[i]));
+        }
         assert_true(m < 4.0 / 255);
         tsr_image_free(back);
         tsr_image_free(img);
@@ -967,8 +975,8 @@ static void save_bad_options(void **state)
         {(tsr_format)7, 0, 0, -1, 0, TSR_ERR_INVALID},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        tsr_save_options o = {cases[i].format, cases[i].bit_depth, cases[i].quality,
-                              cases[i].compression, cases[i].subsampling};
+        tsr_save_options o = {cases[i].format,      cases[i].bit_depth,   cases[i].quality,
+                              cases[i].compression, cases[i].subsampling, {1, 1, 1}};
         tsr__err err;
         tsr__err_clear(&err);
         assert_int_equal(tsr__image_save(img, dst, &o, NULL, &err), cases[i].rc);
@@ -1004,7 +1012,8 @@ static void save_failures_leave_nothing(void **state)
     assert_msg_has(&err, bmp);
     assert_msg_has(&err, ".bmp");
     assert_int_equal(access(bmp, F_OK), -1);
-    assert_int_equal(tsr__image_save(img, tmp_path("noext"), NULL, NULL, &err), TSR_ERR_UNSUPPORTED);
+    assert_int_equal(tsr__image_save(img, tmp_path("noext"), NULL, NULL, &err),
+                     TSR_ERR_UNSUPPORTED);
 
     /* Missing directory. */
     const char *missing = tmp_path("no/such/dir/out.png");
@@ -1112,9 +1121,58 @@ static void public_wrappers(void **state)
     tsr_engine_free(e);
 }
 
+/* RGBA (and gray+alpha) to JPEG: flattened onto the background (straight alpha), so colours
+ * under transparent pixels never show; a background outside 0..1 is refused. */
+static void jpeg_flattens_alpha(void **state)
+{
+    for (int ch = 2; ch <= 4; ch += 2) {
+        tsr_image *img;
+        assert_int_equal(tsr_image_new(16, 16, ch, &img), TSR_OK);
+        size_t plane = 16 * 16;
+        for (size_t i = 0; i < plane; i++) {
+            for (int c = 0; c < ch - 1; c++)
+                img->data[c * plane + i] = c == 0 ? 1.0f : 0.0f; /* red (or white gray) */
+            img->data[(size_t)(ch - 1) * plane + i] = i < plane / 2 ? 0.0f : 1.0f;
+        }
+        static const float bgs[2][3] = {{0, 0, 0}, {0.2f, 0.6f, 1.0f}};
+        for (int b = 0; b < 2; b++) {
+            tsr_save_options o;
+            tsr_save_options_init(&o);
+            assert_true(o.background[0] == 1.0f && o.background[2] == 1.0f); /* white */
+            memcpy(o.background, bgs[b], sizeof o.background);
+            o.quality = 100;
+            o.subsampling = 444;
+            tsr__err err;
+            const char *path = tmp_path("flat.jpg");
+            assert_int_equal(tsr__image_save(img, path, &o, NULL, &err), TSR_OK);
+            tsr_image *back;
+            assert_int_equal(tsr__image_load(path, 0, NULL, &back, &err), TSR_OK);
+            assert_int_equal(back->channels, ch == 2 ? 1 : 3);
+            size_t bp = 16 * 16;
+            for (int c = 0; c < back->channels; c++) {
+                float top = back->data[c * bp + 2 * 16 + 8],
+                      bottom = back->data[c * bp + 13 * 16 + 8];
+                float want_bottom = c == 0 ? 1.0f : 0.0f;
+                assert_true(fabsf(top - bgs[b][c]) < 3.0f / 255);      /* transparent: background */
+                assert_true(fabsf(bottom - want_bottom) < 3.0f / 255); /* opaque: its colour */
+            }
+            tsr_image_free(back);
+        }
+        tsr_save_options o;
+        tsr_save_options_init(&o);
+        o.background[1] = 1.5f;
+        tsr__err err;
+        assert_int_equal(tsr__image_save(img, tmp_path("bad.jpg"), &o, NULL, &err),
+                         TSR_ERR_INVALID);
+        assert_non_null(strstr(err.msg, "background"));
+        tsr_image_free(img);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(jpeg_flattens_alpha),
         cmocka_unit_test(pngsuite_matches_pypng),
         cmocka_unit_test(libpng_copies_match_originals),
         cmocka_unit_test(invalid_pngs_refused),
