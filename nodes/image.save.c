@@ -89,6 +89,18 @@ static tsr_status save_infer(const tsr_node *n, const tsr_port_info *in, tsr_por
                              tsr__err *err)
 {
     const char *path = n->params[P_PATH].str;
+    /* The format's own size limit, before any pixel is computed. */
+    static const struct {
+        tsr_format f;
+        const char *name;
+        long long max;
+    } limits[] = {{TSR_FORMAT_JPEG, "JPEG", 65500}, {TSR_FORMAT_PNG, "PNG", 2147483647LL}};
+    for (size_t i = 0; i < sizeof limits / sizeof limits[0]; i++)
+        if (format_of(n) == limits[i].f &&
+            (in[0].width > limits[i].max || in[0].height > limits[i].max))
+            return tsr__node_error(err, n, P_PATH,
+                                   "a %dx%d image is larger than %s allows (%lld pixels a side)",
+                                   in[0].width, in[0].height, limits[i].name, limits[i].max);
     if (strcmp(path, "-") == 0) /* standard output */
         return TSR_OK;
     char dir[4096];
