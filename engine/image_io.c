@@ -132,6 +132,7 @@ typedef struct dec {
     struct jpeg_decompress_struct jd;
     dec_jerr jerr;
     struct jpeg_progress_mgr jprog;
+    int jeof;      /* libjpeg ran out of data (JWRN_JPEG_EOF) */
     int jinput;    /* inside jpeg_start_decompress: the monitor checks for a cancel */
     int64_t jrows; /* rows of scans decoded there since the last check */
     jmp_buf jb;    /* JPEG only; libpng keeps its own */
@@ -374,8 +375,9 @@ static void jpeg_on_error(j_common_ptr cinfo)
 }
 
 /* libjpeg reports a truncated file or damaged entropy-coded data as a warning and goes on with
- * grey or garbage blocks; those pixels are not the file's, so they fail the decode. Other
- * warnings (junk between markers, odd JFIF versions) leave the pixels intact and are ignored. */
+ * grey or garbage blocks; those pixels are not the file's, so they fail the decode. A file
+ * missing only its EOI marker (every row decoded) and other warnings (junk between markers, odd
+ * JFIF versions) leave the pixels intact and are let through. */
 static void jpeg_on_message(j_common_ptr cinfo, int level)
 {
     if (level != -1)
@@ -383,6 +385,15 @@ static void jpeg_on_message(j_common_ptr cinfo, int level)
     switch (cinfo->err->msg_code) {
     case JWRN_JPEG_EOF: {
         dec *d = ((dec_jerr *)cinfo->err)->d;
+        /* Every row is out and only the EOI marker is missing: the pixels are all the file's
+         * (vips and browsers load such files too). */
+        j_decompress_ptr dc = (j_decompress_ptr)cinfo;
+        if (dc->output_height > 0 && dc->output_scanline >= dc->output_height)
+            return;
+        /* With one scan, data that ends where the EOI should be is the whole image; with
+         * several (progressive), it may as well be the first of the scans: refused. */
+        d->jeof =
+            dc->global_state >= 202 /* DSTATE_START: header read */ && !jpeg_has_multiple_scans(dc);
         dfail(d, TSR_ERR_DECODE, "truncated JPEG file (expected more data before EOI)");
         longjmp(d->jb, 1);
     }
@@ -520,9 +531,9 @@ static tsr_status jpeg_decode(dec *d)
 }
 
 /* Sniff the format from the first bytes and run the matching decoder. */
-static tsr_status decode_stream(FILE *fp, const char *name, uint64_t max_pixels, int header_only,
-                                const tsr__io_ctl *ctl, tsr_port_info *info, tsr_image **out,
-                                tsr__err *err)
+static tsr_status decode_once(FILE *fp, const char *name, uint64_t max_pixels, int header_only,
+                              const tsr__io_ctl *ctl, tsr_port_info *info, tsr_image **out,
+                              tsr__err *err, int *jeof)
 {
     static const unsigned char png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
     dec *d = calloc(1, sizeof *d);
@@ -572,8 +583,43 @@ static tsr_status decode_stream(FILE *fp, const char *name, uint64_t max_pixels,
     } else {
         tsr_image_free(d->img);
     }
+    *jeof = d->jeof;
     free(d);
     return rc;
+}
+
+/* A single-scan JPEG that ran out of data is tried once more with an EOI marker appended: when
+ * that is all it lacked, it loads, as vips and browsers load it; otherwise (data missing inside
+ * the scan) the first error stands. A progressive file cut between scans can not be told from
+ * one missing only its EOI, so it stays refused. */
+static tsr_status decode_stream(FILE *fp, const char *name, uint64_t max_pixels, int header_only,
+                                const tsr__io_ctl *ctl, tsr_port_info *info, tsr_image **out,
+                                tsr__err *err)
+{
+    int jeof = 0;
+    tsr_status rc = decode_once(fp, name, max_pixels, header_only, ctl, info, out, err, &jeof);
+    if (rc != TSR_ERR_DECODE || !jeof || fseek(fp, 0, SEEK_END))
+        return rc;
+    long size = ftell(fp);
+    unsigned char *buf = size > 0 && size < (1L << 30) ? malloc((size_t)size + 2) : NULL;
+    if (!buf || fseek(fp, 0, SEEK_SET) || fread(buf, 1, (size_t)size, fp) != (size_t)size) {
+        free(buf);
+        return rc;
+    }
+    buf[size] = 0xFF;
+    buf[size + 1] = 0xD9;
+    tsr__err first = *err;
+    FILE *mf = fmemopen(buf, (size_t)size + 2, "rb");
+    tsr_status again =
+        mf ? decode_once(mf, name, max_pixels, header_only, ctl, info, out, err, &jeof) : rc;
+    if (mf)
+        fclose(mf);
+    free(buf);
+    if (again) {
+        *err = first;
+        return rc;
+    }
+    return TSR_OK;
 }
 
 /* Standard input ("-" as a load path) is read once, whole, and kept: inference reads the header

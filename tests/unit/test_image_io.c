@@ -358,15 +358,28 @@ static void truncated_files_refused(void **state)
         tsr__err_clear(&err);
         assert_int_equal(tsr__image_decode(buf, len, "whole", 0, NULL, &img, &err), TSR_OK);
         tsr_image_free(img);
+        /* A single-scan JPEG missing only its EOI marker (the last two bytes, or the D9 of it)
+         * loads, as vips and browsers load it: the scan is whole. A progressive one (SOF2) is
+         * refused: a cut between its scans looks the same. */
+        int jpeg = buf[0] == 0xFF && buf[1] == 0xD8;
+        int progressive = jpeg && memmem(buf, len, "\xff\xc2", 2) != NULL;
+        assert_true(!jpeg || (buf[len - 2] == 0xFF && buf[len - 1] == 0xD9));
+        size_t whole_from = jpeg && !progressive ? len - 2 : len;
         for (size_t n = 0; n < len; n++) {
             tsr__err_clear(&err);
             tsr_status rc = tsr__image_decode(buf, n, "cut", 0, NULL, &img, &err);
+            if (n >= whole_from) {
+                if (rc != TSR_OK)
+                    fail_msg("%s without its EOI (%zu bytes): %s", files[f], n, err.msg);
+                tsr_image_free(img);
+                continue;
+            }
             if (rc != TSR_ERR_DECODE)
                 fail_msg("%s cut to %zu bytes: %s (%s)", files[f], n, tsr_status_str(rc), err.msg);
             assert_null(img);
             assert_int_equal(strncmp(err.msg, "cut: ", 5), 0);
         }
-        const size_t cuts[] = {0, 1, 2, 8, 33, len / 3, len / 2, len - 12, len - 2, len - 1};
+        const size_t cuts[] = {0, 1, 2, 8, 33, len / 3, len / 2, len - 12, len - 3};
         for (size_t c = 0; c < sizeof cuts / sizeof cuts[0]; c++) {
             const char *path = tmp_path("cut.bin");
             write_all(path, buf, cuts[c]);
