@@ -466,14 +466,19 @@ tsr_status tsr_graph_infer(tsr_engine *e, tsr_graph *g)
         }
         if (rc)
             return rc;
-        if (n->cls->flags & TSR_NODE_SOURCE) {
-            uint64_t px = (uint64_t)n->out_info[0].width * (uint64_t)n->out_info[0].height;
+        /* Every image the engine would hold (sources and intermediates alike) is bounded,
+         * before any allocation: a 16x16 image resized to 20000x20000 is refused here. */
+        for (int o = 0; o < n->cls->n_outputs && !(n->cls->flags & TSR_NODE_VALUE); o++) {
+            if (n->cls->outputs[o].type != TSR_PORT_IMAGE)
+                continue;
+            uint64_t px = (uint64_t)n->out_info[o].width * (uint64_t)n->out_info[o].height;
             if (px > e->max_pixels) {
                 tsr__node_error(tsr__eerr(e), n, -1,
-                                "image of %dx%d = %llu pixels exceeds the limit of %llu "
+                                "%s of %dx%d = %llu pixels exceeds the limit of %llu "
                                 "pixels (set TSR_MAX_PIXELS to raise it)",
-                                n->out_info[0].width, n->out_info[0].height, (unsigned long long)px,
-                                (unsigned long long)e->max_pixels);
+                                n->cls->flags & TSR_NODE_SOURCE ? "image" : "an output",
+                                n->out_info[o].width, n->out_info[o].height,
+                                (unsigned long long)px, (unsigned long long)e->max_pixels);
                 return TSR_ERR_LIMIT;
             }
         }

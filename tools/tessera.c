@@ -1,7 +1,8 @@
 /* tessera: the command-line program over the library (engine/tessera.h).
  *
  * Exit codes: 0 ok; 1 runtime error (I/O, decode, a compare threshold failed, a batch with failed
- * files under --keep-going); 2 usage or graph error; 3 device error (no device, kernel build,
+ * files under --keep-going); 2 usage or graph error (an image over the pixel limit or a format's
+ * size limit included); 3 device error (no device, kernel build,
  * OpenCL failure, out of device memory); 4 cancelled without a signal (the engine reported a
  * cancel the CLI did not ask for); 128 + N after signal N: 130 after SIGINT, 143 after SIGTERM.
  *
@@ -36,6 +37,7 @@ static int exit_code(tsr_status rc)
     switch (rc) {
     case TSR_OK: return EXIT_OK;
     case TSR_ERR_GRAPH:
+    case TSR_ERR_LIMIT: /* an image over the limits, found before any pixel moves */
     case TSR_ERR_INVALID: return EXIT_USAGE;
     case TSR_ERR_DEVICE:
     case TSR_ERR_DEVICE_NOMEM:
@@ -81,9 +83,10 @@ static const char *main_help =
     "\n"
     "options: --help, --version. 'tessera COMMAND --help' describes each command.\n"
     "environment: TSR_DEVICE (ref | N | name), TSR_CACHE_DIR (kernel binaries),\n"
-    "  TSR_MAX_PIXELS (largest image accepted, default 268435456).\n"
+    "  TSR_MAX_PIXELS (largest image the engine holds, loaded or computed; default\n"
+    "  268435456 pixels, 4 GiB as float32 RGBA).\n"
     "exit codes: 0 ok, 1 runtime error (or a batch with failed files), 2 usage or graph\n"
-    "  error, 3 device error, 4 cancelled without a signal, 130 interrupted (SIGINT),\n"
+    "  error (an image over the limits included), 3 device error, 4 cancelled without a signal, 130 interrupted (SIGINT),\n"
     "  143 terminated (SIGTERM).\n";
 
 static const char *run_help =
