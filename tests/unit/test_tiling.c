@@ -142,15 +142,16 @@ static int check_seamless(tsr_engine *e, const char *yaml, const char *what, con
 
 static const char *node_yaml(char *buf, size_t len, const node_case *c, const char *stem)
 {
-    snprintf(buf, len,
-             "version: 1\n"
-             "nodes:\n"
-             "  src: { type: image.load, params: { path: '%s/%s%d.png' } }\n"
-             "  n: { type: %s, inputs: { image: src.image }, params: %s }\n"
-             "  out: { type: image.save, inputs: { image: n.image },\n"
-             "         params: { path: '%s/out.png', bit_depth: 16 } }\n"
-             "  cap_n: { type: image.save, inputs: { image: n.image }, params: { path: x.png } }\n",
-             dir, stem, c->channels, c->type, c->params, dir);
+    snprintf(
+        buf, len,
+        "version: 1\n"
+        "nodes:\n"
+        "  src: { type: image.load, params: { path: '%s/%s%d.png' } }\n"
+        "  n: { type: %s, inputs: { image: src.image }, params: %s }\n"
+        "  out: { type: image.save, inputs: { image: n.image },\n"
+        "         params: { path: '%s/out.png', bit_depth: 16 } }\n"
+        "  cap_n: { type: image.save, inputs: { image: n.image }, params: { path: cap_n.png } }\n",
+        dir, stem, c->channels, c->type, c->params, dir);
     return buf;
 }
 
@@ -217,7 +218,7 @@ static const char *const chains[] = {
     "  d: { type: adjust.gamma, inputs: { image: c.image }, params: { gamma: 1.8 } }\n"
     "  out: { type: image.save, inputs: { image: d.image },\n"
     "         params: { path: '%1$s/out.png', bit_depth: 16 } }\n"
-    "  cap_d: { type: image.save, inputs: { image: d.image }, params: { path: x.png } }\n",
+    "  cap_d: { type: image.save, inputs: { image: d.image }, params: { path: cap_d.png } }\n",
     /* Fan-out: the blur feeds two branches, so it is materialised and three stages run. */
     "  a: { type: blur.gaussian, inputs: { image: src.image },\n"
     "       params: { sigma: 2, edge: mirror } }\n"
@@ -228,9 +229,9 @@ static const char *const chains[] = {
     "       params: { brightness: 0.1, contrast: 0.4 } }\n"
     "  out: { type: image.save, inputs: { image: c.image },\n"
     "         params: { path: '%1$s/out.png', bit_depth: 16 } }\n"
-    "  cap_c: { type: image.save, inputs: { image: c.image }, params: { path: x.png } }\n"
-    "  cap_d: { type: image.save, inputs: { image: d.image }, params: { path: x.png } }\n"
-    "  cap_a: { type: image.save, inputs: { image: a.image }, params: { path: x.png } }\n",
+    "  cap_c: { type: image.save, inputs: { image: c.image }, params: { path: cap_c.png } }\n"
+    "  cap_d: { type: image.save, inputs: { image: d.image }, params: { path: cap_d.png } }\n"
+    "  cap_a: { type: image.save, inputs: { image: a.image }, params: { path: cap_a.png } }\n",
     /* Ending in a downscale: the last node reads a large input area per output pixel. */
     "  a: { type: resize, inputs: { image: src.image },\n"
     "       params: { scale: 1.3, filter: bicubic } }\n"
@@ -241,7 +242,7 @@ static const char *const chains[] = {
     "       params: { scale: 0.37, filter: mitchell } }\n"
     "  out: { type: image.save, inputs: { image: d.image },\n"
     "         params: { path: '%1$s/out.png', bit_depth: 16 } }\n"
-    "  cap_d: { type: image.save, inputs: { image: d.image }, params: { path: x.png } }\n",
+    "  cap_d: { type: image.save, inputs: { image: d.image }, params: { path: cap_d.png } }\n",
     /* Channel change, width-only resize, zero edges, then a nearest reduction. */
     "  a: { type: color.grayscale, inputs: { image: src.image } }\n"
     "  b: { type: resize, inputs: { image: a.image }, params: { width: 150 } }\n"
@@ -252,7 +253,7 @@ static const char *const chains[] = {
     "  e: { type: adjust.invert, inputs: { image: d.image } }\n"
     "  out: { type: image.save, inputs: { image: e.image },\n"
     "         params: { path: '%1$s/out.png', bit_depth: 16 } }\n"
-    "  cap_e: { type: image.save, inputs: { image: e.image }, params: { path: x.png } }\n",
+    "  cap_e: { type: image.save, inputs: { image: e.image }, params: { path: cap_e.png } }\n",
     /* The benchmark's chain: blur -> resize x2 -> sharpen. */
     "  a: { type: blur.gaussian, inputs: { image: src.image }, params: { sigma: 1.1 } }\n"
     "  b: { type: resize, inputs: { image: a.image }, params: { scale: 2 } }\n"
@@ -260,7 +261,7 @@ static const char *const chains[] = {
     "       params: { sigma: 1.4, amount: 1.5, threshold: 0.02 } }\n"
     "  out: { type: image.save, inputs: { image: c.image },\n"
     "         params: { path: '%1$s/out.png', bit_depth: 16 } }\n"
-    "  cap_c: { type: image.save, inputs: { image: c.image }, params: { path: x.png } }\n",
+    "  cap_c: { type: image.save, inputs: { image: c.image }, params: { path: cap_c.png } }\n",
 };
 #define N_CHAINS ((int)(sizeof chains / sizeof chains[0]))
 
@@ -552,20 +553,20 @@ static const char *const mem_graphs[] = {
     /* Upscale after a wide blur: one stage, 3000x2250 out. */
     "  a: { type: blur.gaussian, inputs: { image: src.image }, params: { sigma: 3 } }\n"
     "  b: { type: resize, inputs: { image: a.image }, params: { scale: 1.5 } }\n"
-    "  cap_b: { type: image.save, inputs: { image: b.image }, params: { path: x.png } }\n",
+    "  cap_b: { type: image.save, inputs: { image: b.image }, params: { path: cap_b.png } }\n",
     /* Reduce first, then filter. */
     "  a: { type: resize, inputs: { image: src.image },\n"
     "       params: { scale: 0.5, filter: mitchell } }\n"
     "  b: { type: blur.gaussian, inputs: { image: a.image }, params: { sigma: 2 } }\n"
     "  c: { type: adjust.invert, inputs: { image: b.image } }\n"
-    "  cap_c: { type: image.save, inputs: { image: c.image }, params: { path: x.png } }\n",
+    "  cap_c: { type: image.save, inputs: { image: c.image }, params: { path: cap_c.png } }\n",
     /* Fan-out: three stages. */
     "  a: { type: blur.gaussian, inputs: { image: src.image }, params: { sigma: 1.5 } }\n"
     "  b: { type: adjust.gamma, inputs: { image: a.image }, params: { gamma: 0.8 } }\n"
     "  c: { type: resize, inputs: { image: a.image },\n"
     "       params: { scale: 0.75, filter: bicubic } }\n"
-    "  cap_b: { type: image.save, inputs: { image: b.image }, params: { path: x.png } }\n"
-    "  cap_c: { type: image.save, inputs: { image: c.image }, params: { path: x.png } }\n",
+    "  cap_b: { type: image.save, inputs: { image: b.image }, params: { path: cap_b.png } }\n"
+    "  cap_c: { type: image.save, inputs: { image: c.image }, params: { path: cap_c.png } }\n",
 };
 #define N_MEM_GRAPHS ((int)(sizeof mem_graphs / sizeof mem_graphs[0]))
 
