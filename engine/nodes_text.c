@@ -26,8 +26,13 @@ char *tsr_nodes_text(void)
             char range[96] = "";
             if (d->type == TSR_PARAM_ENUM)
                 snprintf(range, sizeof range, " {%s}", d->choices);
-            else if ((d->type == TSR_PARAM_NUMBER || d->type == TSR_PARAM_INT) && d->min <= d->max)
-                snprintf(range, sizeof range, " [%g, %g]", d->min, d->max);
+            else if ((d->type == TSR_PARAM_NUMBER || d->type == TSR_PARAM_INT) &&
+                     d->min <= d->max) {
+                char lo[40], hi[40];
+                tsr__format_number(lo, sizeof lo, d->min);
+                tsr__format_number(hi, sizeof hi, d->max);
+                snprintf(range, sizeof range, " [%s, %s]", lo, hi);
+            }
             const char *dflt = d->flags & TSR_PARAM_REQUIRED ? "required"
                                : d->def                      ? d->def
                                                              : "optional";

@@ -156,9 +156,15 @@ static int parse_decimal(const char *s, double *out)
     return 1;
 }
 
-/* %g in the C locale's spelling, for messages and JSON. */
+/* A number as users write it, in the C locale's spelling, for messages, help and JSON: an
+ * integer up to 2^53 in plain digits (1048576, never 1.04858e+06), anything else in the shortest
+ * of %.15g and %.17g that reads back as the same double. */
 void tsr__format_number(char *buf, size_t len, double v)
 {
+    if (v == floor(v) && fabs(v) <= 9007199254740992.0) {
+        snprintf(buf, len, "%.0f", v);
+        return;
+    }
     snprintf(buf, len, "%.15g", v);
     double back = 0;
     if (parse_decimal(buf, &back) == 1 && back != v)

@@ -200,14 +200,23 @@ tsr_status tsr_image_read(tsr_engine *e, const char *path, tsr_image **out);
 tsr_status tsr_image_write(tsr_engine *e, const tsr_image *img, const char *path,
                            const tsr_save_options *opt);
 
-/* Image comparison as `tessera compare` prints it. Differences are on the 0..255 scale of an
- * 8-bit image (value*255); PSNR uses peak 1.0 on 0..1 values; SSIM is Wang et al. 2004 with an
- * 11x11 Gaussian window (sigma 1.5), K1=0.01, K2=0.03, averaged over channels. */
+/* Image comparison as `tessera compare` prints it. Differences are counted in the images' own
+ * levels, so that a threshold of 1 accepts exactly one level: both images read from 8-bit files
+ * (tsr_image_bit_depth 8): levels 0..255, each sample rounded to its level and the difference an
+ * exact integer; both 16-bit: levels 0..65535; one 8-bit and one 16-bit: the coarser, 0..255;
+ * otherwise (float pixels, an image made in memory, bit depth 0): |a-b| * 255 unrounded, i.e. in
+ * 1/255 units. `levels` says which applied. PSNR uses the full scale as peak (1.0 on 0..1 values,
+ * the same figure either way); SSIM is Wang et al. 2004 with an 11x11 Gaussian window (sigma
+ * 1.5), K1=0.01, K2=0.03, population variances, averaged over the valid windows and over the
+ * channels, on the same rounded samples. An image narrower or lower than 11 pixels is one
+ * window, the whole image, with uniform weights (its global SSIM) instead of none.
+ * The struct only grows at its end: fields are never moved or removed. */
 typedef struct tsr_compare_result {
-    double max_abs;  /* largest |a-b| * 255 */
-    double mean_abs; /* mean |a-b| * 255 */
+    double max_abs;  /* largest |a-b| in levels (1/255 units when levels is 0) */
+    double mean_abs; /* mean |a-b|, same units */
     double psnr;     /* dB; INFINITY when identical */
-    double ssim;     /* 1.0 when identical */
+    double ssim;     /* 1.0 when identical; NaN when a sample is NaN or infinite */
+    int levels;      /* 255 or 65535: differences in those levels; 0: in 1/255 units */
 } tsr_compare_result;
 
 tsr_status tsr_image_compare(tsr_engine *e, const tsr_image *a, const tsr_image *b,

@@ -147,7 +147,7 @@ class SaveOptions(ctypes.Structure):
 
 class CompareResult(ctypes.Structure):
     _fields_ = [("max_abs", c_double), ("mean_abs", c_double), ("psnr", c_double),
-                ("ssim", c_double)]
+                ("ssim", c_double), ("levels", c_int)]
 
 
 class Event(ctypes.Structure):

@@ -15,23 +15,18 @@ are committed, so the tests need none of this):
                  (CMYK converted with Pillow's (255-C)(255-K)/255 rule), stored losslessly.
                  testimgari.jpg must decode to testimgint's pixels (the same coefficients,
                  arithmetic-coded): the script checks that, and the test reuses the golden.
-  cmp_a/b/c.png  a procedural picture, a slightly perturbed copy and a very different picture.
-  compare.tsv    max/mean |a-b| * 255, PSNR (peak 1) and SSIM of pairs of them from numpy and
-                 scikit-image (structural_similarity(gaussian_weights=True, sigma=1.5,
-                 use_sample_covariance=False, data_range=1, channel_axis=2)) on float64 copies
-                 of the float32 values k / 255 the C decoder produces.
+  cmp_a/b/c.png  a procedural picture, a slightly perturbed copy and a very different picture;
+                 tools/gen-compare-golden.py computes their comparison figures.
 
-Needs: pip install pypng pillow numpy scikit-image. Shared test data: $TSR_SHARED or ../shared.
+Needs: pip install pypng pillow numpy. Shared test data: $TSR_SHARED or ../shared.
 """
 import glob
 import hashlib
 import os
-import sys
 
 import numpy as np
 import png  # pypng
 from PIL import Image
-from skimage.metrics import structural_similarity
 
 OUT = "tests/golden/io"
 SHARED = os.environ.get("TSR_SHARED") or "../shared"
@@ -131,12 +126,6 @@ def gen_jpeg():
         print(f"{n}: {im.mode} {im.size}")
 
 
-def f32(path):
-    """The C decoder's values: float32 k / 255, widened to float64 for the metrics."""
-    a = np.asarray(Image.open(path)).astype(np.float32) / np.float32(255)
-    return a.astype(np.float64)
-
-
 def gen_compare():
     w, h = 48, 40
     a = picture(w, h, 3, 0)
@@ -146,21 +135,6 @@ def gen_compare():
     c8 = to_u8(picture(w, h, 5, 1))
     for n, v in (("cmp_a.png", a8), ("cmp_b.png", b8), ("cmp_c.png", c8)):
         Image.fromarray(v, "RGB").save(os.path.join(OUT, n), optimize=True)
-    rows = []
-    for p, q in (("cmp_a.png", "cmp_a.png"), ("cmp_a.png", "cmp_b.png"),
-                 ("cmp_a.png", "cmp_c.png"), ("cmp_b.png", "cmp_c.png")):
-        x, y = f32(os.path.join(OUT, p)), f32(os.path.join(OUT, q))
-        d = np.abs(x - y)
-        mse = np.mean(d * d)
-        psnr = float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
-        ssim = structural_similarity(x, y, channel_axis=2, gaussian_weights=True, sigma=1.5,
-                                     use_sample_covariance=False, data_range=1.0)
-        vals = (d.max() * 255, d.mean() * 255, psnr, ssim)
-        rows.append("\t".join([p, q] + [repr(float(v)) for v in vals]) + "\n")
-    with open(os.path.join(OUT, "compare.tsv"), "w") as fp:
-        fp.write("# a\tb\tmax_abs\tmean_abs\tpsnr\tssim\n")
-        fp.writelines(rows)
-    sys.stdout.writelines(rows)
 
 
 def main():

@@ -132,8 +132,24 @@ static const char *compare_help =
     "usage: tessera compare A B [--max-diff N] [--min-psnr DB] [--min-ssim S]\n"
     "\n"
     "Decodes both images (PNG or JPEG, any depth) and prints the largest and mean absolute\n"
-    "difference on the 0..255 scale, PSNR (dB, peak 1) and SSIM (Gaussian window 11x11,\n"
-    "sigma 1.5). Exits 1 when a threshold fails, 2 when the images differ in shape.\n";
+    "difference, PSNR (dB, peak: full scale) and SSIM (Gaussian window 11x11, sigma 1.5),\n"
+    "then 'levels', the unit of the differences:\n"
+    "  255    both images 8-bit: levels 0..255, each sample rounded to its level, so the\n"
+    "         differences are whole numbers and --max-diff 1 accepts a one-level\n"
+    "         difference and refuses two\n"
+    "  65535  both 16-bit: levels 0..65535, the same way\n"
+    "  255    one 8-bit and one 16-bit: the coarser scale, 0..255\n"
+    "  0      otherwise (float pixels): |a-b| * 255, unrounded (1/255 units)\n"
+    "PSNR and SSIM use the same rounded samples. An image narrower or lower than the\n"
+    "11x11 SSIM window is one window, the whole image, with uniform weights (its global\n"
+    "SSIM). Every channel counts, alpha included.\n"
+    "\n"
+    "  --max-diff N   fail when the largest difference is above N (in the unit above)\n"
+    "  --min-psnr DB  fail when PSNR is below DB\n"
+    "  --min-ssim S   fail when SSIM is below S (or NaN: a NaN sample)\n"
+    "\n"
+    "Exits 0 when every threshold holds, 1 when one fails or a file cannot be read, 2 when\n"
+    "the images differ in shape or on a usage error.\n";
 
 static const char *nodes_help = "usage: tessera nodes [--json]\n";
 static const char *devices_help = "usage: tessera devices\n";
@@ -1578,17 +1594,22 @@ static int cmd_compare(int argc, char **argv)
         code = fail(rc, tsr_errmsg(e));
         goto done;
     }
-    printf("max_abs_diff: %.6f\nmean_abs_diff: %.6f\npsnr_db: %.4f\nssim: %.6f\n", r.max_abs,
-           r.mean_abs, r.psnr, r.ssim);
+    printf("max_abs_diff: %.6f\nmean_abs_diff: %.6f\npsnr_db: %.4f\nssim: %.6f\nlevels: %d\n",
+           r.max_abs, r.mean_abs, r.psnr, r.ssim, r.levels);
     if (max_diff >= 0 && r.max_abs > max_diff) {
-        fprintf(stderr, "%s: compare: max difference %.6f > %.6f\n", prog, r.max_abs, max_diff);
+        if (r.levels) /* a whole number of levels */
+            fprintf(stderr, "%s: compare: max difference %.0f > %g (levels of %d)\n", prog,
+                    r.max_abs, max_diff, r.levels);
+        else
+            fprintf(stderr, "%s: compare: max difference %.6f > %g (1/255 units)\n", prog,
+                    r.max_abs, max_diff);
         code = EXIT_RUNTIME;
     }
     if (min_psnr >= 0 && r.psnr < min_psnr) {
         fprintf(stderr, "%s: compare: PSNR %.4f dB < %.4f dB\n", prog, r.psnr, min_psnr);
         code = EXIT_RUNTIME;
     }
-    if (min_ssim > -2 && !(r.ssim >= min_ssim)) { /* NaN (images under 11x11) fails */
+    if (min_ssim > -2 && !(r.ssim >= min_ssim)) { /* NaN (a NaN sample) fails */
         fprintf(stderr, "%s: compare: SSIM %.6f < %.6f\n", prog, r.ssim, min_ssim);
         code = EXIT_RUNTIME;
     }

@@ -1,5 +1,5 @@
-/* Image comparison: figures against numpy/scikit-image goldens (tools/gen-io-golden.py), SSIM
- * against a direct (non-separable) plain-C evaluation, closed forms, shapes and edge cases. */
+/* Image comparison: figures against numpy/scikit-image goldens (tools/gen-compare-golden.py),
+ * SSIM against a direct (non-separable) plain-C evaluation, closed forms, shapes and edge cases. */
 #include "testutil.h"
 
 #include <math.h>
@@ -8,6 +8,7 @@
 #include <string.h>
 
 #define GOLDEN "tests/golden/io/"
+#define CMP_GOLDEN "tests/golden/compare/compare.tsv"
 
 static void close_rel(const char *what, double got, double want, double rel)
 {
@@ -28,42 +29,102 @@ static tsr_compare_result compare_ok(const tsr_image *a, const tsr_image *b)
     return r;
 }
 
-/* max/mean/PSNR: the same double arithmetic on the same float32 inputs, only the summation
- * order differs, so 1e-9 relative is ample (the brief asks 1e-6). SSIM: scikit-image filters
- * the whole padded image with scipy and crops, Tessera filters the valid region only; both in
- * double, the same window, so they differ by rounding (measured ~1e-15); 1e-9 absolute. */
+/* Differences in levels are whole numbers and their mean one correctly rounded division, in
+ * numpy as here: max and mean must be bit-identical. PSNR: the same formula, log10 of a different
+ * but equal quotient, 1e-12 relative. SSIM: scikit-image filters the whole padded integer image
+ * with scipy and crops, Tessera filters the valid region of the same levels scaled to 0..1; both
+ * in double, the same window, so they differ by rounding (measured under 1e-15); 1e-9 absolute.
+ * The 5x7 and 9x9 rows check the whole-image window against numpy's global SSIM, itself checked
+ * against scikit-image's uniform 9x9 window by the generator. */
 static void matches_skimage(void **state)
 {
-    FILE *f = fopen(GOLDEN "compare.tsv", "r");
+    FILE *f = fopen(CMP_GOLDEN, "r");
     assert_non_null(f);
-    char line[512];
-    int rows = 0;
+    char line[1024];
+    int rows = 0, small = 0;
     while (fgets(line, sizeof line, f)) {
         if (line[0] == '#')
             continue;
-        char an[64], bn[64], psnr_s[64];
+        char pa[256], pb[256], psnr_s[64];
+        int levels;
         double max_abs, mean_abs, ssim;
-        assert_int_equal(
-            sscanf(line, "%63s %63s %lf %lf %63s %lf", an, bn, &max_abs, &mean_abs, psnr_s, &ssim),
-            6);
+        assert_int_equal(sscanf(line, "%255s %255s %d %lf %lf %63s %lf", pa, pb, &levels, &max_abs,
+                                &mean_abs, psnr_s, &ssim),
+                         7);
         double psnr = strcmp(psnr_s, "inf") ? strtod(psnr_s, NULL) : INFINITY;
-        char pa[128], pb[128];
-        snprintf(pa, sizeof pa, GOLDEN "%s", an);
-        snprintf(pb, sizeof pb, GOLDEN "%s", bn);
         tsr_image *a = tu_load(pa), *b = tu_load(pb);
         tsr_compare_result r = compare_ok(a, b);
-        print_message("%s vs %s: max %.6f mean %.6f psnr %.6f ssim %.9f (off by %.2g)\n", an, bn,
-                      r.max_abs, r.mean_abs, r.psnr, r.ssim, r.ssim - ssim);
-        close_rel("max_abs", r.max_abs, max_abs, 1e-9);
-        close_rel("mean_abs", r.mean_abs, mean_abs, 1e-9);
-        close_rel("psnr", r.psnr, psnr, 1e-9);
-        assert_true(fabs(r.ssim - ssim) <= 1e-9);
+        print_message("%s vs %s: levels %d max %.6f mean %.6f psnr %.6f ssim %.12f (off by "
+                      "%.2g)\n",
+                      pa, pb, r.levels, r.max_abs, r.mean_abs, r.psnr, r.ssim, r.ssim - ssim);
+        assert_int_equal(r.levels, levels);
+        if (r.max_abs != max_abs || r.mean_abs != mean_abs)
+            fail_msg("%s vs %s: max %.17g mean %.17g, expected exactly %.17g and %.17g", pa, pb,
+                     r.max_abs, r.mean_abs, max_abs, mean_abs);
+        close_rel("psnr", r.psnr, psnr, 1e-12);
+        if (!(fabs(r.ssim - ssim) <= 1e-9))
+            fail_msg("%s vs %s: ssim %.17g, expected %.17g", pa, pb, r.ssim, ssim);
+        small += a->width < 11 || a->height < 11;
         tsr_image_free(a);
         tsr_image_free(b);
         rows++;
     }
     fclose(f);
-    assert_int_equal(rows, 4);
+    assert_int_equal(rows, 13);
+    assert_int_equal(small, 3);
+}
+
+/* The unit of the differences and what a threshold of one level means: a one-level difference
+ * is exactly 1 (not 1.000008), two levels exactly 2, at 8 and 16 bits; float images keep 1/255
+ * units, unrounded. */
+static void exact_levels(void **state)
+{
+    static const struct {
+        const char *a, *b;
+        int levels;
+        double max;
+    } cases[] = {
+        {"tests/golden/compare/l8_a.png", "tests/golden/compare/l8_b1.png", 255, 1},
+        {"tests/golden/compare/l8_a.png", "tests/golden/compare/l8_b2.png", 255, 2},
+        {"tests/golden/compare/l16_a.png", "tests/golden/compare/l16_b1.png", 65535, 1},
+        {"tests/golden/compare/l16_a.png", "tests/golden/compare/l16_b2.png", 65535, 2},
+        {"tests/golden/compare/l16_b2.png", "tests/golden/compare/l8_b1.png", 255, 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        tsr_image *a = tu_load(cases[i].a), *b = tu_load(cases[i].b);
+        tsr_compare_result r = compare_ok(a, b);
+        assert_int_equal(r.levels, cases[i].levels);
+        assert_true(r.max_abs == cases[i].max);
+        r = compare_ok(b, a); /* symmetric, the mixed pair included */
+        assert_int_equal(r.levels, cases[i].levels);
+        assert_true(r.max_abs == cases[i].max);
+        tsr_image_free(a);
+        tsr_image_free(b);
+    }
+    /* 0 vs 1/255 in float (bit depth 0): one 1/255 unit, from float32 1/255, so not exactly 1. */
+    tsr_image *x, *y;
+    assert_int_equal(tsr_image_new(3, 2, 1, &x), TSR_OK);
+    assert_int_equal(tsr_image_new(3, 2, 1, &y), TSR_OK);
+    for (int i = 0; i < 6; i++) {
+        x->data[i] = 0;
+        y->data[i] = i == 4 ? 1.0f / 255.0f : 0;
+    }
+    tsr_compare_result r = compare_ok(x, y);
+    assert_int_equal(r.levels, 0);
+    close_rel("float max_abs", r.max_abs, (double)(1.0f / 255.0f) * 255.0, 1e-15);
+    /* The same pixels marked as decoded from 8-bit files: exactly one level. */
+    x->bit_depth = y->bit_depth = 8;
+    r = compare_ok(x, y);
+    assert_int_equal(r.levels, 255);
+    assert_true(r.max_abs == 1.0);
+    /* One 8-bit image against a float one: 1/255 units, nothing rounded. */
+    y->bit_depth = 0;
+    y->data[4] = 0.5f / 255.0f;
+    r = compare_ok(x, y);
+    assert_int_equal(r.levels, 0);
+    close_rel("mixed max_abs", r.max_abs, (double)(0.5f / 255.0f) * 255.0, 1e-15);
+    tsr_image_free(x);
+    tsr_image_free(y);
 }
 
 /* SSIM straight from its definition: for each valid pixel, the 11x11 Gaussian-weighted moments
@@ -145,6 +206,7 @@ static void closed_forms(void **state)
     close_rel("mean_abs", r.mean_abs, 127.5, 1e-12);
     close_rel("psnr", r.psnr, 10 * log10(4.0), 1e-12);
     close_rel("ssim", r.ssim, (0.375 + 1e-4) / (0.625 + 1e-4), 1e-12);
+    assert_int_equal(r.levels, 0);
     tsr_image_free(a);
     tsr_image_free(b);
 }
@@ -157,13 +219,30 @@ static void identical(void **state)
     assert_true(isinf(r.psnr) && r.psnr > 0);
     assert_true(r.ssim == 1.0);
     tsr_image_free(a);
-    /* Below 11x11 there is no valid SSIM window: 1 if identical, NaN otherwise; the other
-     * figures are still computed. */
-    tsr_image *s = tu_random_image(10, 30, 1, 3), *t = tu_random_image(10, 30, 1, 4);
+    /* Narrower than 11 (but 30 high): the whole image is the one window, uniform weights. */
+    tsr_image *s = tu_random_image(10, 30, 2, 3), *t = tu_random_image(10, 30, 2, 4);
+    for (size_t i = 0; i < 600; i++)
+        t->data[i] = 0.6f * s->data[i] + 0.4f * t->data[i];
     r = compare_ok(s, s);
     assert_true(r.ssim == 1.0);
     r = compare_ok(s, t);
-    assert_true(isnan(r.ssim));
+    double want = 0;
+    for (int c = 0; c < 2; c++) {
+        double mx = 0, my = 0, mxx = 0, myy = 0, mxy = 0;
+        for (int i = 0; i < 300; i++) {
+            double u = s->data[c * 300 + i], v = t->data[c * 300 + i];
+            mx += u / 300;
+            my += v / 300;
+            mxx += u * u / 300;
+            myy += v * v / 300;
+            mxy += u * v / 300;
+        }
+        want += (2 * mx * my + 1e-4) * (2 * (mxy - mx * my) + 9e-4) /
+                ((mx * mx + my * my + 1e-4) * (mxx - mx * mx + myy - my * my + 9e-4)) / 2;
+    }
+    print_message("10x30x2: global ssim %.15f, direct %.15f\n", r.ssim, want);
+    assert_true(fabs(r.ssim - want) <= 1e-12);
+    assert_true(r.ssim > 0.5 && r.ssim < 1.0);
     assert_true(isfinite(r.psnr) && r.max_abs > 0);
     tsr_image_free(s);
     tsr_image_free(t);
@@ -220,10 +299,10 @@ static void public_wrapper(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(matches_skimage),        cmocka_unit_test(ssim_matches_direct),
-        cmocka_unit_test(closed_forms),           cmocka_unit_test(identical),
-        cmocka_unit_test(nan_counts_as_infinite), cmocka_unit_test(shape_mismatch),
-        cmocka_unit_test(public_wrapper),
+        cmocka_unit_test(matches_skimage),     cmocka_unit_test(exact_levels),
+        cmocka_unit_test(ssim_matches_direct), cmocka_unit_test(closed_forms),
+        cmocka_unit_test(identical),           cmocka_unit_test(nan_counts_as_infinite),
+        cmocka_unit_test(shape_mismatch),      cmocka_unit_test(public_wrapper),
     };
     return cmocka_run_group_tests_name("compare", tests, NULL, NULL);
 }
