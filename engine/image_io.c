@@ -410,9 +410,19 @@ static void jpeg_on_output(j_common_ptr cinfo) {}
 /* A multi-scan (progressive) file is decoded whole inside jpeg_start_decompress, which calls
  * the monitor before each step of input (about one iMCU row of one scan): count those rows and
  * look for a cancel once per band, leaving like an error does. */
+/* More scans than any encoder writes (progressive files have about 10; libjpeg-turbo's fuzzers
+ * stop at 500): each scan walks the whole image again, so a small file of thousands of scans
+ * is a decoding bomb (711 KB of 2000 scans took 58 s). */
+#define JPEG_MAX_SCANS 200
+
 static void jpeg_on_progress(j_common_ptr cinfo)
 {
     dec *d = ((dec_jerr *)cinfo->err)->d;
+    if (d->jd.input_scan_number > JPEG_MAX_SCANS) {
+        dfail(d, TSR_ERR_DECODE, "JPEG with more than %d scans (refused as a decoding bomb)",
+              JPEG_MAX_SCANS);
+        longjmp(d->jb, 1);
+    }
     if (!d->jinput)
         return;
     d->jrows += (int64_t)d->jd.max_v_samp_factor * DCTSIZE;
@@ -472,10 +482,8 @@ static tsr_status jpeg_run(dec *d)
     if (!tsr__mul_size(d->jd.image_width, d->jd.out_color_space == JCS_CMYK ? 4 : ch, &samples))
         return dfail(d, TSR_ERR_LIMIT, "JPEG row too long");
     meter_init(&d->meter, d->ctl, d->info.height, samples, 1);
-    if (d->ctl && d->ctl->cancelled) {
-        d->jprog.progress_monitor = jpeg_on_progress;
-        d->jd.progress = &d->jprog;
-    }
+    d->jprog.progress_monitor = jpeg_on_progress; /* scans are counted, cancels checked */
+    d->jd.progress = &d->jprog;
     d->jinput = 1;
     jpeg_start_decompress(&d->jd);
     d->jinput = 0;

@@ -1182,9 +1182,72 @@ static void jpeg_flattens_alpha(void **state)
     }
 }
 
+/* A valid gray JPEG with `refine` successive-approximation refinements of every coefficient,
+ * coded separately: 64 * (refine + 1) scans, written by libjpeg itself. */
+static unsigned char *many_scans_jpeg(int refine, unsigned long *len)
+{
+    struct jpeg_compress_struct c;
+    struct jpeg_error_mgr jerr;
+    c.err = jpeg_std_error(&jerr);
+    jpeg_create_compress(&c);
+    unsigned char *out = NULL;
+    jpeg_mem_dest(&c, &out, len);
+    c.image_width = 64;
+    c.image_height = 64;
+    c.input_components = 1;
+    c.in_color_space = JCS_GRAYSCALE;
+    jpeg_set_defaults(&c);
+    int n = 64 * (refine + 1), k = 0;
+    jpeg_scan_info *scans = calloc((size_t)n, sizeof *scans);
+    for (int ss = 0; ss < 64; ss++)
+        for (int r = 0; r <= refine; r++) {
+            jpeg_scan_info *sc = &scans[k++];
+            sc->comps_in_scan = 1;
+            sc->component_index[0] = 0;
+            sc->Ss = sc->Se = ss;
+            sc->Ah = r == 0 ? 0 : refine - r + 1;
+            sc->Al = refine - r;
+        }
+    c.scan_info = scans;
+    c.num_scans = n;
+    jpeg_start_compress(&c, TRUE);
+    unsigned char row[64];
+    while (c.next_scanline < 64) {
+        for (int x = 0; x < 64; x++)
+            row[x] = (unsigned char)(x * 4 + c.next_scanline);
+        JSAMPROW rp = row;
+        jpeg_write_scanlines(&c, &rp, 1);
+    }
+    jpeg_finish_compress(&c);
+    jpeg_destroy_compress(&c);
+    free(scans);
+    return out;
+}
+
+/* A JPEG of thousands of scans is a decoding bomb: refused past 200 scans, quickly; one of 128
+ * scans (more than encoders write, under the cap) still loads. */
+static void jpeg_scan_bomb_refused(void **state)
+{
+    unsigned long len;
+    unsigned char *ok = many_scans_jpeg(1, &len); /* 128 scans */
+    tsr_image *img = NULL;
+    tsr__err err;
+    tsr__err_clear(&err);
+    assert_int_equal(tsr__image_decode(ok, len, "ok", 0, NULL, &img, &err), TSR_OK);
+    tsr_image_free(img);
+    free(ok);
+    unsigned char *bomb = many_scans_jpeg(5, &len); /* 384 scans */
+    tsr__err_clear(&err);
+    assert_int_equal(tsr__image_decode(bomb, len, "bomb", 0, NULL, &img, &err), TSR_ERR_DECODE);
+    assert_null(img);
+    assert_non_null(strstr(err.msg, "more than 200 scans"));
+    free(bomb);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(jpeg_scan_bomb_refused),
         cmocka_unit_test(jpeg_flattens_alpha),
         cmocka_unit_test(pngsuite_matches_pypng),
         cmocka_unit_test(libpng_copies_match_originals),
