@@ -1137,6 +1137,94 @@ fail:
 
 /* ---- public API ----------------------------------------------------------------------------- */
 
+/* s as a YAML single-quoted scalar ('' for a quote). */
+static void yaml_quote(FILE *f, const char *s)
+{
+    fputc('\'', f);
+    for (; *s; s++) {
+        if (*s == '\'')
+            fputc('\'', f);
+        fputc(*s, f);
+    }
+    fputc('\'', f);
+}
+
+/* The params of kv[n] for node `node` ("in", "op" or "out": "in.x=1", "out.x=1", else op's),
+ * as a YAML block. */
+static void op_params(FILE *f, const char *node, const char *const *kv, int n, int header)
+{
+    int any = 0;
+    for (int i = 0; i < n; i++) {
+        const char *k = kv[i], *eq = strchr(k, '='), *dot = memchr(k, '.', (size_t)(eq - k));
+        const char *owner = !dot ? "op" : !strncmp(k, "in.", 3) ? "in" : "out";
+        if (strcmp(owner, node))
+            continue;
+        if (dot)
+            k = dot + 1;
+        if (!any++ && header)
+            fprintf(f, "    params:\n");
+        fprintf(f, "      %.*s: ", (int)(eq - k), k);
+        yaml_quote(f, eq + 1);
+        fputc('\n', f);
+    }
+}
+
+char *tsr_graph_op_yaml(const char *type, const char *in_path, const char *out_path,
+                        const char *const *kv, int n, char *msg, size_t msglen)
+{
+    for (int i = 0; i < n; i++) {
+        const char *eq = strchr(kv[i], '='),
+                   *dot = eq ? memchr(kv[i], '.', (size_t)(eq - kv[i])) : NULL;
+        if (!eq || eq == kv[i] || strcspn(kv[i], ":{}[],#'\" ") < (size_t)(eq - kv[i]) ||
+            (dot && strncmp(kv[i], "in.", 3) && strncmp(kv[i], "out.", 4))) {
+            snprintf(msg, msglen, "'%s': expected PARAM=VALUE, in.PARAM=VALUE or out.PARAM=VALUE",
+                     kv[i]);
+            return NULL;
+        }
+    }
+    const tsr_node_class *c = type ? tsr__node_class_find(type) : NULL;
+    if (!c) {
+        snprintf(msg, msglen, "unknown node type '%s' (tessera nodes lists them)",
+                 type ? type : "");
+        return NULL;
+    }
+    int out_port = -1;
+    for (int i = 0; i < c->n_outputs && out_port < 0; i++)
+        if (c->outputs[i].type == TSR_PORT_IMAGE)
+            out_port = i;
+    if (c->n_inputs != 1 || c->inputs[0].type != TSR_PORT_IMAGE || out_port < 0 ||
+        (c->flags & (TSR_NODE_SOURCE | TSR_NODE_SINK))) {
+        snprintf(msg, msglen,
+                 "node type '%s' does not take one image and give one: write a graph for it", type);
+        return NULL;
+    }
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f) {
+        snprintf(msg, msglen, "out of memory");
+        return NULL;
+    }
+    fprintf(f, "version: 1\nnodes:\n  in:\n    type: image.load\n    params:\n");
+    op_params(f, "in", kv, n, 0);
+    fprintf(f, "      path: ");
+    yaml_quote(f, in_path ? in_path : "");
+    fprintf(f, "\n  op:\n    type: %s\n    inputs: { %s: in.image }\n", c->name, c->inputs[0].name);
+    op_params(f, "op", kv, n, 1);
+    fprintf(f, "  out:\n    type: image.save\n    inputs: { image: op.%s }\n    params:\n",
+            c->outputs[out_port].name);
+    op_params(f, "out", kv, n, 0);
+    fprintf(f, "      path: ");
+    yaml_quote(f, out_path ? out_path : "");
+    fputc('\n', f);
+    if (fclose(f)) {
+        free(text);
+        snprintf(msg, msglen, "out of memory");
+        return NULL;
+    }
+    return text;
+}
+
 int tsr_graph_node_count(const tsr_graph *g)
 {
     return g ? g->n_nodes : 0;

@@ -249,6 +249,14 @@ const char *tsr_graph_node_type(const tsr_graph *g, int i);
  * it is unset, or memory ran out. Free with tsr_free(). */
 char *tsr_graph_param(const tsr_graph *g, int i, const char *name);
 
+/* The graph of a one-shot operation (`tessera op`): image.load (node "in", path in_path) ->
+ * TYPE (node "op", with the params "name=value" of kv[n]) -> image.save (node "out", path
+ * out_path), as YAML text for tsr_graph_load_string, which validates it like any graph. NULL
+ * with a message in msg when TYPE is unknown or does not take exactly one input, an image, and
+ * give an image, or an assignment has no '='. Free with tsr_free(). */
+char *tsr_graph_op_yaml(const char *type, const char *in_path, const char *out_path,
+                        const char *const *kv, int n, char *msg, size_t msglen);
+
 /* Shape inference over the whole graph (reads image headers, no pixels). Called by run. */
 tsr_status tsr_graph_infer(tsr_engine *e, tsr_graph *g);
 

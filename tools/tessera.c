@@ -80,13 +80,15 @@ static const char *main_help =
     "  nodes            list node types with their ports and params (--json for GUIs)\n"
     "  devices          list OpenCL devices with their memory\n"
     "  compare A B      compare two images (max/mean difference, PSNR, SSIM)\n"
+    "  op TYPE IN OUT [PARAM=VALUE...]  run one node on one file, without a graph\n"
     "\n"
     "options: --help, --version. 'tessera COMMAND --help' describes each command.\n"
     "environment: TSR_DEVICE (ref | N | name), TSR_CACHE_DIR (kernel binaries),\n"
     "  TSR_MAX_PIXELS (largest image the engine holds, loaded or computed; default\n"
     "  268435456 pixels, 4 GiB as float32 RGBA).\n"
     "exit codes: 0 ok, 1 runtime error (or a batch with failed files), 2 usage or graph\n"
-    "  error (an image over the limits included), 3 device error, 4 cancelled without a signal, 130 interrupted (SIGINT),\n"
+    "  error (an image over the limits included), 3 device error, 4 cancelled without a signal, "
+    "130 interrupted (SIGINT),\n"
     "  143 terminated (SIGTERM).\n";
 
 static const char *run_help =
@@ -152,6 +154,22 @@ static const char *compare_help =
     "the images differ in shape or on a usage error.\n";
 
 static const char *nodes_help = "usage: tessera nodes [--json]\n";
+static const char *op_help =
+    "usage: tessera op TYPE IN OUT [PARAM=VALUE...] [out.PARAM=VALUE...] [run options]\n"
+    "       tessera op TYPE --help\n"
+    "\n"
+    "Runs one node type that takes one image and gives one (resize, blur.gaussian, ...) on the\n"
+    "file IN and writes OUT, like `vips resize in.png out.png 0.5`: the graph\n"
+    "image.load -> TYPE -> image.save, validated and run as `tessera run` runs a graph (the\n"
+    "run options -q, --json, --stats, --device, --vram-limit, --tile, --no-clobber apply; the\n"
+    "nodes are named in, op and out in messages). PARAM=VALUE sets the node's params;\n"
+    "in.PARAM=VALUE and out.PARAM=VALUE those of image.load and image.save (out.quality=90,\n"
+    "out.format=png, ...). IN and OUT may be - (standard input and output; give\n"
+    "out.format). `tessera op TYPE --help` lists the node's params.\n";
+
+/* The YAML of `tessera op`, loaded by load_graph in place of a file. */
+static char *g_inline_graph;
+static const char g_inline_name[] = "tessera op";
 static const char *devices_help = "usage: tessera devices\n";
 
 static int has_help(int argc, char **argv)
@@ -863,6 +881,8 @@ static int graph_view(const tsr_graph *g, gview *gv, char *msg, size_t msglen)
 /* The graph file, or standard input for "-" (named <stdin> in messages). */
 static tsr_status load_graph(tsr_engine *e, const char *path, tsr_graph **g)
 {
+    if (path == g_inline_name)
+        return tsr_graph_load_string(e, g_inline_graph, g_inline_name, g);
     if (strcmp(path, "-") != 0)
         return tsr_graph_load_file(e, path, g);
     size_t cap = 1 << 16, len = 0;
@@ -1620,6 +1640,65 @@ done:
     return code;
 }
 
+/* tessera op TYPE IN OUT [PARAM=VALUE...] [options]: the graph in -> TYPE -> out, then run. */
+static int cmd_op(int argc, char **argv)
+{
+    if (argc < 1 || (argc == 1 && has_help(argc, argv))) {
+        fputs(op_help, argc < 1 ? stderr : stdout);
+        return argc < 1 ? EXIT_USAGE : EXIT_OK;
+    }
+    const char *type = argv[0];
+    if (has_help(argc, argv)) { /* the node's block of `tessera nodes` */
+        char *text = tsr_nodes_text();
+        const char *p = text;
+        size_t tl = strlen(type);
+        while (p && !(strncmp(p, type, tl) == 0 && p[tl] == '\n'))
+            p = (p = strchr(p, '\n')) ? p + 1 : NULL;
+        if (!p) {
+            tsr_free(text);
+            return usage_error("op ", "unknown node type '%s' (tessera nodes lists them)", type);
+        }
+        const char *end = strstr(p, "\n\n");
+        fputs(op_help, stdout);
+        printf("\n%.*s\n", end ? (int)(end - p) : (int)strlen(p), p);
+        tsr_free(text);
+        return EXIT_OK;
+    }
+    if (argc < 3)
+        return usage_error("op ", "%s: expected TYPE IN OUT [PARAM=VALUE...]", "op");
+    const char **kv = calloc((size_t)argc + 1, sizeof *kv),
+               **rest = calloc((size_t)argc + 2, sizeof *rest);
+    if (!kv || !rest) {
+        free(kv);
+        free(rest);
+        return fail(TSR_ERR_NOMEM, NULL);
+    }
+    int n_kv = 0, n_rest = 0;
+    rest[n_rest++] = g_inline_name;
+    for (int i = 3; i < argc; i++) {
+        if (argv[i][0] == '-') { /* a run option, with its value when it takes one */
+            rest[n_rest++] = argv[i];
+            for (const char *const *v = value_options; *v; v++)
+                if (!strcmp(argv[i], *v) && i + 1 < argc)
+                    rest[n_rest++] = argv[++i];
+        } else {
+            kv[n_kv++] = argv[i];
+        }
+    }
+    char msg[1024];
+    g_inline_graph = tsr_graph_op_yaml(type, argv[1], argv[2], kv, n_kv, msg, sizeof msg);
+    int code;
+    if (!g_inline_graph)
+        code = usage_error("op ", "%s", msg);
+    else
+        code = cmd_run(n_rest, (char **)rest, 0);
+    tsr_free(g_inline_graph);
+    g_inline_graph = NULL;
+    free(kv);
+    free(rest);
+    return code;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -1645,6 +1724,8 @@ int main(int argc, char **argv)
         return cmd_devices(argc - 2, argv + 2);
     if (strcmp(cmd, "compare") == 0)
         return cmd_compare(argc - 2, argv + 2);
+    if (strcmp(cmd, "op") == 0)
+        return cmd_op(argc - 2, argv + 2);
     fprintf(stderr, "%s: unknown command '%s'\n\n%s", prog, cmd, main_help);
     return EXIT_USAGE;
 }
