@@ -1234,15 +1234,13 @@ fail:
     return rc;
 }
 
-tsr_status tsr_graph_set(tsr_engine *e, tsr_graph *g, const char *assignment)
+/* Finds the node and param an assignment names; messages as the user typed the option. */
+static tsr_status set_target(tsr__err *err, tsr_graph *g, const char *assignment, tsr_node **np,
+                             int *ip, const char **vp)
 {
-    if (!e)
-        return TSR_ERR_INVALID;
-    tsr__err_clear(tsr__eerr(e));
-    tsr__err *err = tsr__eerr(e);
-    if (!g || !assignment)
-        return tsr__seterr(err, TSR_ERR_INVALID, "tsr_graph_set: no graph or no assignment");
     char buf[80], sbuf[80];
+    if (!assignment)
+        return tsr__seterr(err, TSR_ERR_INVALID, "tsr_graph_set: no assignment");
     const char *eq = strchr(assignment, '=');
     const char *dot = eq ? memchr(assignment, '.', (size_t)(eq - assignment)) : NULL;
     if (!eq || !dot || dot == assignment || dot + 1 == eq)
@@ -1253,7 +1251,6 @@ tsr_status tsr_graph_set(tsr_engine *e, tsr_graph *g, const char *assignment)
         return tsr__seterr(err, TSR_ERR_GRAPH, "--set %.60s...: error: name too long", assignment);
     snprintf(id, sizeof id, "%.*s", (int)(dot - assignment), assignment);
     snprintf(name, sizeof name, "%.*s", (int)(eq - dot - 1), dot + 1);
-    const char *value = eq + 1;
 
     tsr_node *n = NULL;
     for (int i = 0; i < g->n_nodes && !n; i++)
@@ -1277,28 +1274,127 @@ tsr_status tsr_graph_set(tsr_engine *e, tsr_graph *g, const char *assignment)
                            "--set %s.%s: error: node '%s': unknown param '%s' for %s%s", id, name,
                            id, name, n->cls->name, suggest_text(&s, sbuf, sizeof sbuf));
     }
-    if (!*value)
-        return tsr__seterr(err, TSR_ERR_GRAPH,
-                           "--set %s.%s: error: node '%s': param '%s' has no value (expected %s)",
-                           id, name, id, name, param_type_name(n->cls->params[i].type));
+    *np = n;
+    *ip = i;
+    *vp = eq + 1;
+    return TSR_OK;
+}
 
-    /* Keep the old value so that a rejected override leaves the graph as it was. */
-    tsr_value old = n->params[i];
-    tsr_pos old_pos = n->param_pos[i];
-    if (old.str && !(old.str = strdup(old.str)))
-        return tsr__seterr(err, TSR_ERR_NOMEM, "out of memory");
-    tsr_status rc = tsr__param_set(n, i, value, (tsr_pos){0, 0}, err);
-    if (!rc && n->cls->check) {
-        rc = n->cls->check(n, err);
-        if (rc) {
-            free(n->params[i].str);
-            n->params[i] = old;
-            n->param_pos[i] = old_pos;
-            old.str = NULL;
-        }
+/* The params of one touched node as they were, so that a rejected batch leaves the graph as it
+ * was. */
+typedef struct set_saved {
+    tsr_node *n;
+    tsr_value params[TSR_MAX_PARAMS];
+    tsr_pos pos[TSR_MAX_PARAMS];
+} set_saved;
+
+static void saved_free(set_saved *s)
+{
+    for (int i = 0; i < TSR_MAX_PARAMS; i++)
+        free(s->params[i].str);
+}
+
+/* An empty value removes the param: back to its default, or absent if optional. */
+static tsr_status set_remove(tsr__err *err, tsr_node *n, int i)
+{
+    const tsr_param_def *d = &n->cls->params[i];
+    if (d->def) {
+        tsr_status rc = tsr__param_set(n, i, d->def, (tsr_pos){0, 0}, err);
+        n->param_pos[i] = (tsr_pos){0, 0};
+        return rc;
     }
-    free(old.str);
+    if (d->flags & TSR_PARAM_OPTIONAL) {
+        free(n->params[i].str);
+        memset(&n->params[i], 0, sizeof n->params[i]);
+        n->param_pos[i] = (tsr_pos){0, 0};
+        return TSR_OK;
+    }
+    if (d->flags & TSR_PARAM_REQUIRED)
+        return tsr__seterr(err, TSR_ERR_GRAPH,
+                           "--set %s.%s: error: node '%s': param '%s' is required and cannot be "
+                           "removed (expected %s)",
+                           n->id, d->name, n->id, d->name, param_type_name(d->type));
+    return tsr__seterr(err, TSR_ERR_GRAPH,
+                       "--set %s.%s: error: node '%s': param '%s' has no value (expected %s)",
+                       n->id, d->name, n->id, d->name, param_type_name(d->type));
+}
+
+tsr_status tsr_graph_set_many(tsr_engine *e, tsr_graph *g, const char *const *assignments, int n)
+{
+    if (!e)
+        return TSR_ERR_INVALID;
+    tsr__err_clear(tsr__eerr(e));
+    tsr__err *err = tsr__eerr(e);
+    if (!g || n < 0 || (n > 0 && !assignments))
+        return tsr__seterr(err, TSR_ERR_INVALID, "tsr_graph_set_many: no graph or no assignments");
+    if (n == 0)
+        return TSR_OK;
+    set_saved *saved = calloc((size_t)n, sizeof *saved);
+    if (!saved)
+        return tsr__seterr(err, TSR_ERR_NOMEM, "out of memory");
+    int n_saved = 0;
+    tsr_status rc = TSR_OK;
+    for (int k = 0; k < n && !rc; k++) {
+        tsr_node *nd;
+        int i;
+        const char *value;
+        rc = set_target(err, g, assignments[k], &nd, &i, &value);
+        if (rc)
+            break;
+        int s = 0;
+        while (s < n_saved && saved[s].n != nd)
+            s++;
+        if (s == n_saved) {
+            saved[s].n = nd;
+            n_saved++;
+            for (int j = 0; j < TSR_MAX_PARAMS; j++) {
+                saved[s].params[j] = nd->params[j];
+                saved[s].params[j].str = NULL;
+                saved[s].pos[j] = nd->param_pos[j];
+                if (nd->params[j].str && !(saved[s].params[j].str = strdup(nd->params[j].str))) {
+                    rc = tsr__seterr(err, TSR_ERR_NOMEM, "out of memory");
+                    break;
+                }
+            }
+            if (rc)
+                break;
+        }
+        rc = *value ? tsr__param_set(nd, i, value, (tsr_pos){0, 0}, err) : set_remove(err, nd, i);
+    }
+    /* Cross-param checks see the node as the whole batch left it, so order never matters. */
+    for (int s = 0; s < n_saved && !rc; s++) {
+        tsr_node *nd = saved[s].n;
+        for (int i = 0; i < nd->cls->n_params && !rc; i++)
+            if ((nd->cls->params[i].flags & TSR_PARAM_REQUIRED) && !nd->params[i].set)
+                rc = tsr__node_error(err, nd, i, "missing required param '%s'",
+                                     nd->cls->params[i].name);
+        if (!rc && nd->cls->check)
+            rc = nd->cls->check(nd, err);
+    }
+    for (int s = 0; s < n_saved; s++) {
+        if (rc) {
+            tsr_node *nd = saved[s].n;
+            for (int j = 0; j < TSR_MAX_PARAMS; j++) {
+                free(nd->params[j].str);
+                nd->params[j] = saved[s].params[j];
+                nd->param_pos[j] = saved[s].pos[j];
+                saved[s].params[j].str = NULL;
+            }
+        }
+        saved_free(&saved[s]);
+    }
+    free(saved);
     if (!rc)
         g->inferred = 0;
     return rc;
+}
+
+tsr_status tsr_graph_set(tsr_engine *e, tsr_graph *g, const char *assignment)
+{
+    if (e && !assignment) {
+        tsr__err_clear(tsr__eerr(e));
+        return tsr__seterr(tsr__eerr(e), TSR_ERR_INVALID,
+                           "tsr_graph_set: no graph or no assignment");
+    }
+    return tsr_graph_set_many(e, g, &assignment, 1);
 }

@@ -224,7 +224,17 @@ tsr_status tsr_graph_load_string(tsr_engine *e, const char *yaml, const char *na
                                  tsr_graph **out);
 void tsr_graph_free(tsr_graph *g);
 
-/* Override a parameter: "node.param=value". Validated like the YAML value. */
+/* Override parameters: n assignments "node.param=value", applied together and then validated,
+ * so their order never matters (a resize can move from scale to width; a save's path and format
+ * can change in either order). Each value is parsed and range-checked like the YAML value; once
+ * all are applied, every touched node's cross-param checks and required params are checked. An
+ * empty value ("node.param=") removes the param: an optional one becomes absent, one with a
+ * default gets its default back, a required one is an error. Returns TSR_OK, TSR_ERR_GRAPH
+ * (message in tsr_errmsg(e), "--set node.param: error: ..."), TSR_ERR_INVALID or
+ * TSR_ERR_NOMEM; on any failure the graph is unchanged. The strings are only read (the graph
+ * keeps copies). Not thread-safe on one graph or engine. */
+tsr_status tsr_graph_set_many(tsr_engine *e, tsr_graph *g, const char *const *assignments, int n);
+/* The one-assignment case of tsr_graph_set_many. */
 tsr_status tsr_graph_set(tsr_engine *e, tsr_graph *g, const char *assignment);
 
 /* The graph's nodes in file order (GUIs, batch drivers): their number, and the id and type of

@@ -1326,8 +1326,8 @@ static int cmd_run(int argc, char **argv, int validate_only)
     }
     atomic_store(&g_engine, e);
     rc = tsr_graph_load_file(e, a.graph, &g);
-    for (int i = 0; !rc && i < a.n_sets; i++)
-        rc = tsr_graph_set(e, g, a.sets[i]);
+    if (!rc)
+        rc = tsr_graph_set_many(e, g, (const char *const *)a.sets, a.n_sets);
     if (rc) {
         code = fail_before_job(json, rc, tsr_errmsg(e));
         goto done;

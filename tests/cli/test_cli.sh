@@ -31,6 +31,18 @@ check "reference device gives the same output within 1/255" \
 check "--set with an unknown param exits 2" test "$(code $T run graphs/demo.yaml --set up.sigma=2)" = 2
 check "--set with a bad value exits 2" test "$(code $T run graphs/demo.yaml --set up.filter=sinc)" = 2
 check "--set with an unknown node exits 2" test "$(code $T run graphs/demo.yaml --set nope.path=x)" = 2
+# --set assignments are applied together, then validated: their order never matters
+check "--set path then format runs" \
+    bash -c "$T run graphs/demo.yaml -q --set out.path=$tmp/pf --set out.format=png && test -s $tmp/pf"
+check "--set format then path runs" \
+    bash -c "$T run graphs/demo.yaml -q --set out.format=png --set out.path=$tmp/fp && test -s $tmp/fp"
+check "--set moves a resize from scale to width (either order)" \
+    bash -c "$T validate graphs/demo.yaml --set up.scale= --set up.width=90 >/dev/null && $T validate graphs/demo.yaml --set up.width=90 --set up.scale= >/dev/null"
+check "--set with scale and width together is refused at the --set" \
+    bash -c "$T validate graphs/demo.yaml --set up.width=90 2>&1 | grep -q -- '--set up.width: error: node .up.: resize takes either'"
+check "--set cannot remove a required param (exit 2)" \
+    bash -c "$T validate graphs/demo.yaml --set out.path= 2>&1 | grep -q -- \"--set out.path: error: node 'out': param 'path' is required and cannot be removed\""
+check "--set removing a required param exits 2" test "$(code $T validate graphs/demo.yaml --set out.path=)" = 2
 check "--device out of range exits 3" test "$(code $T run graphs/demo.yaml --device 99)" = 3
 
 # AI upscaling: the demo graph, the model nodes' errors
