@@ -99,7 +99,9 @@ typedef struct tsr_engine_options {
      * else $HOME/.cache/tessera. "" disables the on-disk cache. */
     const char *cache_dir;
     /* Largest image (width*height) accepted by loaders, checked from the header before any
-     * allocation. 0: $TSR_MAX_PIXELS, else 2^28. */
+     * allocation. 0: $TSR_MAX_PIXELS (a whole number, "1e9", or with a binary unit:
+     * "500M" = 500 * 2^20, "1G"; anything else makes tsr_engine_new fail with TSR_ERR_INVALID),
+     * else 2^28. */
     uint64_t max_pixels;
     /* Device memory budget in bytes: a hard cap on every byte the engine's device pool holds,
      * and the limit the tile planner plans under. 0: $TSR_VRAM_LIMIT (parsed like

@@ -31,6 +31,14 @@ check "reference device gives the same output within 1/255" \
 check "--set with an unknown param exits 2" test "$(code $T run graphs/demo.yaml --set up.sigma=2)" = 2
 check "--set with a bad value exits 2" test "$(code $T run graphs/demo.yaml --set up.filter=sinc)" = 2
 check "--set with an unknown node exits 2" test "$(code $T run graphs/demo.yaml --set nope.path=x)" = 2
+# TSR_MAX_PIXELS takes sizes as other options do, and refuses anything else at engine creation
+check "TSR_MAX_PIXELS=1e9 accepts the demo" bash -c "TSR_MAX_PIXELS=1e9 $T validate graphs/demo.yaml >/dev/null"
+check "TSR_MAX_PIXELS=500M accepts the demo" bash -c "TSR_MAX_PIXELS=500M $T validate graphs/demo.yaml >/dev/null"
+check "TSR_MAX_PIXELS=1K refuses the demo's image" bash -c "TSR_MAX_PIXELS=1K $T validate graphs/demo.yaml 2>&1 | grep -q 'pixel'"
+check "TSR_MAX_PIXELS=abc is refused with a message" \
+    bash -c "TSR_MAX_PIXELS=abc $T validate graphs/demo.yaml 2>&1 | grep -q \"TSR_MAX_PIXELS: 'abc' is not a pixel count\""
+check "TSR_MAX_PIXELS=abc exits 2" test "$(TSR_MAX_PIXELS=abc code $T validate graphs/demo.yaml)" = 2
+check "TSR_MAX_PIXELS=1.5 is refused" test "$(TSR_MAX_PIXELS=1.5 code $T validate graphs/demo.yaml)" = 2
 # --set assignments are applied together, then validated: their order never matters
 check "--set path then format runs" \
     bash -c "$T run graphs/demo.yaml -q --set out.path=$tmp/pf --set out.format=png && test -s $tmp/pf"
