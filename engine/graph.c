@@ -999,6 +999,153 @@ done:
     free(lines);
 }
 
+/* ---- YAML merge keys ------------------------------------------------------------------------ */
+
+/* libyaml's loader resolves aliases to the anchored node, but leaves `<<` as an ordinary key:
+ * YAML's merge (https://yaml.org/type/merge.html) is expanded here, before anything reads the
+ * document, by rewriting each mapping's pairs: its own keys first, then each merged mapping's
+ * keys that are not already there (earlier mappings of a merge list win over later ones). */
+
+/* Bounds the work a hostile file can ask for: strcmp calls grow with the square of this. */
+#define MERGE_MAX_KEYS 1024
+
+static int is_merge_key(const yaml_node_t *k)
+{
+    return k && k->type == YAML_SCALAR_NODE && k->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
+           k->data.scalar.length == 2 && !memcmp(k->data.scalar.value, "<<", 2);
+}
+
+static int has_key(parse_ctx *c, const yaml_node_pair_t *pairs, size_t n, const yaml_node_t *k)
+{
+    if (!k || k->type != YAML_SCALAR_NODE)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        const yaml_node_t *o = get(c, pairs[i].key);
+        if (o && o->type == YAML_SCALAR_NODE && o->data.scalar.length == k->data.scalar.length &&
+            !memcmp(o->data.scalar.value, k->data.scalar.value, k->data.scalar.length))
+            return 1;
+    }
+    return 0;
+}
+
+static tsr_status merge_map(parse_ctx *c, int idx, unsigned char *state);
+
+/* Appends the (already merged) pairs of mapping `src` that `out` lacks. */
+static tsr_status merge_from(parse_ctx *c, int src, unsigned char *state, yaml_node_pair_t **out,
+                             size_t *n, size_t *cap, tsr_pos where)
+{
+    tsr_status rc = merge_map(c, src, state);
+    if (rc)
+        return rc;
+    yaml_node_t *m = get(c, src);
+    for (yaml_node_pair_t *p = m->data.mapping.pairs.start; p < m->data.mapping.pairs.top; p++) {
+        if (has_key(c, *out, *n, get(c, p->key)))
+            continue;
+        if (*n >= MERGE_MAX_KEYS) {
+            at(c, where, "merge keys ('<<') here make a mapping of more than %d keys",
+               MERGE_MAX_KEYS);
+            return TSR_OK;
+        }
+        if (*n == *cap) {
+            size_t nc = *cap ? *cap * 2 : 16;
+            yaml_node_pair_t *np = realloc(*out, nc * sizeof *np);
+            if (!np)
+                return TSR_ERR_NOMEM;
+            *out = np;
+            *cap = nc;
+        }
+        (*out)[(*n)++] = *p;
+    }
+    return TSR_OK;
+}
+
+static tsr_status merge_map(parse_ctx *c, int idx, unsigned char *state)
+{
+    yaml_node_t *m = get(c, idx);
+    /* 1: being merged, so an alias back to it is a cycle, merged as it stands; 2: done. */
+    if (!m || m->type != YAML_MAPPING_NODE || state[idx])
+        return TSR_OK;
+    state[idx] = 1;
+    int merges = 0;
+    FOR_PAIRS(c, m, pair)
+    merges += is_merge_key(get(c, pair->key));
+    if (!merges) {
+        state[idx] = 2;
+        return TSR_OK;
+    }
+    size_t n = 0, cap = 0;
+    yaml_node_pair_t *out = NULL;
+    tsr_status rc = TSR_OK;
+    FOR_PAIRS(c, m, pair)
+    {
+        if (is_merge_key(get(c, pair->key)))
+            continue;
+        if (n == cap) {
+            size_t nc = cap ? cap * 2 : 16;
+            yaml_node_pair_t *np = realloc(out, nc * sizeof *np);
+            if (!np) {
+                rc = TSR_ERR_NOMEM;
+                goto done;
+            }
+            out = np;
+            cap = nc;
+        }
+        out[n++] = *pair;
+    }
+    FOR_PAIRS(c, m, pair)
+    {
+        const yaml_node_t *k = get(c, pair->key), *v = get(c, pair->value);
+        if (!is_merge_key(k) || !v)
+            continue;
+        if (v->type == YAML_MAPPING_NODE) {
+            rc = merge_from(c, pair->value, state, &out, &n, &cap, pos_of(k));
+        } else if (v->type == YAML_SEQUENCE_NODE) {
+            for (yaml_node_item_t *it = v->data.sequence.items.start;
+                 !rc && it < v->data.sequence.items.top; it++) {
+                const yaml_node_t *s = get(c, *it);
+                if (s && s->type == YAML_MAPPING_NODE)
+                    rc = merge_from(c, *it, state, &out, &n, &cap, pos_of(k));
+                else if (s)
+                    at(c, pos_of(s), "a merge key ('<<') takes mappings, found %s", kind_name(s));
+            }
+        } else {
+            at(c, pos_of(v),
+               "a merge key ('<<') takes a mapping or a list of mappings (such as *name), "
+               "found %s",
+               kind_name(v));
+        }
+        if (rc)
+            goto done;
+    }
+    /* The document frees its pairs with free(), so the new array takes the old one's place. */
+    if (!out && !(out = malloc(sizeof *out))) {
+        rc = TSR_ERR_NOMEM;
+        goto done;
+    }
+    free(m->data.mapping.pairs.start);
+    m->data.mapping.pairs.start = out;
+    m->data.mapping.pairs.top = out + n;
+    m->data.mapping.pairs.end = out + (n ? n : 1);
+    out = NULL;
+done:
+    free(out);
+    state[idx] = 2;
+    return rc;
+}
+
+static tsr_status resolve_merges(parse_ctx *c)
+{
+    int count = (int)(c->doc->nodes.top - c->doc->nodes.start);
+    unsigned char *state = calloc((size_t)count + 1, 1);
+    if (!state)
+        return TSR_ERR_NOMEM;
+    tsr_status rc = TSR_OK;
+    for (int i = 1; i <= count && !rc; i++)
+        rc = merge_map(c, i, state);
+    free(state);
+    return rc;
+}
+
 tsr_status tsr__graph_parse(const char *text, size_t len, const char *file, tsr_graph **out,
                             tsr__err *err)
 {
@@ -1042,6 +1189,10 @@ tsr_status tsr__graph_parse(const char *text, size_t len, const char *file, tsr_
     if (!root) {
         at(&c, (tsr_pos){1, 1}, "the graph is empty: expected 'version: 1' and 'nodes:'");
         rc = TSR_ERR_GRAPH;
+        goto fail;
+    }
+    if (resolve_merges(&c)) {
+        rc = tsr__seterr(err, TSR_ERR_NOMEM, "out of memory reading the graph");
         goto fail;
     }
     parse_root(&c, root);

@@ -593,6 +593,50 @@ static void set_many(void **state)
     tsr_graph_free(g);
 }
 
+/* ---- YAML anchors, aliases and merge keys --------------------------------------------------- */
+
+static void yaml_merge(void **state)
+{
+    tsr_graph *g = load_ok(HDR SRC "  b1: &blur\n"
+                                   "    type: blur.gaussian\n"
+                                   "    inputs: { image: src.image }\n"
+                                   "    params: &p { sigma: 2 }\n"
+                                   "  b2:\n"
+                                   "    <<: *blur\n"
+                                   "    inputs: { image: b1.image }\n"
+                                   "    params: { <<: *p, sigma: 3 }\n"
+                                   "  b3:\n"
+                                   "    <<: [*blur]\n"
+                                   "    inputs: { image: b2.image }\n"
+                                   "    params: *p\n"
+                                   "  b4:\n"
+                                   "    type: blur.gaussian\n"
+                                   "    inputs: { image: b3.image }\n"
+                                   "    params: { <<: [{ sigma: 5 }, *p] }\n"
+                                   "  out: { type: image.save, inputs: { image: b4.image }, "
+                                   "params: { path: out.png } }\n");
+    assert_int_equal(g->n_nodes, 6);
+    double want[] = {2, 3, 2, 5}; /* explicit keys win; earlier merged mappings win */
+    for (int i = 0; i < 4; i++) {
+        tsr_node *n = &g->nodes[1 + i];
+        assert_string_equal(n->cls->name, "blur.gaussian");
+        assert_true(n->params[tsr__param_index(n->cls, "sigma")].num == want[i]);
+    }
+    /* tsr_graph_param sees the merged value as the YAML gave it. */
+    char *s = tsr_graph_param(g, 2, "sigma");
+    assert_string_equal(s, "3");
+    tsr_free(s);
+    tsr_graph_free(g);
+
+    expect_error(HDR "  a: { type: image.load, params: { <<: 3, path: x.png } }\n", 0,
+                 "t.yaml:3:40: error: ",
+                 "a merge key ('<<') takes a mapping or a list of mappings (such as *name), "
+                 "found a scalar");
+    /* A quoted '<<' is an ordinary key, as YAML says. */
+    expect_error(HDR "  a: { type: image.load, params: { '<<': { path: y.png }, path: x.png } }\n",
+                 0, "t.yaml:3:36: error: ", "unknown param '<<'");
+}
+
 /* ---- params, through a test-only class with every param type -------------------------------- */
 
 #define FAKE_PARAMS(X)                                                                             \
@@ -1001,6 +1045,7 @@ int main(void)
         cmocka_unit_test(file_errors),
         cmocka_unit_test(set_params),
         cmocka_unit_test(set_many),
+        cmocka_unit_test(yaml_merge),
         cmocka_unit_test(param_defaults),
         cmocka_unit_test(param_numbers),
         cmocka_unit_test(param_bool_enum_string),
