@@ -262,6 +262,11 @@ const char *tsr_errmsg(const tsr_engine *e)
     return tsr__eerr(e)->msg;
 }
 
+const char *tsr_engine_warnings(const tsr_engine *e)
+{
+    return e && e->cl ? e->cl->warning : "";
+}
+
 const tsr_device_info *tsr_engine_device(const tsr_engine *e)
 {
     return e->cl ? &e->cl->info : &e->ref_info;

@@ -133,6 +133,11 @@ const char *tsr_errmsg(const tsr_engine *e);
 
 /* Describes the engine's device; for the "ref" engine, name is "reference (plain C)". */
 const tsr_device_info *tsr_engine_device(const tsr_engine *e);
+/* What the engine could not set up as asked but runs without, for the caller to show once: ""
+ * when all is well, else one line per warning (today: the kernel cache directory is not
+ * writable, so kernels are rebuilt on each run). The library never prints it. Borrowed from the
+ * engine, unchanged until tsr_engine_free; any thread. */
+const char *tsr_engine_warnings(const tsr_engine *e);
 int tsr_engine_is_ref(const tsr_engine *e);
 
 /* Device memory statistics (one set for the device pool, one for the staging pool). Peaks are

@@ -1324,6 +1324,8 @@ static int cmd_run(int argc, char **argv, int validate_only)
         code = fail_before_job(json, rc, msg);
         goto done;
     }
+    if (*tsr_engine_warnings(e))
+        fprintf(stderr, "tessera: warning: %s\n", tsr_engine_warnings(e));
     atomic_store(&g_engine, e);
     rc = tsr_graph_load_file(e, a.graph, &g);
     if (!rc)
