@@ -65,6 +65,42 @@ typedef struct found {
     tsr_device_info info;
 } found;
 
+static int dir_writable(const char *dir, char *why, size_t len);
+
+/* PoCL keeps its own kernel cache under $XDG_CACHE_HOME or $HOME and reports no device at all
+ * when it cannot create it (a read-only home). Unless the user chose POCL_CACHE_DIR, point it at
+ * a private directory in $TMPDIR before PoCL's devices start, so that the device still opens. */
+static void pocl_cache_fallback(void)
+{
+    if (getenv("POCL_CACHE_DIR"))
+        return;
+    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME"), *tmp = getenv("TMPDIR");
+    char dir[4096], why[256];
+    if (xdg && *xdg)
+        snprintf(dir, sizeof dir, "%s/pocl", xdg);
+    else if (home && *home)
+        snprintf(dir, sizeof dir, "%s/.cache/pocl", home);
+    else
+        return;
+    if (dir_writable(dir, why, sizeof why))
+        return;
+    snprintf(dir, sizeof dir, "%s/tessera-pocl-%ld", tmp && *tmp ? tmp : "/tmp", (long)getuid());
+    struct stat sb;
+    /* Another user could have made the directory first: use it only if it is our own. */
+    if ((mkdir(dir, 0700) == 0 || errno == EEXIST) && lstat(dir, &sb) == 0 && S_ISDIR(sb.st_mode) &&
+        sb.st_uid == getuid() && dir_writable(dir, why, sizeof why))
+        setenv("POCL_CACHE_DIR", dir, 0);
+}
+
+static int is_pocl(cl_platform_id p)
+{
+    char name[256] = "";
+    if (clGetPlatformInfo(p, CL_PLATFORM_NAME, sizeof name - 1, name, NULL) != CL_SUCCESS)
+        return 0;
+    return strstr(name, "Portable Computing Language") || strstr(name, "pocl") ||
+           strstr(name, "PoCL");
+}
+
 /* Every device of every platform, in platform order. */
 static tsr_status enumerate(found **out, int *count, tsr__err *err)
 {
@@ -94,6 +130,9 @@ static tsr_status enumerate(found **out, int *count, tsr__err *err)
         goto fail;
     }
     for (cl_uint p = 0; p < np; p++) {
+        static pthread_once_t pocl_once = PTHREAD_ONCE_INIT;
+        if (is_pocl(plats[p]))
+            pthread_once(&pocl_once, pocl_cache_fallback);
         cl_uint nd = 0;
         st = clGetDeviceIDs(plats[p], CL_DEVICE_TYPE_ALL, 0, NULL, &nd);
         if (st == CL_DEVICE_NOT_FOUND || nd == 0)
@@ -273,6 +312,16 @@ tsr_status tsr__cl_open(const char *device, const char *cache_dir, tsr__cl **out
         rc = tsr__seterr(err, TSR_ERR_NOMEM, "out of memory");
         goto fail_cl;
     }
+    /* An unwritable cache costs a rebuild per run, not the run: say so once and go on. */
+    char why[256];
+    if (*cl->cache_dir && !getenv("TSR_NO_KERNEL_CACHE") &&
+        !dir_writable(cl->cache_dir, why, sizeof why)) {
+        snprintf(cl->warning, sizeof cl->warning,
+                 "kernel cache directory '%.200s' is not writable (%s): running without the "
+                 "on-disk kernel cache (set TSR_CACHE_DIR to change it)",
+                 cl->cache_dir, why);
+        cl->cache_dir[0] = 0;
+    }
     free(list);
     *out = cl;
     return TSR_OK;
@@ -339,6 +388,30 @@ static void cache_path(const tsr__cl *cl, const tsr__kernel_source *common,
     h = fnv(h, TSR_CL_BUILD_OPTIONS, strlen(TSR_CL_BUILD_OPTIONS));
     h = fnv(h, TSR_VERSION, strlen(TSR_VERSION));
     snprintf(buf, len, "%s/%s-%016llx.bin", cl->cache_dir, src->name, (unsigned long long)h);
+}
+
+/* Creates dir if needed and proves a file can be made in it (permission bits alone do not tell
+ * for root, read-only mounts or a path through a regular file); on failure why says why. */
+static int dir_writable(const char *dir, char *why, size_t len)
+{
+    if (tsr__mkdir_p(dir, 0755) != 0) {
+        snprintf(why, len, "%s", strerror(errno));
+        return 0;
+    }
+    char probe[4200];
+    int n = snprintf(probe, sizeof probe, "%s/.probe-XXXXXX", dir);
+    if (n < 0 || (size_t)n >= sizeof probe) {
+        snprintf(why, len, "path too long");
+        return 0;
+    }
+    int fd = mkstemp(probe);
+    if (fd < 0) {
+        snprintf(why, len, "%s", strerror(errno));
+        return 0;
+    }
+    close(fd);
+    unlink(probe);
+    return 1;
 }
 
 static unsigned char *read_file(const char *path, size_t *len)

@@ -1,5 +1,6 @@
 /* Engine: device choice, message slot, statistics. */
 #include <ctype.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,6 +89,38 @@ tsr_status tsr_parse_size(const char *text, uint64_t total, uint64_t *out, char 
     return TSR_OK;
 }
 
+/* TSR_MAX_PIXELS: a pixel count written as sizes are elsewhere ("268435456", "1e9", "500M",
+ * "1.5G"; K/M/G/T binary as in tsr_parse_size). Anything else is refused rather than read as
+ * whatever prefix strtoull happens to accept. */
+static tsr_status parse_pixels(const char *text, uint64_t *out, tsr__err *err)
+{
+    const char *p = text;
+    size_t k = strspn(p, "0123456789.eE+-");
+    char *end;
+    double v = (*p >= '0' && *p <= '9') || *p == '.' ? strtod(p, &end) : 0;
+    if (v > 0 && end == p + k) {
+        double mult = 1;
+        const char *units = "KMGT", *u = *end ? strchr(units, toupper((unsigned char)*end)) : NULL;
+        if (u) {
+            for (const char *q = units; q <= u; q++)
+                mult *= 1024.0;
+            end++;
+            if (*end == 'i' || *end == 'I')
+                end++;
+        }
+        v *= mult;
+        if (!*end && v >= 1 && v < 9.2e18 && v == floor(v)) {
+            *out = (uint64_t)v;
+            return TSR_OK;
+        }
+    }
+    return tsr__seterr(err, TSR_ERR_INVALID,
+                       "TSR_MAX_PIXELS: '%.60s' is not a pixel count: expected a positive whole "
+                       "number, optionally with an exponent or a binary unit (268435456, 1e9, "
+                       "500M, 2G)",
+                       text);
+}
+
 /* The budget: as given (never above the device's memory), else the device's memory less a
  * headroom of max(256 MiB, 10%) for the driver, the display and other programs, but at least
  * half of it. */
@@ -168,6 +201,14 @@ tsr_status tsr_engine_new(const tsr_engine_options *opt, tsr_engine **out, char 
     e->ctx0.e = e;
     e->ctx0.err = &e->err0;
     tsr_status rc = TSR_OK;
+    e->max_pixels = opt->max_pixels;
+    if (!e->max_pixels) {
+        const char *env = getenv("TSR_MAX_PIXELS");
+        if (env && *env && (rc = parse_pixels(env, &e->max_pixels, tsr__eerr(e))))
+            goto fail;
+        if (!e->max_pixels)
+            e->max_pixels = TSR_DEFAULT_MAX_PIXELS;
+    }
     const char *device = opt->device ? opt->device : getenv("TSR_DEVICE");
     if (device && strcmp(device, "ref") == 0) {
         snprintf(e->ref_info.name, sizeof e->ref_info.name, "reference (plain C)");
@@ -185,13 +226,6 @@ tsr_status tsr_engine_new(const tsr_engine_options *opt, tsr_engine **out, char 
         if (rc)
             goto fail;
         e->ctx0.queue = e->cl->queue;
-    }
-    e->max_pixels = opt->max_pixels;
-    if (!e->max_pixels) {
-        const char *env = getenv("TSR_MAX_PIXELS");
-        e->max_pixels = env && *env ? strtoull(env, NULL, 10) : 0;
-        if (!e->max_pixels)
-            e->max_pixels = TSR_DEFAULT_MAX_PIXELS;
     }
     *out = e;
     return TSR_OK;
@@ -226,6 +260,11 @@ void tsr_engine_free(tsr_engine *e)
 const char *tsr_errmsg(const tsr_engine *e)
 {
     return tsr__eerr(e)->msg;
+}
+
+const char *tsr_engine_warnings(const tsr_engine *e)
+{
+    return e && e->cl ? e->cl->warning : "";
 }
 
 const tsr_device_info *tsr_engine_device(const tsr_engine *e)

@@ -999,6 +999,153 @@ done:
     free(lines);
 }
 
+/* ---- YAML merge keys ------------------------------------------------------------------------ */
+
+/* libyaml's loader resolves aliases to the anchored node, but leaves `<<` as an ordinary key:
+ * YAML's merge (https://yaml.org/type/merge.html) is expanded here, before anything reads the
+ * document, by rewriting each mapping's pairs: its own keys first, then each merged mapping's
+ * keys that are not already there (earlier mappings of a merge list win over later ones). */
+
+/* Bounds the work a hostile file can ask for: strcmp calls grow with the square of this. */
+#define MERGE_MAX_KEYS 1024
+
+static int is_merge_key(const yaml_node_t *k)
+{
+    return k && k->type == YAML_SCALAR_NODE && k->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
+           k->data.scalar.length == 2 && !memcmp(k->data.scalar.value, "<<", 2);
+}
+
+static int has_key(parse_ctx *c, const yaml_node_pair_t *pairs, size_t n, const yaml_node_t *k)
+{
+    if (!k || k->type != YAML_SCALAR_NODE)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        const yaml_node_t *o = get(c, pairs[i].key);
+        if (o && o->type == YAML_SCALAR_NODE && o->data.scalar.length == k->data.scalar.length &&
+            !memcmp(o->data.scalar.value, k->data.scalar.value, k->data.scalar.length))
+            return 1;
+    }
+    return 0;
+}
+
+static tsr_status merge_map(parse_ctx *c, int idx, unsigned char *state);
+
+/* Appends the (already merged) pairs of mapping `src` that `out` lacks. */
+static tsr_status merge_from(parse_ctx *c, int src, unsigned char *state, yaml_node_pair_t **out,
+                             size_t *n, size_t *cap, tsr_pos where)
+{
+    tsr_status rc = merge_map(c, src, state);
+    if (rc)
+        return rc;
+    yaml_node_t *m = get(c, src);
+    for (yaml_node_pair_t *p = m->data.mapping.pairs.start; p < m->data.mapping.pairs.top; p++) {
+        if (has_key(c, *out, *n, get(c, p->key)))
+            continue;
+        if (*n >= MERGE_MAX_KEYS) {
+            at(c, where, "merge keys ('<<') here make a mapping of more than %d keys",
+               MERGE_MAX_KEYS);
+            return TSR_OK;
+        }
+        if (*n == *cap) {
+            size_t nc = *cap ? *cap * 2 : 16;
+            yaml_node_pair_t *np = realloc(*out, nc * sizeof *np);
+            if (!np)
+                return TSR_ERR_NOMEM;
+            *out = np;
+            *cap = nc;
+        }
+        (*out)[(*n)++] = *p;
+    }
+    return TSR_OK;
+}
+
+static tsr_status merge_map(parse_ctx *c, int idx, unsigned char *state)
+{
+    yaml_node_t *m = get(c, idx);
+    /* 1: being merged, so an alias back to it is a cycle, merged as it stands; 2: done. */
+    if (!m || m->type != YAML_MAPPING_NODE || state[idx])
+        return TSR_OK;
+    state[idx] = 1;
+    int merges = 0;
+    FOR_PAIRS(c, m, pair)
+    merges += is_merge_key(get(c, pair->key));
+    if (!merges) {
+        state[idx] = 2;
+        return TSR_OK;
+    }
+    size_t n = 0, cap = 0;
+    yaml_node_pair_t *out = NULL;
+    tsr_status rc = TSR_OK;
+    FOR_PAIRS(c, m, pair)
+    {
+        if (is_merge_key(get(c, pair->key)))
+            continue;
+        if (n == cap) {
+            size_t nc = cap ? cap * 2 : 16;
+            yaml_node_pair_t *np = realloc(out, nc * sizeof *np);
+            if (!np) {
+                rc = TSR_ERR_NOMEM;
+                goto done;
+            }
+            out = np;
+            cap = nc;
+        }
+        out[n++] = *pair;
+    }
+    FOR_PAIRS(c, m, pair)
+    {
+        const yaml_node_t *k = get(c, pair->key), *v = get(c, pair->value);
+        if (!is_merge_key(k) || !v)
+            continue;
+        if (v->type == YAML_MAPPING_NODE) {
+            rc = merge_from(c, pair->value, state, &out, &n, &cap, pos_of(k));
+        } else if (v->type == YAML_SEQUENCE_NODE) {
+            for (yaml_node_item_t *it = v->data.sequence.items.start;
+                 !rc && it < v->data.sequence.items.top; it++) {
+                const yaml_node_t *s = get(c, *it);
+                if (s && s->type == YAML_MAPPING_NODE)
+                    rc = merge_from(c, *it, state, &out, &n, &cap, pos_of(k));
+                else if (s)
+                    at(c, pos_of(s), "a merge key ('<<') takes mappings, found %s", kind_name(s));
+            }
+        } else {
+            at(c, pos_of(v),
+               "a merge key ('<<') takes a mapping or a list of mappings (such as *name), "
+               "found %s",
+               kind_name(v));
+        }
+        if (rc)
+            goto done;
+    }
+    /* The document frees its pairs with free(), so the new array takes the old one's place. */
+    if (!out && !(out = malloc(sizeof *out))) {
+        rc = TSR_ERR_NOMEM;
+        goto done;
+    }
+    free(m->data.mapping.pairs.start);
+    m->data.mapping.pairs.start = out;
+    m->data.mapping.pairs.top = out + n;
+    m->data.mapping.pairs.end = out + (n ? n : 1);
+    out = NULL;
+done:
+    free(out);
+    state[idx] = 2;
+    return rc;
+}
+
+static tsr_status resolve_merges(parse_ctx *c)
+{
+    int count = (int)(c->doc->nodes.top - c->doc->nodes.start);
+    unsigned char *state = calloc((size_t)count + 1, 1);
+    if (!state)
+        return TSR_ERR_NOMEM;
+    tsr_status rc = TSR_OK;
+    for (int i = 1; i <= count && !rc; i++)
+        rc = merge_map(c, i, state);
+    free(state);
+    return rc;
+}
+
 tsr_status tsr__graph_parse(const char *text, size_t len, const char *file, tsr_graph **out,
                             tsr__err *err)
 {
@@ -1042,6 +1189,10 @@ tsr_status tsr__graph_parse(const char *text, size_t len, const char *file, tsr_
     if (!root) {
         at(&c, (tsr_pos){1, 1}, "the graph is empty: expected 'version: 1' and 'nodes:'");
         rc = TSR_ERR_GRAPH;
+        goto fail;
+    }
+    if (resolve_merges(&c)) {
+        rc = tsr__seterr(err, TSR_ERR_NOMEM, "out of memory reading the graph");
         goto fail;
     }
     parse_root(&c, root);
@@ -1322,15 +1473,13 @@ fail:
     return rc;
 }
 
-tsr_status tsr_graph_set(tsr_engine *e, tsr_graph *g, const char *assignment)
+/* Finds the node and param an assignment names; messages as the user typed the option. */
+static tsr_status set_target(tsr__err *err, tsr_graph *g, const char *assignment, tsr_node **np,
+                             int *ip, const char **vp)
 {
-    if (!e)
-        return TSR_ERR_INVALID;
-    tsr__err_clear(tsr__eerr(e));
-    tsr__err *err = tsr__eerr(e);
-    if (!g || !assignment)
-        return tsr__seterr(err, TSR_ERR_INVALID, "tsr_graph_set: no graph or no assignment");
     char buf[80], sbuf[80];
+    if (!assignment)
+        return tsr__seterr(err, TSR_ERR_INVALID, "tsr_graph_set: no assignment");
     const char *eq = strchr(assignment, '=');
     const char *dot = eq ? memchr(assignment, '.', (size_t)(eq - assignment)) : NULL;
     if (!eq || !dot || dot == assignment || dot + 1 == eq)
@@ -1341,7 +1490,6 @@ tsr_status tsr_graph_set(tsr_engine *e, tsr_graph *g, const char *assignment)
         return tsr__seterr(err, TSR_ERR_GRAPH, "--set %.60s...: error: name too long", assignment);
     snprintf(id, sizeof id, "%.*s", (int)(dot - assignment), assignment);
     snprintf(name, sizeof name, "%.*s", (int)(eq - dot - 1), dot + 1);
-    const char *value = eq + 1;
 
     tsr_node *n = NULL;
     for (int i = 0; i < g->n_nodes && !n; i++)
@@ -1365,28 +1513,127 @@ tsr_status tsr_graph_set(tsr_engine *e, tsr_graph *g, const char *assignment)
                            "--set %s.%s: error: node '%s': unknown param '%s' for %s%s", id, name,
                            id, name, n->cls->name, suggest_text(&s, sbuf, sizeof sbuf));
     }
-    if (!*value)
-        return tsr__seterr(err, TSR_ERR_GRAPH,
-                           "--set %s.%s: error: node '%s': param '%s' has no value (expected %s)",
-                           id, name, id, name, param_type_name(n->cls->params[i].type));
+    *np = n;
+    *ip = i;
+    *vp = eq + 1;
+    return TSR_OK;
+}
 
-    /* Keep the old value so that a rejected override leaves the graph as it was. */
-    tsr_value old = n->params[i];
-    tsr_pos old_pos = n->param_pos[i];
-    if (old.str && !(old.str = strdup(old.str)))
-        return tsr__seterr(err, TSR_ERR_NOMEM, "out of memory");
-    tsr_status rc = tsr__param_set(n, i, value, (tsr_pos){0, 0}, err);
-    if (!rc && n->cls->check) {
-        rc = n->cls->check(n, err);
-        if (rc) {
-            free(n->params[i].str);
-            n->params[i] = old;
-            n->param_pos[i] = old_pos;
-            old.str = NULL;
-        }
+/* The params of one touched node as they were, so that a rejected batch leaves the graph as it
+ * was. */
+typedef struct set_saved {
+    tsr_node *n;
+    tsr_value params[TSR_MAX_PARAMS];
+    tsr_pos pos[TSR_MAX_PARAMS];
+} set_saved;
+
+static void saved_free(set_saved *s)
+{
+    for (int i = 0; i < TSR_MAX_PARAMS; i++)
+        free(s->params[i].str);
+}
+
+/* An empty value removes the param: back to its default, or absent if optional. */
+static tsr_status set_remove(tsr__err *err, tsr_node *n, int i)
+{
+    const tsr_param_def *d = &n->cls->params[i];
+    if (d->def) {
+        tsr_status rc = tsr__param_set(n, i, d->def, (tsr_pos){0, 0}, err);
+        n->param_pos[i] = (tsr_pos){0, 0};
+        return rc;
     }
-    free(old.str);
+    if (d->flags & TSR_PARAM_OPTIONAL) {
+        free(n->params[i].str);
+        memset(&n->params[i], 0, sizeof n->params[i]);
+        n->param_pos[i] = (tsr_pos){0, 0};
+        return TSR_OK;
+    }
+    if (d->flags & TSR_PARAM_REQUIRED)
+        return tsr__seterr(err, TSR_ERR_GRAPH,
+                           "--set %s.%s: error: node '%s': param '%s' is required and cannot be "
+                           "removed (expected %s)",
+                           n->id, d->name, n->id, d->name, param_type_name(d->type));
+    return tsr__seterr(err, TSR_ERR_GRAPH,
+                       "--set %s.%s: error: node '%s': param '%s' has no value (expected %s)",
+                       n->id, d->name, n->id, d->name, param_type_name(d->type));
+}
+
+tsr_status tsr_graph_set_many(tsr_engine *e, tsr_graph *g, const char *const *assignments, int n)
+{
+    if (!e)
+        return TSR_ERR_INVALID;
+    tsr__err_clear(tsr__eerr(e));
+    tsr__err *err = tsr__eerr(e);
+    if (!g || n < 0 || (n > 0 && !assignments))
+        return tsr__seterr(err, TSR_ERR_INVALID, "tsr_graph_set_many: no graph or no assignments");
+    if (n == 0)
+        return TSR_OK;
+    set_saved *saved = calloc((size_t)n, sizeof *saved);
+    if (!saved)
+        return tsr__seterr(err, TSR_ERR_NOMEM, "out of memory");
+    int n_saved = 0;
+    tsr_status rc = TSR_OK;
+    for (int k = 0; k < n && !rc; k++) {
+        tsr_node *nd;
+        int i;
+        const char *value;
+        rc = set_target(err, g, assignments[k], &nd, &i, &value);
+        if (rc)
+            break;
+        int s = 0;
+        while (s < n_saved && saved[s].n != nd)
+            s++;
+        if (s == n_saved) {
+            saved[s].n = nd;
+            n_saved++;
+            for (int j = 0; j < TSR_MAX_PARAMS; j++) {
+                saved[s].params[j] = nd->params[j];
+                saved[s].params[j].str = NULL;
+                saved[s].pos[j] = nd->param_pos[j];
+                if (nd->params[j].str && !(saved[s].params[j].str = strdup(nd->params[j].str))) {
+                    rc = tsr__seterr(err, TSR_ERR_NOMEM, "out of memory");
+                    break;
+                }
+            }
+            if (rc)
+                break;
+        }
+        rc = *value ? tsr__param_set(nd, i, value, (tsr_pos){0, 0}, err) : set_remove(err, nd, i);
+    }
+    /* Cross-param checks see the node as the whole batch left it, so order never matters. */
+    for (int s = 0; s < n_saved && !rc; s++) {
+        tsr_node *nd = saved[s].n;
+        for (int i = 0; i < nd->cls->n_params && !rc; i++)
+            if ((nd->cls->params[i].flags & TSR_PARAM_REQUIRED) && !nd->params[i].set)
+                rc = tsr__node_error(err, nd, i, "missing required param '%s'",
+                                     nd->cls->params[i].name);
+        if (!rc && nd->cls->check)
+            rc = nd->cls->check(nd, err);
+    }
+    for (int s = 0; s < n_saved; s++) {
+        if (rc) {
+            tsr_node *nd = saved[s].n;
+            for (int j = 0; j < TSR_MAX_PARAMS; j++) {
+                free(nd->params[j].str);
+                nd->params[j] = saved[s].params[j];
+                nd->param_pos[j] = saved[s].pos[j];
+                saved[s].params[j].str = NULL;
+            }
+        }
+        saved_free(&saved[s]);
+    }
+    free(saved);
     if (!rc)
         g->inferred = 0;
     return rc;
+}
+
+tsr_status tsr_graph_set(tsr_engine *e, tsr_graph *g, const char *assignment)
+{
+    if (e && !assignment) {
+        tsr__err_clear(tsr__eerr(e));
+        return tsr__seterr(tsr__eerr(e), TSR_ERR_INVALID,
+                           "tsr_graph_set: no graph or no assignment");
+    }
+    return tsr_graph_set_many(e, g, &assignment, 1);
 }

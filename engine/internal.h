@@ -427,6 +427,7 @@ typedef struct tsr__cl {
     /* counters */
     int builds_compiled; /* programs built from source */
     int builds_cached;   /* programs loaded from the disk cache */
+    char warning[1024];  /* why the device runs degraded (no disk cache), "" if it does not */
 } tsr__cl;
 
 tsr_status tsr__cl_open(const char *device, const char *cache_dir, tsr__cl **out, tsr__err *err);

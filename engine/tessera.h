@@ -99,7 +99,9 @@ typedef struct tsr_engine_options {
      * else $HOME/.cache/tessera. "" disables the on-disk cache. */
     const char *cache_dir;
     /* Largest image (width*height) accepted by loaders, checked from the header before any
-     * allocation. 0: $TSR_MAX_PIXELS, else 2^28. */
+     * allocation. 0: $TSR_MAX_PIXELS (a whole number, "1e9", or with a binary unit:
+     * "500M" = 500 * 2^20, "1G"; anything else makes tsr_engine_new fail with TSR_ERR_INVALID),
+     * else 2^28. */
     uint64_t max_pixels;
     /* Device memory budget in bytes: a hard cap on every byte the engine's device pool holds,
      * and the limit the tile planner plans under. 0: $TSR_VRAM_LIMIT (parsed like
@@ -131,6 +133,11 @@ const char *tsr_errmsg(const tsr_engine *e);
 
 /* Describes the engine's device; for the "ref" engine, name is "reference (plain C)". */
 const tsr_device_info *tsr_engine_device(const tsr_engine *e);
+/* What the engine could not set up as asked but runs without, for the caller to show once: ""
+ * when all is well, else one line per warning (today: the kernel cache directory is not
+ * writable, so kernels are rebuilt on each run). The library never prints it. Borrowed from the
+ * engine, unchanged until tsr_engine_free; any thread. */
+const char *tsr_engine_warnings(const tsr_engine *e);
 int tsr_engine_is_ref(const tsr_engine *e);
 
 /* Device memory statistics (one set for the device pool, one for the staging pool). Peaks are
@@ -236,7 +243,17 @@ tsr_status tsr_graph_load_string(tsr_engine *e, const char *yaml, const char *na
                                  tsr_graph **out);
 void tsr_graph_free(tsr_graph *g);
 
-/* Override a parameter: "node.param=value". Validated like the YAML value. */
+/* Override parameters: n assignments "node.param=value", applied together and then validated,
+ * so their order never matters (a resize can move from scale to width; a save's path and format
+ * can change in either order). Each value is parsed and range-checked like the YAML value; once
+ * all are applied, every touched node's cross-param checks and required params are checked. An
+ * empty value ("node.param=") removes the param: an optional one becomes absent, one with a
+ * default gets its default back, a required one is an error. Returns TSR_OK, TSR_ERR_GRAPH
+ * (message in tsr_errmsg(e), "--set node.param: error: ..."), TSR_ERR_INVALID or
+ * TSR_ERR_NOMEM; on any failure the graph is unchanged. The strings are only read (the graph
+ * keeps copies). Not thread-safe on one graph or engine. */
+tsr_status tsr_graph_set_many(tsr_engine *e, tsr_graph *g, const char *const *assignments, int n);
+/* The one-assignment case of tsr_graph_set_many. */
 tsr_status tsr_graph_set(tsr_engine *e, tsr_graph *g, const char *assignment);
 
 /* The graph's nodes in file order (GUIs, batch drivers): their number, and the id and type of

@@ -297,6 +297,7 @@ _graph_load_file = _fn("tsr_graph_load_file", c_enum, c_void_p, c_char_p, _VP)
 _graph_load_string = _fn("tsr_graph_load_string", c_enum, c_void_p, c_char_p, c_char_p, _VP)
 _graph_free = _fn("tsr_graph_free", None, c_void_p)
 _graph_set = _fn("tsr_graph_set", c_enum, c_void_p, c_void_p, c_char_p)
+_graph_set_many = _fn("tsr_graph_set_many", c_enum, c_void_p, c_void_p, P(c_char_p), c_int)
 _graph_infer = _fn("tsr_graph_infer", c_enum, c_void_p, c_void_p)
 _graph_plan_text = _fn("tsr_graph_plan_text", c_enum, c_void_p, c_void_p, P(RunOptions), _VP)
 _image_from_pixels = _fn("tsr_image_from_pixels", c_enum, P(Pixels), _VP)
@@ -728,6 +729,18 @@ class Graph:
                 value = "true" if value else "false"
             assignment = "%s=%s" % (assignment, value)
         self.engine._check(_graph_set(self.engine.handle, self.handle, _b(assignment)))
+        return self
+
+    def set_many(self, assignments):
+        """Override several parameters together, then check them, so their order does not
+        matter: a list of "node.param=value" or a dict {"node.param": value}. An empty value
+        removes an optional param (or restores its default). On an error nothing changes."""
+        if isinstance(assignments, dict):
+            assignments = ["%s=%s" % (k, ("true" if v else "false") if isinstance(v, bool)
+                                      else v) for k, v in assignments.items()]
+        items = [_b(a) for a in assignments]
+        arr = (c_char_p * max(len(items), 1))(*items)
+        self.engine._check(_graph_set_many(self.engine.handle, self.handle, arr, len(items)))
         return self
 
     def infer(self):

@@ -318,6 +318,12 @@ class TestJobs(Base):
             self.assertEqual(cm.exception.status, tessera.Status.GRAPH)
             with self.assertRaises(tessera.Error):
                 g.set("soft.radius", 2)
+            # Several at once, applied together; one bad value fails them all.
+            with self.assertRaises(tessera.Error) as cm:
+                g.set_many(["soft.sigma=4", "soft.sigma=-1"])
+            self.assertIn("--set soft.sigma", cm.exception.message)
+            g.set_many({"soft.sigma": 4})
+            g.set_many([])
 
     def test_unbound_input_fails_the_job_with_position_and_event(self):
         events = []

@@ -96,7 +96,9 @@ static const char *run_help =
     "       tessera run GRAPH --batch PATTERN --output-dir DIR [batch options] [options]\n"
     "       tessera validate GRAPH [options]\n"
     "\n"
-    "  --set NODE.PARAM=VALUE  override a param (repeatable)\n"
+    "  --set NODE.PARAM=VALUE  override a param (repeatable; all are applied, then checked,\n"
+    "                          so their order does not matter; NODE.PARAM= with no value\n"
+    "                          removes an optional param or restores its default)\n"
     "  --device D              OpenCL device: index, part of its name, or 'ref' (plain C)\n"
     "  --vram-limit SIZE       device memory budget: 512M, 2G, 1.5GiB, or 60% of the\n"
     "                          device's memory (default: all but max(256 MiB, 10%))\n"
@@ -1424,10 +1426,12 @@ static int cmd_run(int argc, char **argv, int validate_only)
         code = fail_before_job(json, rc, msg);
         goto done;
     }
+    if (*tsr_engine_warnings(e))
+        fprintf(stderr, "tessera: warning: %s\n", tsr_engine_warnings(e));
     atomic_store(&g_engine, e);
     rc = load_graph(e, a.graph, &g);
-    for (int i = 0; !rc && i < a.n_sets; i++)
-        rc = tsr_graph_set(e, g, a.sets[i]);
+    if (!rc)
+        rc = tsr_graph_set_many(e, g, (const char *const *)a.sets, a.n_sets);
     if (rc) {
         code = fail_before_job(json, rc, tsr_errmsg(e));
         goto done;

@@ -31,6 +31,43 @@ check "reference device gives the same output within 1/255" \
 check "--set with an unknown param exits 2" test "$(code $T run graphs/demo.yaml --set up.sigma=2)" = 2
 check "--set with a bad value exits 2" test "$(code $T run graphs/demo.yaml --set up.filter=sinc)" = 2
 check "--set with an unknown node exits 2" test "$(code $T run graphs/demo.yaml --set nope.path=x)" = 2
+# an unwritable kernel cache directory costs the disk cache, not the run, and is said once
+check "TSR_CACHE_DIR that cannot be made: the run succeeds and warns once" \
+    bash -c "test \"\$(TSR_CACHE_DIR=/proc/nonexistent/tessera $T run graphs/demo.yaml -q --set out.path=$tmp/nc.png 2>&1 >/dev/null | grep -c '^tessera: warning: kernel cache directory .* is not writable')\" = 1 && test -s $tmp/nc.png"
+touch $tmp/plainfile
+check "TSR_CACHE_DIR under a regular file: the run succeeds and warns once" \
+    bash -c "test \"\$(TSR_CACHE_DIR=$tmp/plainfile/cache $T run graphs/demo.yaml -q --set out.path=$tmp/nc2.png 2>&1 >/dev/null | grep -c \"^tessera: warning: kernel cache directory '$tmp/plainfile/cache' is not writable (Not a directory)\")\" = 1 && test -s $tmp/nc2.png"
+check "a writable TSR_CACHE_DIR gives no warning" \
+    bash -c "test -z \"\$(TSR_CACHE_DIR=$tmp/kc $T run graphs/demo.yaml -q --set out.path=$tmp/nc3.png 2>&1 >/dev/null)\""
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
+    # a read-only home (as another user: root writes anywhere), where PoCL's own cache lives too
+    ro=$(mktemp -d) && chmod 555 "$ro" && chmod 755 $tmp && mkdir -p $tmp/rw && chmod 777 $tmp/rw && cp graphs/images/sample.png $tmp/ro-in.png && chmod 644 $tmp/ro-in.png
+    printf 'version: 1\nnodes:\n  src: { type: image.load, params: { path: %s/ro-in.png } }\n  b: { type: blur.gaussian, inputs: { image: src.image } }\n  out: { type: image.save, inputs: { image: b.image }, params: { path: %s/rw/o.png } }\n' $tmp $tmp > $tmp/ro.yaml
+    chmod 644 $tmp/ro.yaml
+    check "a read-only HOME: the run still finds its device and warns once" \
+        bash -c "test \"\$(env -i PATH=/usr/bin:/bin HOME=$ro setpriv --reuid=65534 --regid=65534 --clear-groups $(realpath $T) run $tmp/ro.yaml -q 2>&1 | grep -c '^tessera: warning: kernel cache directory')\" = 1 && test -s $tmp/rw/o.png"
+    rmdir "$ro"
+fi
+# TSR_MAX_PIXELS takes sizes as other options do, and refuses anything else at engine creation
+check "TSR_MAX_PIXELS=1e9 accepts the demo" bash -c "TSR_MAX_PIXELS=1e9 $T validate graphs/demo.yaml >/dev/null"
+check "TSR_MAX_PIXELS=500M accepts the demo" bash -c "TSR_MAX_PIXELS=500M $T validate graphs/demo.yaml >/dev/null"
+check "TSR_MAX_PIXELS=1K refuses the demo's image" bash -c "TSR_MAX_PIXELS=1K $T validate graphs/demo.yaml 2>&1 | grep -q 'pixel'"
+check "TSR_MAX_PIXELS=abc is refused with a message" \
+    bash -c "TSR_MAX_PIXELS=abc $T validate graphs/demo.yaml 2>&1 | grep -q \"TSR_MAX_PIXELS: 'abc' is not a pixel count\""
+check "TSR_MAX_PIXELS=abc exits 2" test "$(TSR_MAX_PIXELS=abc code $T validate graphs/demo.yaml)" = 2
+check "TSR_MAX_PIXELS=1.5 is refused" test "$(TSR_MAX_PIXELS=1.5 code $T validate graphs/demo.yaml)" = 2
+# --set assignments are applied together, then validated: their order never matters
+check "--set path then format runs" \
+    bash -c "$T run graphs/demo.yaml -q --set out.path=$tmp/pf --set out.format=png && test -s $tmp/pf"
+check "--set format then path runs" \
+    bash -c "$T run graphs/demo.yaml -q --set out.format=png --set out.path=$tmp/fp && test -s $tmp/fp"
+check "--set moves a resize from scale to width (either order)" \
+    bash -c "$T validate graphs/demo.yaml --set up.scale= --set up.width=90 >/dev/null && $T validate graphs/demo.yaml --set up.width=90 --set up.scale= >/dev/null"
+check "--set with scale and width together is refused at the --set" \
+    bash -c "$T validate graphs/demo.yaml --set up.width=90 2>&1 | grep -q -- '--set up.width: error: node .up.: resize takes either'"
+check "--set cannot remove a required param (exit 2)" \
+    bash -c "$T validate graphs/demo.yaml --set out.path= 2>&1 | grep -q -- \"--set out.path: error: node 'out': param 'path' is required and cannot be removed\""
+check "--set removing a required param exits 2" test "$(code $T validate graphs/demo.yaml --set out.path=)" = 2
 check "--device out of range exits 3" test "$(code $T run graphs/demo.yaml --device 99)" = 3
 
 # AI upscaling: the demo graph, the model nodes' errors

@@ -525,8 +525,14 @@ static void set_params(void **state)
     assert_int_equal(out->params[q].ival, 50); /* unchanged */
     assert_int_equal(tsr_graph_set(eng(), g, "out.quality=x"), TSR_ERR_GRAPH);
     assert_non_null(strstr(tsr_errmsg(eng()), "param 'quality' = 'x' is not a number"));
-    assert_int_equal(tsr_graph_set(eng(), g, "out.quality="), TSR_ERR_GRAPH);
-    assert_non_null(strstr(tsr_errmsg(eng()), "has no value"));
+    /* An empty value gives a param with a default its default back. */
+    assert_int_equal(tsr_graph_set(eng(), g, "out.quality="), TSR_OK);
+    assert_int_equal(out->params[q].ival, 92);
+    assert_int_equal(tsr_graph_set(eng(), g, "out.quality=50"), TSR_OK);
+    /* ... and a required param cannot be removed. */
+    assert_int_equal(tsr_graph_set(eng(), g, "out.path="), TSR_ERR_GRAPH);
+    assert_string_equal(tsr_errmsg(eng()), "--set out.path: error: node 'out': param 'path' is "
+                                           "required and cannot be removed (expected a string)");
     assert_int_equal(tsr_graph_set(eng(), g, "quality=3"), TSR_ERR_GRAPH);
     assert_string_equal(tsr_errmsg(eng()), "--set quality=3: error: expected node.param=value");
 
@@ -537,6 +543,98 @@ static void set_params(void **state)
     assert_string_equal(out->params[path].str, "out.png");
     assert_int_equal(out->param_pos[path].line, 4);
     tsr_graph_free(g);
+}
+
+/* Assignments are applied together, then checked: their order never matters. */
+static void set_many(void **state)
+{
+    tsr_graph *g = load_ok(
+        HDR SRC "  r: { type: resize, inputs: { image: src.image }, params: { scale: 0.5 } }\n"
+                "  out: { type: image.save, inputs: { image: r.image }, "
+                "params: { path: out.png } }\n");
+    tsr_node *r = &g->nodes[1], *out = &g->nodes[2];
+    int scale = tsr__param_index(r->cls, "scale"), width = tsr__param_index(r->cls, "width");
+    int path = tsr__param_index(out->cls, "path"), fmt = tsr__param_index(out->cls, "format");
+
+    const char *a1[] = {"out.path=x", "out.format=png"};
+    assert_int_equal(tsr_graph_set_many(eng(), g, a1, 2), TSR_OK);
+    assert_string_equal(out->params[path].str, "x");
+    const char *a2[] = {"out.format=jpeg", "out.path=y"};
+    assert_int_equal(tsr_graph_set_many(eng(), g, a2, 2), TSR_OK);
+    assert_string_equal(out->params[fmt].str, "jpeg");
+
+    const char *a3[] = {"r.width=90", "r.scale="};
+    assert_int_equal(tsr_graph_set_many(eng(), g, a3, 2), TSR_OK);
+    assert_false(r->params[scale].set);
+    assert_int_equal(r->params[width].ival, 90);
+    const char *a4[] = {"r.scale=2", "r.width="};
+    assert_int_equal(tsr_graph_set_many(eng(), g, a4, 2), TSR_OK);
+    assert_true(r->params[scale].set);
+    assert_false(r->params[width].set);
+
+    /* A failing batch leaves every node as it was, positions included. */
+    const char *a5[] = {"out.path=z.png", "r.width=10"};
+    assert_int_equal(tsr_graph_set_many(eng(), g, a5, 2), TSR_ERR_GRAPH);
+    assert_string_equal(tsr_errmsg(eng()), "--set r.width: error: node 'r': resize takes either "
+                                           "'scale' or 'width'/'height', not both");
+    assert_string_equal(out->params[path].str, "y");
+    assert_false(r->params[width].set);
+    assert_true(r->params[scale].set);
+    const char *a6[] = {"r.scale=", "out.path=w.png", "out.format=gif"};
+    assert_int_equal(tsr_graph_set_many(eng(), g, a6, 3), TSR_ERR_GRAPH);
+    assert_non_null(strstr(tsr_errmsg(eng()), "--set out.format: error: node 'out': "));
+    assert_true(r->params[scale].set);
+    assert_string_equal(out->params[path].str, "y");
+    const char *a7[] = {"r.scale="};
+    assert_int_equal(tsr_graph_set_many(eng(), g, a7, 1), TSR_ERR_GRAPH);
+    assert_non_null(strstr(tsr_errmsg(eng()), "resize needs 'scale', 'width' or 'height'"));
+    assert_true(r->params[scale].set);
+    assert_int_equal(tsr_graph_set_many(eng(), g, NULL, 0), TSR_OK);
+    tsr_graph_free(g);
+}
+
+/* ---- YAML anchors, aliases and merge keys --------------------------------------------------- */
+
+static void yaml_merge(void **state)
+{
+    tsr_graph *g = load_ok(HDR SRC "  b1: &blur\n"
+                                   "    type: blur.gaussian\n"
+                                   "    inputs: { image: src.image }\n"
+                                   "    params: &p { sigma: 2 }\n"
+                                   "  b2:\n"
+                                   "    <<: *blur\n"
+                                   "    inputs: { image: b1.image }\n"
+                                   "    params: { <<: *p, sigma: 3 }\n"
+                                   "  b3:\n"
+                                   "    <<: [*blur]\n"
+                                   "    inputs: { image: b2.image }\n"
+                                   "    params: *p\n"
+                                   "  b4:\n"
+                                   "    type: blur.gaussian\n"
+                                   "    inputs: { image: b3.image }\n"
+                                   "    params: { <<: [{ sigma: 5 }, *p] }\n"
+                                   "  out: { type: image.save, inputs: { image: b4.image }, "
+                                   "params: { path: out.png } }\n");
+    assert_int_equal(g->n_nodes, 6);
+    double want[] = {2, 3, 2, 5}; /* explicit keys win; earlier merged mappings win */
+    for (int i = 0; i < 4; i++) {
+        tsr_node *n = &g->nodes[1 + i];
+        assert_string_equal(n->cls->name, "blur.gaussian");
+        assert_true(n->params[tsr__param_index(n->cls, "sigma")].num == want[i]);
+    }
+    /* tsr_graph_param sees the merged value as the YAML gave it. */
+    char *s = tsr_graph_param(g, 2, "sigma");
+    assert_string_equal(s, "3");
+    tsr_free(s);
+    tsr_graph_free(g);
+
+    expect_error(HDR "  a: { type: image.load, params: { <<: 3, path: x.png } }\n", 0,
+                 "t.yaml:3:40: error: ",
+                 "a merge key ('<<') takes a mapping or a list of mappings (such as *name), "
+                 "found a scalar");
+    /* A quoted '<<' is an ordinary key, as YAML says. */
+    expect_error(HDR "  a: { type: image.load, params: { '<<': { path: y.png }, path: x.png } }\n",
+                 0, "t.yaml:3:36: error: ", "unknown param '<<'");
 }
 
 /* ---- params, through a test-only class with every param type -------------------------------- */
@@ -946,6 +1044,8 @@ int main(void)
         cmocka_unit_test(check_runs_after_params),
         cmocka_unit_test(file_errors),
         cmocka_unit_test(set_params),
+        cmocka_unit_test(set_many),
+        cmocka_unit_test(yaml_merge),
         cmocka_unit_test(param_defaults),
         cmocka_unit_test(param_numbers),
         cmocka_unit_test(param_bool_enum_string),
