@@ -1426,6 +1426,69 @@ tsr_status tsr_graph_load_string(tsr_engine *e, const char *yaml, const char *na
     return tsr__graph_parse(yaml, strlen(yaml), name ? name : "<string>", out, tsr__eerr(e));
 }
 
+/* dir/rel with "." and "dir/.." removed lexically (as Python's os.path.normpath does). */
+static char *join_clean(const char *dir, const char *rel)
+{
+    size_t n = strlen(dir) + strlen(rel) + 2;
+    char *joined = malloc(n), *out = malloc(n);
+    if (!joined || !out) {
+        free(joined);
+        free(out);
+        return NULL;
+    }
+    snprintf(joined, n, "%s/%s", dir, rel);
+    int abs = joined[0] == '/';
+    size_t len = 0;
+    int depth = 0; /* components kept that a ".." may remove */
+    char *save = NULL;
+    out[0] = 0;
+    for (char *c = strtok_r(joined, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+        if (!strcmp(c, "."))
+            continue;
+        if (!strcmp(c, "..") && depth > 0) {
+            char *slash = strrchr(out, '/');
+            len = slash ? (size_t)(slash - out) : 0;
+            out[len] = 0;
+            depth--;
+            continue;
+        }
+        if (!strcmp(c, "..") && abs)
+            continue; /* /.. is / */
+        len += (size_t)snprintf(out + len, n - len, "%s%s", len || abs ? "/" : "", c);
+        depth += strcmp(c, "..") != 0;
+    }
+    if (!len)
+        snprintf(out, n, abs ? "/" : ".");
+    free(joined);
+    return out;
+}
+
+/* Relative paths written in a graph file resolve against its folder, so a graph finds its own
+ * images from any current directory (paths from --set and the API stay relative to the current
+ * directory). */
+static tsr_status rebase_paths(tsr_graph *g, const char *file, tsr__err *err)
+{
+    char dir[4096];
+    tsr__dir_of(file, dir, sizeof dir);
+    if (!strcmp(dir, "."))
+        return TSR_OK;
+    for (int v = 0; v < g->n_nodes; v++) {
+        tsr_node *n = &g->nodes[v];
+        for (int i = 0; i < n->cls->n_params; i++) {
+            char *p = n->params[i].str;
+            if (!(n->cls->params[i].flags & TSR_PARAM_PATH) || !p || p[0] == '/' ||
+                !strcmp(p, "-") || n->param_pos[i].line <= 0)
+                continue;
+            char *np = join_clean(dir, p);
+            if (!np)
+                return tsr__seterr(err, TSR_ERR_NOMEM, "out of memory");
+            free(n->params[i].str);
+            n->params[i].str = np;
+        }
+    }
+    return TSR_OK;
+}
+
 tsr_status tsr_graph_load_file(tsr_engine *e, const char *path, tsr_graph **out)
 {
     if (!e || !out)
@@ -1467,6 +1530,10 @@ tsr_status tsr_graph_load_file(tsr_engine *e, const char *path, tsr_graph **out)
         goto fail;
     }
     rc = tsr__graph_parse(buf, len, path, out, tsr__eerr(e));
+    if (!rc && (rc = rebase_paths(*out, path, tsr__eerr(e)))) {
+        tsr__graph_free(*out);
+        *out = NULL;
+    }
 fail:
     fclose(f);
     free(buf);

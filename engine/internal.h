@@ -133,6 +133,8 @@ typedef enum tsr_param_type {
 /* Param flags */
 #define TSR_PARAM_REQUIRED 1u /* must be given */
 #define TSR_PARAM_OPTIONAL 2u /* may be absent with no default (value.set == 0) */
+#define TSR_PARAM_PATH 4u     /* a file: relative in a graph file, it resolves against the file's
+                                 folder (tsr_graph_load_file) */
 
 typedef struct tsr_param_def {
     const char *name;

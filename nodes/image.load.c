@@ -5,7 +5,7 @@
 #include "nodeutil.h"
 
 #define LOAD_PARAMS(X)                                                                             \
-    X(PATH, "path", TSR_PARAM_STRING, NULL, 0, -1, NULL, TSR_PARAM_REQUIRED,                       \
+    X(PATH, "path", TSR_PARAM_STRING, NULL, 0, -1, NULL, TSR_PARAM_REQUIRED | TSR_PARAM_PATH,      \
       "image file to read (PNG or JPEG), relative to the current directory; - reads standard "     \
       "input")
 TSR_PARAM_ENUM_DECL(LOAD_PARAMS)

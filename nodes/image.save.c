@@ -11,7 +11,7 @@
 #include "nodeutil.h"
 
 #define SAVE_PARAMS(X)                                                                             \
-    X(PATH, "path", TSR_PARAM_STRING, NULL, 0, -1, NULL, TSR_PARAM_REQUIRED,                       \
+    X(PATH, "path", TSR_PARAM_STRING, NULL, 0, -1, NULL, TSR_PARAM_REQUIRED | TSR_PARAM_PATH,      \
       "file to write, relative to the current directory; replaced only on success; - writes "      \
       "standard output (set format)")                                                              \
     X(FORMAT, "format", TSR_PARAM_ENUM, NULL, 0, -1, "png|jpeg", TSR_PARAM_OPTIONAL,               \

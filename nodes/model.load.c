@@ -4,7 +4,7 @@
 #include "model.h"
 
 #define MODEL_LOAD_PARAMS(X)                                                                       \
-    X(PATH, "path", TSR_PARAM_STRING, NULL, 0, -1, NULL, TSR_PARAM_REQUIRED,                       \
+    X(PATH, "path", TSR_PARAM_STRING, NULL, 0, -1, NULL, TSR_PARAM_REQUIRED | TSR_PARAM_PATH,      \
       "an ncnn .param file (its .bin beside it, same stem) or a folder holding exactly one "       \
       ".param, relative to the current directory")
 TSR_PARAM_ENUM_DECL(MODEL_LOAD_PARAMS)

@@ -249,8 +249,8 @@ check "--batch with --dry-run exits 2" \
 cat >$tmp/two.yaml <<EOF
 version: 1
 nodes:
-  a:   { type: image.load, params: { path: graphs/images/small.png } }
-  b:   { type: image.load, params: { path: graphs/images/sample.png } }
+  a:   { type: image.load, params: { path: $PWD/graphs/images/small.png } }
+  b:   { type: image.load, params: { path: $PWD/graphs/images/sample.png } }
   inv: { type: adjust.invert, inputs: { image: a.image } }
   x:   { type: image.save, inputs: { image: inv.image }, params: { path: out/x.png } }
   y:   { type: image.save, inputs: { image: b.image }, params: { path: out/y.jpg } }

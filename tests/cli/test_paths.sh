@@ -31,7 +31,7 @@ check "an output replacing the input through a link exits 2" \
 cat >$tmp/two.yaml <<YAML
 version: 1
 nodes:
-  src: { type: image.load, params: { path: graphs/images/small.png } }
+  src: { type: image.load, params: { path: $PWD/graphs/images/small.png } }
   a: { type: image.save, inputs: { image: src.image }, params: { path: $tmp/x.png } }
   b: { type: image.save, inputs: { image: src.image }, params: { path: $tmp/sub/../x.png } }
 YAML
@@ -79,7 +79,20 @@ check "... and needs the format param" \
     bash -c "$T run graphs/blur.yaml -q --set out.path=- 2>&1 >/dev/null | grep -q \"cannot tell the format of '-'\""
 check "an empty standard input is a clear error" \
     bash -c "$T run graphs/blur.yaml -q --set src.path=- --set out.path=$tmp/x.png </dev/null 2>&1 | grep -q '<stdin>: no data'"
-check "run - reads the graph from standard input" \
-    bash -c "$T run - -q --set out.path=$tmp/graph-stdin.png <graphs/blur.yaml && cmp -s $tmp/graph-stdin.png $tmp/ref-blur.png"
+check "run - reads the graph from standard input (its paths relative to the current directory)" \
+    bash -c "cd graphs && $PWD/$T run - -q --set out.path=$tmp/graph-stdin.png <blur.yaml && cmp -s $tmp/graph-stdin.png $tmp/ref-blur.png"
+cat >$tmp/sub/rel.yaml <<YAML
+version: 1
+nodes:
+  src: { type: image.load, params: { path: ../real/t.png } }
+  out: { type: image.save, inputs: { image: src.image }, params: { path: ../rel-out.png } }
+YAML
+check "paths in a graph file resolve against the file's folder, from any directory" \
+    bash -c "cd / && $PWD/$T run $tmp/sub/rel.yaml -q && test -s $tmp/rel-out.png"
+check "paths given with --set resolve against the current directory" \
+    bash -c "cd $tmp && $PWD/$T run sub/rel.yaml -q --set out.path=cwd-out.png && test -s $tmp/cwd-out.png"
+sed 's|real/t.png|real/none.png|' $tmp/sub/rel.yaml >$tmp/sub/rel2.yaml
+check "a missing file's message shows the path as resolved" \
+    bash -c "$T run $tmp/sub/rel2.yaml 2>&1 | grep -q '$tmp/real/none.png: cannot open'"
 
 cli_done paths
