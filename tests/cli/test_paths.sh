@@ -4,6 +4,7 @@
 set -u
 cd "$(dirname "$0")/../.."
 . tests/cli/checks.bash
+TA=$(realpath "$T") # the program from any directory
 
 check "a missing output folder is made" \
     bash -c "$T run graphs/blur.yaml -q --set out.path=$tmp/a/b/c/o.png && test -s $tmp/a/b/c/o.png"
@@ -80,7 +81,7 @@ check "... and needs the format param" \
 check "an empty standard input is a clear error" \
     bash -c "$T run graphs/blur.yaml -q --set src.path=- --set out.path=$tmp/x.png </dev/null 2>&1 | grep -q '<stdin>: no data'"
 check "run - reads the graph from standard input (its paths relative to the current directory)" \
-    bash -c "cd graphs && $PWD/$T run - -q --set out.path=$tmp/graph-stdin.png <blur.yaml && cmp -s $tmp/graph-stdin.png $tmp/ref-blur.png"
+    bash -c "cd graphs && $TA run - -q --set out.path=$tmp/graph-stdin.png <blur.yaml && cmp -s $tmp/graph-stdin.png $tmp/ref-blur.png"
 cat >$tmp/sub/rel.yaml <<YAML
 version: 1
 nodes:
@@ -88,9 +89,9 @@ nodes:
   out: { type: image.save, inputs: { image: src.image }, params: { path: ../rel-out.png } }
 YAML
 check "paths in a graph file resolve against the file's folder, from any directory" \
-    bash -c "cd / && $PWD/$T run $tmp/sub/rel.yaml -q && test -s $tmp/rel-out.png"
+    bash -c "cd / && $TA run $tmp/sub/rel.yaml -q && test -s $tmp/rel-out.png"
 check "paths given with --set resolve against the current directory" \
-    bash -c "cd $tmp && $PWD/$T run sub/rel.yaml -q --set out.path=cwd-out.png && test -s $tmp/cwd-out.png"
+    bash -c "cd $tmp && $TA run sub/rel.yaml -q --set out.path=cwd-out.png && test -s $tmp/cwd-out.png"
 sed 's|real/t.png|real/none.png|' $tmp/sub/rel.yaml >$tmp/sub/rel2.yaml
 check "a missing file's message shows the path as resolved" \
     bash -c "$T run $tmp/sub/rel2.yaml 2>&1 | grep -q '$tmp/real/none.png: cannot open'"
