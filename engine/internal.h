@@ -594,7 +594,8 @@ typedef struct tsr__stage {
     size_t min_estimate; /* what the smallest tile needs (for messages) */
     double seconds;      /* time spent running it (statistics) */
     int64_t tiles_run;   /* tiles really run (more than `tiles` after a downgrade) */
-    size_t *bytes;       /* per graph node, TSR_SLOTS sizes every tile asks the pool for */
+    size_t *bytes; /* per node of the stage (its position in `nodes`), TSR_SLOTS sizes every tile
+                      asks the pool for: sized by the stage, so planning stays linear */
 } tsr__stage;
 
 typedef struct tsr__plan {
@@ -604,6 +605,7 @@ typedef struct tsr__plan {
     size_t max_alloc;    /* largest single buffer the device allows; 0: no limit */
     unsigned char *host; /* per node: 1 if its output is materialized on the host */
     int *stage_of;       /* per node: the stage it runs in, -1 if none */
+    int *pos;            /* per node: its position in its stage's `nodes` (valid with stage_of) */
 } tsr__plan;
 
 /* What one tile of a stage needs: per graph node, the rectangle it produces (need), the
@@ -613,8 +615,9 @@ typedef struct tsr__tile {
     tsr_rect *up; /* [node * TSR_MAX_PORTS + port] */
     tsr_plan *plan;
     size_t largest; /* largest single buffer of the tile (pool-rounded) */
-    size_t *bytes;  /* [node * TSR_SLOTS + slot]: this tile's buffer sizes (pool-rounded):
-                       slot 0 output, 1..TSR_MAX_PORTS uploads, then the plan's bufs */
+    size_t *bytes;  /* [position in the stage * TSR_SLOTS + slot]: this tile's buffer sizes
+                       (pool-rounded): slot 0 output, 1..TSR_MAX_PORTS uploads, then the plan's
+                       bufs */
     size_t *max;    /* the same, largest over a grid of tiles */
 } tsr__tile;
 
