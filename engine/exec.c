@@ -784,7 +784,8 @@ static tsr_status run_tile(run_state *rs, const tsr__stage *s, tsr_rect r)
             if (rs->plan.host[src]) {
                 b = &rs->up[v * TSR_MAX_PORTS + i];
                 rr = t->up[v * TSR_MAX_PORTS + i];
-                rc = fetch(nx, rs, src, rr, b, e->cl ? s->bytes[(size_t)rs->plan.pos[v] * TSR_SLOTS + 1 + i] : 0);
+                size_t want = e->cl ? s->bytes[(size_t)rs->plan.pos[v] * TSR_SLOTS + 1 + i] : 0;
+                rc = fetch(nx, rs, src, rr, b, want);
             } else {
                 b = &rs->out[src];
                 rr = t->need[src];
