@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "tessera.h"
 
@@ -42,6 +43,9 @@ tsr__err *tsr__eerr(const tsr_engine *e);
 /* Replace the message; returns rc. */
 tsr_status tsr__seterr(tsr__err *err, tsr_status rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Opens path for reading only if it is a regular file: a FIFO, device, directory or socket is
+ * refused with a message naming what it is, without blocking (engine/image_io.c). */
+tsr_status tsr__fopen_regular(const char *path, FILE **out, tsr__err *err);
 /* Append one line to the message (for collecting several errors); returns rc. */
 tsr_status tsr__adderr(tsr__err *err, tsr_status rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
