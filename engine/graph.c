@@ -222,7 +222,7 @@ static void at(parse_ctx *c, tsr_pos p, const char *fmt, ...)
     char text[2048];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(text, sizeof text, fmt, ap);
+    tsr__vformat_short(text, sizeof text, fmt, ap);
     va_end(ap);
     tsr__adderr(c->err, TSR_ERR_GRAPH, "%s:%d:%d: error: %s", c->file, p.line, p.col, text);
 }
@@ -234,7 +234,7 @@ static void node_at(tsr__err *err, const tsr_node *n, tsr_pos p, const char *fmt
     char text[2048];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(text, sizeof text, fmt, ap);
+    tsr__vformat_short(text, sizeof text, fmt, ap);
     va_end(ap);
     tsr__adderr(err, TSR_ERR_GRAPH, "%s:%d:%d: error: node '%s': %s", n->file ? n->file : "<graph>",
                 p.line, p.col, n->id, text);

@@ -24,7 +24,8 @@
 typedef struct tsr__err {
     char msg[8192];
     size_t len;
-    int count; /* number of appended errors */
+    int count;   /* number of appended errors */
+    int omitted; /* of those, how many did not fit in msg (counted on its last line) */
     /* Where the (first) error is, when a node is known: for the execution-error event. */
     char node[256];
     char param[64];
@@ -42,6 +43,12 @@ void tsr__err_clear(tsr__err *err);
 tsr__err *tsr__eerr(const tsr_engine *e);
 /* Replace the message; returns rc. */
 tsr_status tsr__seterr(tsr__err *err, tsr_status rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* vsnprintf into dst, each run of over 123 non-blank bytes (a long path or value) shortened to
+ * its first and last 60 with "..." between, so that the words after it (the reason) still fit.
+ * Returns the length written. */
+size_t tsr__vformat_short(char *dst, size_t cap, const char *fmt, va_list ap);
+size_t tsr__format_short(char *dst, size_t cap, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Opens path for reading only if it is a regular file: a FIFO, device, directory or socket is
  * refused with a message naming what it is, without blocking (engine/image_io.c). */
