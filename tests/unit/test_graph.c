@@ -431,6 +431,47 @@ static void err_graph_too_large(void **state)
     free(t);
 }
 
+/* Messages shorten long values, never the reason; errors past the buffer are counted. */
+static void err_long_values(void **state)
+{
+    /* A 5000-character type name: shortened, the reason before it kept. */
+    char *t = deep_text(HDR SRC OUT "  x: { type: ", "b", 5000, "c }\n");
+    expect_error(t, 1, "t.yaml:5:", "unknown node type");
+    const char *msg = tsr_errmsg(eng());
+    assert_non_null(strstr(msg, "bbb..."));
+    assert_true(strlen(msg) < 400);
+    free(t);
+    /* A 5000-character path in a message: the first and last 60 characters of the word (the
+     * path and its colon), then the reason. */
+    char *path = deep_text("/", "p", 5000, "/x.png");
+    char out[2048];
+    tsr__format_short(out, sizeof out, "%s: cannot open: %s", path, "No such file or directory");
+    char want[256];
+    snprintf(want, sizeof want, "/%.59s...%.53s/x.png: cannot open: No such file or directory",
+             path + 1, path + 1);
+    assert_string_equal(out, want);
+    free(path);
+    /* 500 unknown types: the count stays exact and the last line says how many are not shown. */
+    size_t cap = 500 * 64 + 64;
+    t = malloc(cap);
+    assert_non_null(t);
+    size_t k = (size_t)snprintf(t, cap, HDR SRC OUT);
+    for (int i = 0; i < 500; i++)
+        k += (size_t)snprintf(t + k, cap - k, "  n%d: { type: no.such%d }\n", i, i);
+    tsr_graph *g = NULL;
+    assert_int_equal(tsr_graph_load_string(eng(), t, "t.yaml", &g), TSR_ERR_GRAPH);
+    msg = tsr_errmsg(eng());
+    assert_int_equal(tsr__eerr(eng())->count, 500);
+    const char *last = strrchr(msg, '\n');
+    assert_non_null(last);
+    int shown = 0, left = 0;
+    for (const char *p = msg; (p = strstr(p, "unknown node type")); p++)
+        shown++;
+    assert_int_equal(sscanf(last, "\n... and %d more errors", &left), 1);
+    assert_int_equal(shown + left, 500);
+    free(t);
+}
+
 static void err_cycle(void **state)
 {
     /* a feeds b feeds c feeds a; d hangs below the cycle and must not be reported on its own. */
@@ -1000,6 +1041,7 @@ int main(void)
         cmocka_unit_test(err_duplicate_id),
         cmocka_unit_test(err_bad_id),
         cmocka_unit_test(err_cycle),
+        cmocka_unit_test(err_long_values),
         cmocka_unit_test(err_deep_nesting),
         cmocka_unit_test(err_graph_too_large),
         cmocka_unit_test(err_self_loop),
