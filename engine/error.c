@@ -1,4 +1,5 @@
 /* Status text, per-engine messages and overflow-checked size helpers. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,7 @@ void tsr__err_clear(tsr__err *err)
     err->msg[0] = 0;
     err->len = 0;
     err->count = 0;
+    err->omitted = 0;
     err->node[0] = err->param[0] = err->file[0] = 0;
     err->line = err->col = 0;
 }
@@ -50,16 +52,76 @@ void tsr__err_where(tsr__err *err, const char *node, const char *param, const ch
     err->col = col;
 }
 
+/* Values (paths, ids) can be any length; the reason after them must still show. A run of more
+ * than TSR_SHORT_KEEP * 2 + 3 non-blank bytes keeps its first and last TSR_SHORT_KEEP bytes
+ * (never splitting a UTF-8 sequence) with "..." between. */
+#define TSR_SHORT_KEEP 60
+
+static size_t shorten_into(char *dst, size_t cap, const char *src)
+{
+    size_t k = 0;
+    if (!cap)
+        return 0;
+    for (const char *p = src; *p && k + 1 < cap;) {
+        if (*p == ' ' || *p == '\n' || *p == '\t') {
+            dst[k++] = *p++;
+            continue;
+        }
+        size_t run = strcspn(p, " \n\t");
+        size_t head = run, tail = run;
+        if (run > TSR_SHORT_KEEP * 2 + 3) {
+            head = TSR_SHORT_KEEP;
+            while (head > 0 && ((unsigned char)p[head] & 0xC0) == 0x80)
+                head--;
+            tail = run - TSR_SHORT_KEEP;
+            while (tail < run && ((unsigned char)p[tail] & 0xC0) == 0x80)
+                tail++;
+        }
+        for (size_t i = 0; i < head && k + 1 < cap; i++)
+            dst[k++] = p[i];
+        if (head < run) {
+            for (const char *d = "..."; *d && k + 1 < cap; d++)
+                dst[k++] = *d;
+            for (size_t i = tail; i < run && k + 1 < cap; i++)
+                dst[k++] = p[i];
+        }
+        p += run;
+    }
+    dst[k] = 0;
+    return k;
+}
+
+size_t tsr__vformat_short(char *dst, size_t cap, const char *fmt, va_list ap)
+{
+    va_list aq;
+    va_copy(aq, ap);
+    int n = vsnprintf(NULL, 0, fmt, aq);
+    va_end(aq);
+    char *full = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (!full) { /* out of memory: cut, as before, rather than lose the message */
+        int m = cap ? vsnprintf(dst, cap, fmt, ap) : 0;
+        return m < 0 ? 0 : (size_t)m >= cap ? cap - 1 : (size_t)m;
+    }
+    vsnprintf(full, (size_t)n + 1, fmt, ap);
+    size_t k = shorten_into(dst, cap, full);
+    free(full);
+    return k;
+}
+
+size_t tsr__format_short(char *dst, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    size_t k = tsr__vformat_short(dst, cap, fmt, ap);
+    va_end(ap);
+    return k;
+}
+
 static void vappend(tsr__err *err, const char *fmt, va_list ap)
 {
     if (err->len >= sizeof err->msg - 1)
         return;
-    int n = vsnprintf(err->msg + err->len, sizeof err->msg - err->len, fmt, ap);
-    if (n < 0)
-        return;
-    err->len += (size_t)n;
-    if (err->len >= sizeof err->msg)
-        err->len = sizeof err->msg - 1;
+    err->len += tsr__vformat_short(err->msg + err->len, sizeof err->msg - err->len, fmt, ap);
 }
 
 tsr_status tsr__seterr(tsr__err *err, tsr_status rc, const char *fmt, ...)
@@ -79,15 +141,33 @@ tsr_status tsr__adderr(tsr__err *err, tsr_status rc, const char *fmt, ...)
 {
     if (!err)
         return rc;
-    if (err->len > 0 && err->len < sizeof err->msg - 1) {
-        err->msg[err->len++] = '\n';
-        err->msg[err->len] = 0;
-    }
+    /* A line that does not fit whole (room kept for the count of those left out) is left out and
+     * counted: "... and 37 more errors" ends the message. */
+    enum { TRAILER = 48 };
+    char line[sizeof err->msg];
     va_list ap;
     va_start(ap, fmt);
-    vappend(err, fmt, ap);
+    size_t n = tsr__vformat_short(line, sizeof line, fmt, ap);
     va_end(ap);
     err->count++;
+    if (!err->omitted && err->len + 1 + n + TRAILER < sizeof err->msg) {
+        if (err->len > 0)
+            err->msg[err->len++] = '\n';
+        memcpy(err->msg + err->len, line, n + 1);
+        err->len += n;
+        return rc;
+    }
+    if (err->omitted) { /* replace the previous trailer, the message's last line */
+        char *last = strrchr(err->msg, '\n');
+        if (last && strncmp(last, "\n... and ", 9) == 0)
+            err->len = (size_t)(last - err->msg);
+    }
+    err->omitted++;
+    int m = snprintf(err->msg + err->len, sizeof err->msg - err->len, "%s... and %d more error%s",
+                     err->len ? "\n" : "", err->omitted, err->omitted == 1 ? "" : "s");
+    if (m > 0)
+        err->len = err->len + (size_t)m < sizeof err->msg ? err->len + (size_t)m
+                                                          : sizeof err->msg - 1;
     return rc;
 }
 
@@ -97,7 +177,7 @@ void tsr__err_prefix(tsr__err *err, const char *fmt, ...)
         return;
     char old[sizeof err->msg];
     memcpy(old, err->msg, sizeof old);
-    int count = err->count;
+    int count = err->count, omitted = err->omitted;
     char node[sizeof err->node], param[sizeof err->param], file[sizeof err->file];
     memcpy(node, err->node, sizeof node);
     memcpy(param, err->param, sizeof param);
@@ -117,6 +197,7 @@ void tsr__err_prefix(tsr__err *err, const char *fmt, ...)
     int n = snprintf(err->msg + err->len, room, "%s", old);
     err->len = n < 0 ? err->len : (size_t)n >= room ? sizeof err->msg - 1 : err->len + (size_t)n;
     err->count = count;
+    err->omitted = omitted;
 }
 
 int tsr__mul_size(size_t a, size_t b, size_t *out)

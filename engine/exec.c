@@ -821,7 +821,7 @@ static tsr_status node_prepare(run_state *rs, const tsr__stage *s, int v)
     tsr_status rc = TSR_OK;
     if (rs->e->cl)
         rc = bufs_alloc(nx, &rs->tile.plan[v], TSR_BUF_RUN,
-                        s->bytes + (size_t)v * TSR_SLOTS + TSR_SLOT_BUF(0));
+                        s->bytes + (size_t)rs->plan.pos[v] * TSR_SLOTS + TSR_SLOT_BUF(0));
     if (!rc && n->cls->prepare)
         rc = n->cls->prepare(nx, n, &nx->state);
     if (rc) {
@@ -865,7 +865,8 @@ static tsr_status run_tile(run_state *rs, const tsr__stage *s, tsr_rect r)
             if (rs->plan.host[src]) {
                 b = &rs->up[v * TSR_MAX_PORTS + i];
                 rr = t->up[v * TSR_MAX_PORTS + i];
-                rc = fetch(nx, rs, src, rr, b, e->cl ? s->bytes[v * TSR_SLOTS + 1 + i] : 0);
+                size_t want = e->cl ? s->bytes[(size_t)rs->plan.pos[v] * TSR_SLOTS + 1 + i] : 0;
+                rc = fetch(nx, rs, src, rr, b, want);
             } else {
                 b = &rs->out[src];
                 rr = t->need[src];
@@ -875,13 +876,13 @@ static tsr_status run_tile(run_state *rs, const tsr__stage *s, tsr_rect r)
         const tsr_port_info *oi = &n->out_info[0];
         if (!rc)
             rc = tbuf_alloc(nx, &rs->out[v], t->need[v], oi->channels,
-                            e->cl ? s->bytes[v * TSR_SLOTS] : 0);
+                            e->cl ? s->bytes[(size_t)rs->plan.pos[v] * TSR_SLOTS] : 0);
         if (!rc) {
             tsr_region outr = {t->need[v], oi->channels,   oi->width,
                                oi->height, rs->out[v].mem, rs->out[v].host};
             if (e->cl) /* the sizes the planner counted: the stage's grid maxima */
                 rc = bufs_alloc(nx, &t->plan[v], TSR_BUF_TILE,
-                                s->bytes + (size_t)v * TSR_SLOTS + TSR_SLOT_BUF(0));
+                                s->bytes + (size_t)rs->plan.pos[v] * TSR_SLOTS + TSR_SLOT_BUF(0));
             if (!rc)
                 rc = e->cl ? n->cls->run_cl(nx, n, in, &outr) : n->cls->run_ref(nx, n, in, &outr);
             if (!rc && e->cl)

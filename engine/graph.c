@@ -222,7 +222,7 @@ static void at(parse_ctx *c, tsr_pos p, const char *fmt, ...)
     char text[2048];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(text, sizeof text, fmt, ap);
+    tsr__vformat_short(text, sizeof text, fmt, ap);
     va_end(ap);
     tsr__adderr(c->err, TSR_ERR_GRAPH, "%s:%d:%d: error: %s", c->file, p.line, p.col, text);
 }
@@ -234,7 +234,7 @@ static void node_at(tsr__err *err, const tsr_node *n, tsr_pos p, const char *fmt
     char text[2048];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(text, sizeof text, fmt, ap);
+    tsr__vformat_short(text, sizeof text, fmt, ap);
     va_end(ap);
     tsr__adderr(err, TSR_ERR_GRAPH, "%s:%d:%d: error: node '%s': %s", n->file ? n->file : "<graph>",
                 p.line, p.col, n->id, text);
@@ -1146,6 +1146,86 @@ static tsr_status resolve_merges(parse_ctx *c)
     return rc;
 }
 
+/* Deeper than any graph needs (a graph is three levels: nodes, node, params); libyaml's cost
+ * grows with the square of the depth (100,000 `[` took 30 s), so the text is refused first. */
+#define TSR_GRAPH_MAX_DEPTH 64
+/* A graph of 10,000 nodes is about 1 MiB of text. */
+#define TSR_GRAPH_MAX_BYTES (16 << 20)
+
+/* Position of the first place where the text nests deeper than TSR_GRAPH_MAX_DEPTH levels, or
+ * {0, 0}. A cheap over-approximation of YAML's structure, in one pass: flow brackets and braces,
+ * plus one level per indentation step and per "- " sequence entry in block context, outside
+ * quoted scalars and comments. */
+static tsr_pos nesting_too_deep(const char *text, size_t len)
+{
+    int indents[TSR_GRAPH_MAX_DEPTH + 2]; /* block context: the indentation of each open level */
+    int n_indents = 0, flow = 0, line = 1, col = 1;
+    char quote = 0;
+    size_t i = 0;
+    while (i < len) {
+        /* At the start of a line (outside a quoted scalar): its indentation opens or closes
+         * block levels, once the line has content and flow context is closed. */
+        size_t start = i;
+        int indent = 0;
+        while (i < len && text[i] == ' ')
+            i++, indent++;
+        if (!quote && flow == 0 && i < len && text[i] != '\n' && text[i] != '\r' &&
+            text[i] != '#') {
+            for (;;) {
+                while (n_indents && indents[n_indents - 1] > indent)
+                    n_indents--;
+                if (!n_indents || indents[n_indents - 1] < indent) {
+                    if (n_indents == TSR_GRAPH_MAX_DEPTH)
+                        return (tsr_pos){line, indent + 1};
+                    indents[n_indents++] = indent;
+                }
+                /* "- - x": each entry's content is one level deeper, at its own column. */
+                if (text[i] != '-' || i + 1 >= len ||
+                    (text[i + 1] != ' ' && text[i + 1] != '\n' && text[i + 1] != '\r'))
+                    break;
+                i++, indent++;
+                while (i < len && text[i] == ' ')
+                    i++, indent++;
+                if (i >= len || text[i] == '\n' || text[i] == '\r' || text[i] == '#')
+                    break;
+            }
+        }
+        col = 1 + (int)(i - start);
+        /* The rest of the line. */
+        for (; i < len && text[i] != '\n'; i++, col++) {
+            char ch = text[i];
+            char prev = i > start ? text[i - 1] : ' ';
+            if (quote) {
+                if (quote == '"' && ch == '\\' && i + 1 < len && text[i + 1] != '\n')
+                    i++, col++;
+                else if (ch == quote && quote == '\'' && i + 1 < len && text[i + 1] == '\'')
+                    i++, col++;
+                else if (ch == quote)
+                    quote = 0;
+                continue;
+            }
+            int after_blank = prev == ' ' || prev == '\t' || i == start;
+            if (ch == '#' && after_blank) {
+                while (i < len && text[i] != '\n')
+                    i++;
+                break;
+            }
+            if ((ch == '"' || ch == '\'') &&
+                (after_blank || prev == '[' || prev == '{' || prev == ',' || prev == ':'))
+                quote = ch;
+            else if (ch == '[' || ch == '{') {
+                if (++flow + n_indents > TSR_GRAPH_MAX_DEPTH)
+                    return (tsr_pos){line, col};
+            } else if ((ch == ']' || ch == '}') && flow > 0)
+                flow--;
+        }
+        if (i < len)
+            i++; /* the newline */
+        line++;
+    }
+    return (tsr_pos){0, 0};
+}
+
 tsr_status tsr__graph_parse(const char *text, size_t len, const char *file, tsr_graph **out,
                             tsr__err *err)
 {
@@ -1173,6 +1253,19 @@ tsr_status tsr__graph_parse(const char *text, size_t len, const char *file, tsr_
     }
     c.g = g;
     c.file = g->file;
+    if (len > TSR_GRAPH_MAX_BYTES) {
+        rc = tsr__seterr(err, TSR_ERR_GRAPH,
+                         "%s: error: graph text of %zu bytes is larger than the limit of %d bytes "
+                         "(%d MiB)",
+                         c.file, len, TSR_GRAPH_MAX_BYTES, TSR_GRAPH_MAX_BYTES >> 20);
+        goto fail;
+    }
+    tsr_pos deep = nesting_too_deep(text, len);
+    if (deep.line) {
+        at(&c, deep, "nesting deeper than %d levels", TSR_GRAPH_MAX_DEPTH);
+        rc = TSR_ERR_GRAPH;
+        goto fail;
+    }
     if (!yaml_parser_initialize(&parser)) {
         rc = tsr__seterr(err, TSR_ERR_NOMEM, "out of memory starting the YAML reader");
         goto fail;
@@ -1522,6 +1615,12 @@ tsr_status tsr_graph_load_file(tsr_engine *e, const char *path, tsr_graph **out)
         len += got;
         if (got == 0)
             break;
+        if (len > TSR_GRAPH_MAX_BYTES) {
+            rc = tsr__seterr(tsr__eerr(e), TSR_ERR_GRAPH,
+                             "%s: error: graph file larger than the limit of %d bytes (%d MiB)",
+                             path, TSR_GRAPH_MAX_BYTES, TSR_GRAPH_MAX_BYTES >> 20);
+            goto fail;
+        }
     }
     if (ferror(f)) {
         int en = errno;

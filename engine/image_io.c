@@ -680,6 +680,51 @@ static tsr_status stdin_bytes(const unsigned char **buf, size_t *len, tsr__err *
     return rc;
 }
 
+/* What a path names when it is not a regular file, for messages. */
+static const char *file_kind(mode_t m)
+{
+    if (S_ISDIR(m))
+        return "a directory";
+    if (S_ISFIFO(m))
+        return "a FIFO";
+    if (S_ISCHR(m) || S_ISBLK(m))
+        return "a device";
+    if (S_ISSOCK(m))
+        return "a socket";
+    return "not a regular file";
+}
+
+tsr_status tsr__fopen_regular(const char *path, FILE **out, tsr__err *err)
+{
+    *out = NULL;
+    /* O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer for ever; the
+     * check is on the opened descriptor, so the file cannot be swapped after it. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return tsr__seterr(err, TSR_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int en = errno;
+        close(fd);
+        return tsr__seterr(err, TSR_ERR_IO, "%s: cannot open: %s", path, strerror(en));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return tsr__seterr(err, TSR_ERR_IO, "%s: cannot read: %s, not a regular file", path,
+                           file_kind(st.st_mode));
+    }
+    int fl = fcntl(fd, F_GETFL);
+    FILE *f = fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0 ? NULL : fdopen(fd, "rb");
+    if (!f) {
+        int en = errno;
+        close(fd);
+        return tsr__seterr(err, en == ENOMEM ? TSR_ERR_NOMEM : TSR_ERR_IO, "%s: cannot open: %s",
+                           path, strerror(en));
+    }
+    *out = f;
+    return TSR_OK;
+}
+
 static tsr_status decode_file(const char *path, uint64_t max_pixels, int header_only,
                               const tsr__io_ctl *ctl, tsr_port_info *info, tsr_image **out,
                               tsr__err *err)
@@ -701,10 +746,11 @@ static tsr_status decode_file(const char *path, uint64_t max_pixels, int header_
         fclose(mf);
         return rc;
     }
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return tsr__seterr(err, TSR_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    tsr_status rc = decode_stream(fp, path, max_pixels, header_only, ctl, info, out, err);
+    FILE *fp;
+    tsr_status rc = tsr__fopen_regular(path, &fp, err);
+    if (rc)
+        return rc;
+    rc = decode_stream(fp, path, max_pixels, header_only, ctl, info, out, err);
     fclose(fp); /* read-only: a close error cannot lose data */
     return rc;
 }
@@ -1483,9 +1529,12 @@ tsr_status tsr__image_save(const tsr_image *img, const char *path, const tsr_sav
     rc = tmp_create(target, &tmp, &fd, &slot, err);
     if (rc)
         goto fail;
-    /* Replacing a file keeps its permissions. */
+    /* Replacing a regular file keeps its permissions, never its setuid, setgid or sticky bits;
+     * lstat: a symlink is not the regular file it points to. */
     struct stat st;
-    if (stat(target, &st) == 0 && S_ISREG(st.st_mode) && fchmod(fd, st.st_mode & 07777)) {
+    /* target is the file itself (links resolved): permissions come only from a regular file
+     * being replaced, and never the setuid/setgid/sticky bits. */
+    if (lstat(target, &st) == 0 && S_ISREG(st.st_mode) && fchmod(fd, st.st_mode & 0777)) {
         rc = efail(e, TSR_ERR_IO, "cannot set permissions on the temporary file: %s",
                    strerror(errno));
         goto fail;

@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "tessera.h"
 
@@ -23,7 +24,8 @@
 typedef struct tsr__err {
     char msg[8192];
     size_t len;
-    int count; /* number of appended errors */
+    int count;   /* number of appended errors */
+    int omitted; /* of those, how many did not fit in msg (counted on its last line) */
     /* Where the (first) error is, when a node is known: for the execution-error event. */
     char node[256];
     char param[64];
@@ -42,6 +44,15 @@ tsr__err *tsr__eerr(const tsr_engine *e);
 /* Replace the message; returns rc. */
 tsr_status tsr__seterr(tsr__err *err, tsr_status rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* vsnprintf into dst, each run of over 123 non-blank bytes (a long path or value) shortened to
+ * its first and last 60 with "..." between, so that the words after it (the reason) still fit.
+ * Returns the length written. */
+size_t tsr__vformat_short(char *dst, size_t cap, const char *fmt, va_list ap);
+size_t tsr__format_short(char *dst, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Opens path for reading only if it is a regular file: a FIFO, device, directory or socket is
+ * refused with a message naming what it is, without blocking (engine/image_io.c). */
+tsr_status tsr__fopen_regular(const char *path, FILE **out, tsr__err *err);
 /* Append one line to the message (for collecting several errors); returns rc. */
 tsr_status tsr__adderr(tsr__err *err, tsr_status rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -605,7 +616,8 @@ typedef struct tsr__stage {
     size_t min_estimate; /* what the smallest tile needs (for messages) */
     double seconds;      /* time spent running it (statistics) */
     int64_t tiles_run;   /* tiles really run (more than `tiles` after a downgrade) */
-    size_t *bytes;       /* per graph node, TSR_SLOTS sizes every tile asks the pool for */
+    size_t *bytes; /* per node of the stage (its position in `nodes`), TSR_SLOTS sizes every tile
+                      asks the pool for: sized by the stage, so planning stays linear */
 } tsr__stage;
 
 typedef struct tsr__plan {
@@ -615,6 +627,7 @@ typedef struct tsr__plan {
     size_t max_alloc;    /* largest single buffer the device allows; 0: no limit */
     unsigned char *host; /* per node: 1 if its output is materialized on the host */
     int *stage_of;       /* per node: the stage it runs in, -1 if none */
+    int *pos;            /* per node: its position in its stage's `nodes` (valid with stage_of) */
 } tsr__plan;
 
 /* What one tile of a stage needs: per graph node, the rectangle it produces (need), the
@@ -624,8 +637,9 @@ typedef struct tsr__tile {
     tsr_rect *up; /* [node * TSR_MAX_PORTS + port] */
     tsr_plan *plan;
     size_t largest; /* largest single buffer of the tile (pool-rounded) */
-    size_t *bytes;  /* [node * TSR_SLOTS + slot]: this tile's buffer sizes (pool-rounded):
-                       slot 0 output, 1..TSR_MAX_PORTS uploads, then the plan's bufs */
+    size_t *bytes;  /* [position in the stage * TSR_SLOTS + slot]: this tile's buffer sizes
+                       (pool-rounded): slot 0 output, 1..TSR_MAX_PORTS uploads, then the plan's
+                       bufs */
     size_t *max;    /* the same, largest over a grid of tiles */
 } tsr__tile;
 

@@ -1409,13 +1409,13 @@ static tsr_status read_file(const char *path, size_t max, char **out, size_t *le
 {
     *out = NULL;
     *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return tsr__seterr(err, TSR_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    FILE *f;
+    tsr_status rc = tsr__fopen_regular(path, &f, err);
+    if (rc)
+        return rc;
     struct stat st;
-    tsr_status rc = TSR_OK;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        rc = tsr__seterr(err, TSR_ERR_IO, "%s: not a regular file", path);
+    if (fstat(fileno(f), &st) != 0) {
+        rc = tsr__seterr(err, TSR_ERR_IO, "%s: cannot read: %s", path, strerror(errno));
         goto done;
     }
     if ((uint64_t)st.st_size > max) {

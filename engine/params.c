@@ -27,7 +27,7 @@ static tsr_status vnode_error(tsr__err *err, const tsr_node *n, tsr_pos pos, int
                               const char *fmt, va_list ap)
 {
     char text[2048];
-    vsnprintf(text, sizeof text, fmt, ap);
+    tsr__vformat_short(text, sizeof text, fmt, ap);
     const char *id = n->id ? n->id : "?";
     int had = err && err->count > 0;
     if (!had && err)

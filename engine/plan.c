@@ -96,7 +96,7 @@ static void tile_bytes(const tsr_graph *g, const tsr__plan *p, const tsr__stage 
     for (int k = 0; k < s->n_nodes; k++) {
         int v = s->nodes[k];
         const tsr_node *n = &g->nodes[v];
-        size_t *slot = b + (size_t)v * TSR_SLOTS;
+        size_t *slot = b + (size_t)k * TSR_SLOTS;
         slot[0] = pool_bytes(t->need[v].w, t->need[v].h, n->out_info[0].channels);
         for (int i = 0; i < n->cls->n_inputs; i++) {
             int src = n->inputs[i].node;
@@ -134,7 +134,7 @@ static size_t simulate(const tsr_graph *g, const tsr__plan *p, const tsr__stage 
 {
     size_t live = resident, peak = 0, big = 0;
     for (int k = 0; k < s->n_nodes; k++) {
-        const size_t *slot = b + (size_t)s->nodes[k] * TSR_SLOTS;
+        const size_t *slot = b + (size_t)k * TSR_SLOTS;
         for (int i = 0; i < TSR_MAX_BUFS; i++)
             if (is_run_buf(t, s->nodes[k], i))
                 live = add_sat(live, slot[TSR_SLOT_BUF(i)]);
@@ -142,13 +142,13 @@ static size_t simulate(const tsr_graph *g, const tsr__plan *p, const tsr__stage 
     for (int k = 0; k < s->n_nodes; k++) {
         int v = s->nodes[k];
         const tsr_node *n = &g->nodes[v];
-        const size_t *slot = b + (size_t)v * TSR_SLOTS;
+        const size_t *slot = b + (size_t)k * TSR_SLOTS;
         size_t inputs = 0;
         for (int i = 0; i < n->cls->n_inputs; i++) {
             if (!tsr__port_is_image(n->cls, i))
                 continue;
             int src = n->inputs[i].node;
-            size_t in = p->host[src] ? slot[1 + i] : b[(size_t)src * TSR_SLOTS];
+            size_t in = p->host[src] ? slot[1 + i] : b[(size_t)p->pos[src] * TSR_SLOTS];
             inputs = add_sat(inputs, in);
             if (p->host[src])
                 live = add_sat(live, in);
@@ -184,7 +184,7 @@ static size_t grid_estimate(const tsr_graph *g, const tsr__plan *p, const tsr__s
                             tsr__tile *t, int tw, int th, size_t limit)
 {
     const tsr_port_info *o = &g->nodes[s->root].out_info[0];
-    size_t n = (size_t)g->n_nodes * TSR_SLOTS;
+    size_t n = (size_t)s->n_nodes * TSR_SLOTS;
     memset(t->max, 0, n * sizeof *t->max);
     for (int y = 0; y < o->height; y += th)
         for (int x = 0; x < o->width; x += tw) {
@@ -269,15 +269,33 @@ static tsr_status choose_tile(tsr_engine *e, const tsr_graph *g, const tsr__plan
     return TSR_OK;
 }
 
-static void stage_collect(const tsr_graph *g, const tsr__plan *p, int v, tsr__stage *s)
+/* The stage's nodes in execution order (inputs first, root last), into out; returns how many.
+ * Iterative, with the caller's scratch stack (one int pair per graph node), so a chain of
+ * thousands of nodes neither recurses that deep nor costs more than linear time. */
+static int stage_collect(const tsr_graph *g, const tsr__plan *p, int root, int *out, int *stk,
+                         int *port)
 {
-    const tsr_node *n = &g->nodes[v];
-    for (int i = 0; i < n->cls->n_inputs; i++) {
-        int src = n->inputs[i].node;
-        if (tsr__port_is_image(n->cls, i) && !p->host[src])
-            stage_collect(g, p, src, s);
+    int n_out = 0, top = 0;
+    stk[0] = root;
+    port[0] = 0;
+    while (top >= 0) {
+        int v = stk[top];
+        const tsr_node *n = &g->nodes[v];
+        int i = port[top];
+        while (i < n->cls->n_inputs &&
+               !(tsr__port_is_image(n->cls, i) && !p->host[n->inputs[i].node]))
+            i++;
+        if (i < n->cls->n_inputs) {
+            port[top] = i + 1;
+            top++;
+            stk[top] = n->inputs[i].node;
+            port[top] = 0;
+        } else {
+            out[n_out++] = v;
+            top--;
+        }
     }
-    s->nodes[s->n_nodes++] = v;
+    return n_out;
 }
 
 void tsr__plan_clear(tsr__plan *p)
@@ -289,6 +307,7 @@ void tsr__plan_clear(tsr__plan *p)
     free(p->stages);
     free(p->host);
     free(p->stage_of);
+    free(p->pos);
     memset(p, 0, sizeof *p);
 }
 
@@ -300,11 +319,13 @@ tsr_status tsr__plan_make(tsr_engine *e, tsr_graph *g, int force_w, int force_h,
     int *tile_consumers = calloc(n, sizeof *tile_consumers);
     out->host = calloc(n, 1);
     out->stage_of = malloc(n * sizeof *out->stage_of);
+    out->pos = malloc(n * sizeof *out->pos);
     out->stages = calloc(n, sizeof *out->stages);
+    int *scratch = malloc(3 * n * sizeof *scratch); /* collected nodes, DFS stack, DFS ports */
     tsr__tile t = {0};
     tsr_status rc = TSR_OK;
-    if (!consumers || !tile_consumers || !out->host || !out->stage_of || !out->stages ||
-        tsr__tile_alloc(g, &t)) {
+    if (!consumers || !tile_consumers || !out->host || !out->stage_of || !out->pos ||
+        !out->stages || !scratch || tsr__tile_alloc(g, &t)) {
         rc = tsr__seterr(tsr__eerr(e), TSR_ERR_NOMEM, "out of memory planning the graph");
         goto done;
     }
@@ -312,6 +333,7 @@ tsr_status tsr__plan_make(tsr_engine *e, tsr_graph *g, int force_w, int force_h,
     out->max_alloc = e->cl ? (size_t)e->cl->info.max_alloc : 0;
     for (size_t v = 0; v < n; v++) {
         out->stage_of[v] = -1;
+        out->pos[v] = -1;
         const tsr_node *nd = &g->nodes[v];
         for (int i = 0; i < nd->cls->n_inputs; i++) {
             if (!tsr__port_is_image(nd->cls, i))
@@ -337,14 +359,18 @@ tsr_status tsr__plan_make(tsr_engine *e, tsr_graph *g, int force_w, int force_h,
         if (!out->host[v] || (nd->cls->flags & TSR_NODE_SOURCE))
             continue;
         tsr__stage *s = &out->stages[out->n_stages];
-        if (!(s->nodes = malloc(n * sizeof *s->nodes))) {
+        int m = stage_collect(g, out, v, scratch, scratch + n, scratch + 2 * n);
+        if (!(s->nodes = malloc((size_t)m * sizeof *s->nodes))) {
             rc = tsr__seterr(tsr__eerr(e), TSR_ERR_NOMEM, "out of memory planning the graph");
             break;
         }
+        memcpy(s->nodes, scratch, (size_t)m * sizeof *s->nodes);
+        s->n_nodes = m;
         s->root = v;
-        stage_collect(g, out, v, s);
-        for (int j = 0; j < s->n_nodes; j++)
+        for (int j = 0; j < s->n_nodes; j++) {
             out->stage_of[s->nodes[j]] = out->n_stages;
+            out->pos[s->nodes[j]] = j;
+        }
         out->n_stages++;
         const tsr_port_info *o = &nd->out_info[0];
         if (force_w > 0 && force_h > 0) {
@@ -353,13 +379,14 @@ tsr_status tsr__plan_make(tsr_engine *e, tsr_graph *g, int force_w, int force_h,
         } else if ((rc = choose_tile(e, g, out, s, &t))) {
             break; /* no tile fits: tile_w is 0, there is nothing to count */
         }
-        if (!(s->bytes = malloc(n * TSR_SLOTS * sizeof *s->bytes))) {
+        size_t nb = (size_t)s->n_nodes * TSR_SLOTS;
+        if (!(s->bytes = malloc(nb * sizeof *s->bytes))) {
             rc = tsr__seterr(tsr__eerr(e), TSR_ERR_NOMEM, "out of memory planning the graph");
             break;
         }
         s->estimate = grid_estimate(g, out, s, &t, s->tile_w, s->tile_h, 0);
         s->resident = stage_resident(s, &t);
-        memcpy(s->bytes, t.max, n * TSR_SLOTS * sizeof *s->bytes);
+        memcpy(s->bytes, t.max, nb * sizeof *s->bytes);
         s->tiles = (int64_t)((o->width + s->tile_w - 1) / s->tile_w) *
                    ((o->height + s->tile_h - 1) / s->tile_h);
         int mw = o->width < TSR_MIN_TILE ? o->width : TSR_MIN_TILE;
@@ -367,6 +394,7 @@ tsr_status tsr__plan_make(tsr_engine *e, tsr_graph *g, int force_w, int force_h,
         s->min_estimate = grid_estimate(g, out, s, &t, mw, mh, 0);
     }
 done:
+    free(scratch);
     free(consumers);
     free(tile_consumers);
     tsr__tile_free(&t);

@@ -367,6 +367,111 @@ static void err_bad_id(void **state)
         1, "t.yaml:3:3: error: ", "invalid node id '1src'");
 }
 
+/* Nesting deeper than any graph needs is refused before libyaml sees it (100,000 `[` once took
+ * 30 s there), with the position of the first level too deep; 64 levels still parse as YAML. */
+static char *deep_text(const char *head, const char *unit, int count, const char *tail)
+{
+    size_t h = strlen(head), u = strlen(unit), n = h + u * (size_t)count + strlen(tail) + 1;
+    char *t = malloc(n);
+    assert_non_null(t);
+    memcpy(t, head, h);
+    for (int i = 0; i < count; i++)
+        memcpy(t + h + u * (size_t)i, unit, u);
+    strcpy(t + h + u * (size_t)count, tail);
+    return t;
+}
+
+static void err_deep_nesting(void **state)
+{
+    /* Flow style: 100,000 `[` after "  a: " on line 3; the 63rd `[` (column 68)
+     * is the 65th level (nodes, a and 63 brackets). */
+    char *t = deep_text(HDR "  a: ", "[", 100000, "\n");
+    expect_error(t, 1, "t.yaml:3:68: error: ", "nesting deeper than 64 levels");
+    free(t);
+    /* Block style: mappings indented one more step on each line; line 3 is the third level. */
+    char *b = malloc(200000);
+    assert_non_null(b);
+    strcpy(b, HDR);
+    for (int i = 0; i < 100; i++) {
+        size_t l = strlen(b);
+        memset(b + l, ' ', (size_t)(2 * (i + 1)));
+        sprintf(b + l + 2 * (i + 1), "k%d:\n", i);
+    }
+    expect_error(b, 1, "t.yaml:66:129: error: ", "nesting deeper than 64 levels");
+    free(b);
+    /* Compact block sequences: every "- " is one more level. */
+    t = deep_text(HDR "  a:\n    params:\n      x:\n        ", "- ", 100, "x\n");
+    expect_error(t, 1, "t.yaml:6:129: error: ", "nesting deeper than 64 levels");
+    free(t);
+    /* Brackets inside quotes and comments do not count; 60 levels are not refused early (they
+     * fail later, as an unknown param value, not as nesting). */
+    t = deep_text(HDR "  a: \"", "[", 1000,
+                  "\" # [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\n");
+    tsr_graph *g = NULL;
+    assert_int_equal(tsr_graph_load_string(eng(), t, "t.yaml", &g), TSR_ERR_GRAPH);
+    assert_null(strstr(tsr_errmsg(eng()), "nesting"));
+    free(t);
+    t = deep_text(HDR "  a: ", "[", 60, "\n");
+    assert_int_equal(tsr_graph_load_string(eng(), t, "t.yaml", &g), TSR_ERR_GRAPH);
+    assert_null(strstr(tsr_errmsg(eng()), "nesting"));
+    free(t);
+}
+
+/* A graph text over 16 MiB is refused by size, before any parsing. */
+static void err_graph_too_large(void **state)
+{
+    size_t n = (16u << 20) + 2;
+    char *t = malloc(n);
+    assert_non_null(t);
+    memset(t, '#', n - 1);
+    t[n - 1] = 0;
+    tsr_graph *g = NULL;
+    assert_int_equal(tsr_graph_load_string(eng(), t, "t.yaml", &g), TSR_ERR_GRAPH);
+    assert_non_null(strstr(tsr_errmsg(eng()), "larger than the limit of 16777216 bytes"));
+    free(t);
+}
+
+/* Messages shorten long values, never the reason; errors past the buffer are counted. */
+static void err_long_values(void **state)
+{
+    /* A 5000-character type name: shortened, the reason before it kept. */
+    char *t = deep_text(HDR SRC OUT "  x: { type: ", "b", 5000, "c }\n");
+    expect_error(t, 1, "t.yaml:5:", "unknown node type");
+    const char *msg = tsr_errmsg(eng());
+    assert_non_null(strstr(msg, "bbb..."));
+    assert_true(strlen(msg) < 400);
+    free(t);
+    /* A 5000-character path in a message: the first and last 60 characters of the word (the
+     * path and its colon), then the reason. */
+    char *path = deep_text("/", "p", 5000, "/x.png");
+    char out[2048];
+    tsr__format_short(out, sizeof out, "%s: cannot open: %s", path, "No such file or directory");
+    char want[256];
+    snprintf(want, sizeof want, "/%.59s...%.53s/x.png: cannot open: No such file or directory",
+             path + 1, path + 1);
+    assert_string_equal(out, want);
+    free(path);
+    /* 500 unknown types: the count stays exact and the last line says how many are not shown. */
+    size_t cap = 500 * 64 + 64;
+    t = malloc(cap);
+    assert_non_null(t);
+    size_t k = (size_t)snprintf(t, cap, HDR SRC OUT);
+    for (int i = 0; i < 500; i++)
+        k += (size_t)snprintf(t + k, cap - k, "  n%d: { type: no.such%d }\n", i, i);
+    tsr_graph *g = NULL;
+    assert_int_equal(tsr_graph_load_string(eng(), t, "t.yaml", &g), TSR_ERR_GRAPH);
+    msg = tsr_errmsg(eng());
+    assert_int_equal(tsr__eerr(eng())->count, 500);
+    const char *last = strrchr(msg, '\n');
+    assert_non_null(last);
+    int shown = 0, left = 0;
+    for (const char *p = msg; (p = strstr(p, "unknown node type")); p++)
+        shown++;
+    assert_int_equal(sscanf(last, "\n... and %d more errors", &left), 1);
+    assert_int_equal(shown + left, 500);
+    free(t);
+}
+
 static void err_cycle(void **state)
 {
     /* a feeds b feeds c feeds a; d hangs below the cycle and must not be reported on its own. */
@@ -1034,6 +1139,9 @@ int main(void)
         cmocka_unit_test(err_duplicate_id),
         cmocka_unit_test(err_bad_id),
         cmocka_unit_test(err_cycle),
+        cmocka_unit_test(err_long_values),
+        cmocka_unit_test(err_deep_nesting),
+        cmocka_unit_test(err_graph_too_large),
         cmocka_unit_test(err_self_loop),
         cmocka_unit_test(err_no_output),
         cmocka_unit_test(err_version),
