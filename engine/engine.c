@@ -52,6 +52,22 @@ void tsr_engine_options_init(tsr_engine_options *opt)
     memset(opt, 0, sizeof *opt);
 }
 
+/* A K/M/G/T unit (binary, with an optional i) at *end: its multiplier, *end moved past it; 1
+ * when there is none. */
+static double binary_unit(char **end)
+{
+    const char *units = "KMGT", *u = **end ? strchr(units, toupper((unsigned char)**end)) : NULL;
+    if (!u)
+        return 1;
+    double mult = 1;
+    for (const char *q = units; q <= u; q++)
+        mult *= 1024.0;
+    (*end)++;
+    if (**end == 'i' || **end == 'I')
+        (*end)++;
+    return mult;
+}
+
 tsr_status tsr_parse_size(const char *text, uint64_t total, uint64_t *out, char *msg, size_t msglen)
 {
     const char *p = text ? text : "";
@@ -64,15 +80,7 @@ tsr_status tsr_parse_size(const char *text, uint64_t total, uint64_t *out, char 
         mult = (double)total / 100.0;
         end++;
     } else if (*end) {
-        const char *units = "KMGT";
-        const char *u = strchr(units, toupper((unsigned char)*end));
-        if (u) {
-            for (const char *q = units; q <= u; q++)
-                mult *= 1024.0;
-            end++;
-            if (*end == 'i' || *end == 'I')
-                end++;
-        }
+        mult = binary_unit(&end);
         if (*end == 'B' || *end == 'b')
             end++;
     }
@@ -99,16 +107,7 @@ static tsr_status parse_pixels(const char *text, uint64_t *out, tsr__err *err)
     char *end;
     double v = (*p >= '0' && *p <= '9') || *p == '.' ? strtod(p, &end) : 0;
     if (v > 0 && end == p + k) {
-        double mult = 1;
-        const char *units = "KMGT", *u = *end ? strchr(units, toupper((unsigned char)*end)) : NULL;
-        if (u) {
-            for (const char *q = units; q <= u; q++)
-                mult *= 1024.0;
-            end++;
-            if (*end == 'i' || *end == 'I')
-                end++;
-        }
-        v *= mult;
+        v *= binary_unit(&end);
         if (!*end && v >= 1 && v < 9.2e18 && v == floor(v)) {
             *out = (uint64_t)v;
             return TSR_OK;
