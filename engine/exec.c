@@ -359,6 +359,7 @@ tsr_status tsr__run_node(tsr_engine *e, const tsr_node *n, tsr_image *const *inp
 typedef struct path_ref {
     char *key;
     int node;
+    int param; /* the node's "path" param */
 } path_ref;
 
 static int path_ref_cmp(const void *a, const void *b)
@@ -389,6 +390,7 @@ static tsr_status check_paths(const tsr_graph *g, tsr__err *err)
             rc = tsr__seterr(err, TSR_ERR_NOMEM, "out of memory checking output paths");
             break;
         }
+        refs[n].param = p;
         refs[n++].node = v;
     }
     if (!rc)
@@ -398,28 +400,26 @@ static tsr_status check_paths(const tsr_graph *g, tsr__err *err)
         while (k < n && strcmp(refs[k].key, refs[i].key) == 0)
             k++;
         /* refs[i..k) name one file: a sink among several is refused. */
-        int reader = -1, writer = -1;
+        const path_ref *reader = NULL, *writer = NULL;
         for (int m = i; m < k && k - i > 1; m++) {
-            const tsr_node *nd = &g->nodes[refs[m].node];
+            const path_ref *r = &refs[m];
+            const tsr_node *nd = &g->nodes[r->node];
             if (!(nd->cls->flags & TSR_NODE_SINK)) {
-                reader = reader < 0 ? refs[m].node : reader;
-            } else if (writer < 0) {
-                writer = refs[m].node;
+                reader = reader ? reader : r;
+            } else if (!writer) {
+                writer = r;
             } else {
-                const tsr_node *w = &g->nodes[writer];
-                rc = tsr__node_error(err, nd, tsr__param_index(nd->cls, "path"),
-                                     "writes '%s', the same file as node '%s'",
-                                     nd->params[tsr__param_index(nd->cls, "path")].str, w->id);
+                rc = tsr__node_error(err, nd, r->param, "writes '%s', the same file as node '%s'",
+                                     nd->params[r->param].str, g->nodes[writer->node].id);
                 break;
             }
         }
-        if (!rc && writer >= 0 && reader >= 0) {
-            const tsr_node *w = &g->nodes[writer];
-            int p = tsr__param_index(w->cls, "path");
-            rc = tsr__node_error(err, w, p,
+        if (!rc && writer && reader) {
+            const tsr_node *w = &g->nodes[writer->node];
+            rc = tsr__node_error(err, w, writer->param,
                                  "would replace '%s', which node '%s' reads: write the output "
                                  "elsewhere",
-                                 w->params[p].str, g->nodes[reader].id);
+                                 w->params[writer->param].str, g->nodes[reader->node].id);
         }
         i = k;
     }
@@ -477,8 +477,8 @@ tsr_status tsr_graph_infer(tsr_engine *e, tsr_graph *g)
                                 "%s of %dx%d = %llu pixels exceeds the limit of %llu "
                                 "pixels (set TSR_MAX_PIXELS to raise it)",
                                 n->cls->flags & TSR_NODE_SOURCE ? "image" : "an output",
-                                n->out_info[o].width, n->out_info[o].height,
-                                (unsigned long long)px, (unsigned long long)e->max_pixels);
+                                n->out_info[o].width, n->out_info[o].height, (unsigned long long)px,
+                                (unsigned long long)e->max_pixels);
                 return TSR_ERR_LIMIT;
             }
         }
@@ -1322,7 +1322,6 @@ static tsr_status materialized(run_state *rs, int v, int use_cache)
 
 static tsr_status run_steps(run_state *rs, int use_cache)
 {
-    tsr_engine *e = rs->e;
     tsr_graph *g = rs->g;
     tsr_status rc = TSR_OK;
     /* Readers of each materialized image: every (node, port) of a stage or sink reading it. */
@@ -1425,7 +1424,6 @@ static tsr_status run_steps(run_state *rs, int use_cache)
         if (rc)
             tsr__err_where(rs->err, n->id, NULL, NULL, 0, 0);
     }
-    (void)e;
     return rc;
 }
 
