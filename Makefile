@@ -28,7 +28,7 @@ CC ?= cc
 WERROR ?= -Werror
 CFLAGS_ALL = -std=c11 -D_GNU_SOURCE $(OPT) -fPIC -Wall -Wextra $(WERROR) -Wno-unused-parameter \
              -Iengine -I$(BUILD)/gen $(SANFLAGS) $(CFLAGS)
-LDLIBS_ALL = -lOpenCL -lpng -ljpeg -lyaml -lm -lpthread
+LDLIBS_ALL = -lOpenCL -lpng -ljpeg -lwebp -lwebpmux -lwebpdemux -ltiff -llcms2 -lyaml -lm -lpthread
 TEST_LDLIBS = -lcmocka
 
 ENGINE_SRC := $(sort $(wildcard engine/*.c))

@@ -164,9 +164,17 @@ static void io_progress(void *user, int64_t done, int64_t total)
     tsr__exec_progress(user, done, total);
 }
 
+static void io_warn(void *user, const char *msg)
+{
+    tsr_exec *ex = user;
+    tsr__ctx *c = ex->ctx;
+    if (c && c->node_warn && ex->node)
+        c->node_warn(c, ex->node, msg);
+}
+
 tsr__io_ctl tsr__exec_io(tsr_exec *ex)
 {
-    return (tsr__io_ctl){io_cancelled, io_progress, ex};
+    return (tsr__io_ctl){io_cancelled, io_progress, ex, io_warn};
 }
 
 static tsr_status finish(tsr_exec *ex)
@@ -576,6 +584,11 @@ static void emit_ev(run_state *rs, tsr_event *ev)
         tsr__json_knum(&j, "executionTime", ev->seconds);
         tsr__json_kuint(&j, "peakDeviceBytes", ev->peak_device_bytes);
         break;
+    case TSR_EV_WARNING:
+        tsr__json_kstr(&j, "nodeId", ev->node);
+        tsr__json_kstr(&j, "schemaId", ev->node_type);
+        tsr__json_kstr(&j, "message", ev->message);
+        break;
     case TSR_EV_STAGE: {
         const tsr__stage *st = rs->cur_stage;
         tsr__json_kstr(&j, "root", ev->node);
@@ -676,6 +689,22 @@ static void ctx_progress(tsr__ctx *c, const tsr_node *n, int64_t done, int64_t t
                       ((double)rs->tiles_done + inner) / (double)rs->tiles_total);
     else
         step_progress(rs, done, total, inner);
+}
+
+static void ctx_warn(tsr__ctx *c, const tsr_node *n, const char *msg)
+{
+    run_state *rs = c->run;
+    if (!rs)
+        return;
+    tsr_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.type = TSR_EV_WARNING;
+    ev.name = "warning";
+    ev.node = n->id;
+    ev.node_type = n->cls->name;
+    ev.node_index = -1;
+    ev.message = msg;
+    emit_ev(rs, &ev);
 }
 
 static void tbuf_release(run_state *rs, tbuf *b)
@@ -1450,6 +1479,7 @@ tsr_status tsr__exec_job(tsr_job *j)
     rs.t0 = t0;
     j->ctx.run = &rs;
     j->ctx.node_progress = ctx_progress;
+    j->ctx.node_warn = ctx_warn;
     size_t reserve = 0;
     int reserved = 0;
     tsr__model **pinned = NULL;
@@ -1503,5 +1533,6 @@ done:;
     free(pinned);
     j->ctx.run = NULL;
     j->ctx.node_progress = NULL;
+    j->ctx.node_warn = NULL;
     return rc;
 }

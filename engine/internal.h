@@ -144,8 +144,9 @@ typedef enum tsr_param_type {
 /* Param flags */
 #define TSR_PARAM_REQUIRED 1u /* must be given */
 #define TSR_PARAM_OPTIONAL 2u /* may be absent with no default (value.set == 0) */
-#define TSR_PARAM_PATH 4u     /* a file: relative in a graph file, it resolves against the file's
-                                 folder (tsr_graph_load_file) */
+#define TSR_PARAM_PATH                                                                             \
+    4u /* a file: relative in a graph file, it resolves against the file's                         \
+          folder (tsr_graph_load_file) */
 
 typedef struct tsr_param_def {
     const char *name;
@@ -362,17 +363,41 @@ typedef struct tsr__io_ctl {
     int (*cancelled)(void *user);
     void (*progress)(void *user, int64_t done, int64_t total);
     void *user;
+    /* A decoder that loaded a damaged file (fail_on let it through) says what it recovered
+     * from, once; NULL: not reported. */
+    void (*warn)(void *user, const char *msg);
 } tsr__io_ctl;
 
-/* Read only the header: size, channels, bit depth. Checks the pixel limit. */
-tsr_status tsr__image_probe(const char *path, uint64_t max_pixels, tsr_port_info *info,
-                            tsr__err *err);
-tsr_status tsr__image_load(const char *path, uint64_t max_pixels, const tsr__io_ctl *ctl,
-                           tsr_image **out, tsr__err *err);
+/* What a load does beyond decoding; all zero: the defaults. */
+enum { TSR_ORIENT_AUTO = 0, TSR_ORIENT_IGNORE };
+enum { TSR_COLOUR_SRGB = 0, TSR_COLOUR_KEEP };
+/* As vips's fail_on: ERROR fails on damage that changes pixels (truncated or corrupt data),
+ * WARNING also on anything the library warns about, NONE loads what the library can make of
+ * the file and reports what it recovered from. */
+enum { TSR_FAIL_ON_ERROR = 0, TSR_FAIL_ON_WARNING, TSR_FAIL_ON_NONE };
+typedef struct tsr__load_opts {
+    int orientation; /* TSR_ORIENT_*: AUTO applies the EXIF orientation tag */
+    int colour;      /* TSR_COLOUR_*: SRGB converts an embedded ICC profile's colours to sRGB */
+    int fail_on;     /* TSR_FAIL_ON_* */
+} tsr__load_opts;
+
+/* Read only the header: size (after orientation), channels, bit depth. Checks the pixel
+ * limit. lo NULL: the defaults. */
+tsr_status tsr__image_probe(const char *path, uint64_t max_pixels, const tsr__load_opts *lo,
+                            tsr_port_info *info, tsr__err *err);
+tsr_status tsr__image_load(const char *path, uint64_t max_pixels, const tsr__load_opts *lo,
+                           const tsr__io_ctl *ctl, tsr_image **out, tsr__err *err);
 /* Decode from memory (fuzzing, in-memory use). */
 tsr_status tsr__image_decode(const unsigned char *buf, size_t len, const char *name,
-                             uint64_t max_pixels, const tsr__io_ctl *ctl, tsr_image **out,
-                             tsr__err *err);
+                             uint64_t max_pixels, const tsr__load_opts *lo, const tsr__io_ctl *ctl,
+                             tsr_image **out, tsr__err *err);
+/* The format a file name's extension names (TSR_FORMAT_AUTO: none), and the extensions known,
+ * for messages. */
+tsr_format tsr__format_from_path(const char *path);
+const char *tsr__extension_list(void);
+/* Pixels a side the format can hold (0: unknown format); its name ("JPEG"). */
+uint32_t tsr__format_max_side(tsr_format f);
+const char *tsr__format_name(tsr_format f);
 /* Encode to a temporary file next to path (registered for tsr_cleanup_temp_files while it is
  * written), then rename over path: a failure or a cancel never leaves a partial file and never
  * touches an existing one. */
@@ -505,6 +530,7 @@ struct tsr__ctx {
     size_t in_use, peak;
     /* The run's progress sink (the executor's): a node reports done of total units. */
     void (*node_progress)(struct tsr__ctx *c, const tsr_node *n, int64_t done, int64_t total);
+    void (*node_warn)(struct tsr__ctx *c, const tsr_node *n, const char *msg);
     void *run;
 };
 

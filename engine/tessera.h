@@ -185,17 +185,42 @@ int tsr_image_channels(const tsr_image *img);
 int tsr_image_bit_depth(const tsr_image *img);
 float *tsr_image_data(tsr_image *img);
 
-typedef enum tsr_format { TSR_FORMAT_AUTO = 0, TSR_FORMAT_PNG, TSR_FORMAT_JPEG } tsr_format;
+typedef enum tsr_format {
+    TSR_FORMAT_AUTO = 0,
+    TSR_FORMAT_PNG,
+    TSR_FORMAT_JPEG,
+    TSR_FORMAT_WEBP,
+    TSR_FORMAT_TIFF
+} tsr_format;
+
+/* TIFF compression (tsr_save_options.tiff_compression). */
+typedef enum tsr_tiff_compression {
+    TSR_TIFF_DEFAULT = 0, /* Deflate */
+    TSR_TIFF_NONE,
+    TSR_TIFF_LZW,
+    TSR_TIFF_DEFLATE
+} tsr_tiff_compression;
 
 typedef struct tsr_save_options {
-    tsr_format format; /* AUTO: from the file extension (.png, .jpg, .jpeg) */
-    int bit_depth;     /* PNG: 8 or 16; 0: the source depth if known, else 8. JPEG: 8 */
-    int quality;       /* JPEG 1..100; 0: 92 */
-    int compression;   /* PNG zlib level 0..9; -1 or unset(0 after init is -1): 6 */
-    int subsampling;   /* JPEG chroma: 444, 422 or 420; 0: 420 */
+    tsr_format format; /* AUTO: from the file extension (.png, .jpg, .jpeg, .webp, .tif, .tiff) */
+    /* PNG: 8 or 16; TIFF: 8, 16 or 32 (float, exact); JPEG, WebP: 8. 0: the source depth if the
+     * format has it, else 8. */
+    int bit_depth;
+    int quality;     /* JPEG 1..100 (0: 92); WebP lossy 1..100 (0: 90) */
+    int compression; /* PNG zlib level 0..9; -1 or unset(0 after init is -1): 6 */
+    int subsampling; /* JPEG chroma: 444, 422 or 420; 0: 420 */
     /* A format without alpha (JPEG): the colour an image with alpha is flattened onto, 0..1
      * RGB (gray images use its first value). tsr_save_options_init sets white. */
     float background[3];
+    int lossless; /* WebP: 1 writes lossless (quality is then ignored) */
+    tsr_tiff_compression tiff_compression;
+    /* Metadata to embed (NULL: none): an ICC profile, and an EXIF block as it follows "Exif\0\0"
+     * in a JPEG APP1 segment. Without an ICC profile a file is tagged sRGB where the format has
+     * a way to say so (PNG's sRGB chunk). Borrowed: the caller keeps them alive. */
+    const void *icc;
+    size_t icc_len;
+    const void *exif;
+    size_t exif_len;
 } tsr_save_options;
 
 void tsr_save_options_init(tsr_save_options *opt);
@@ -297,6 +322,8 @@ typedef enum tsr_event_type {
     TSR_EV_PLAN = 7,          /* "plan": the plan as in --dry-run (json only) */
     TSR_EV_STAGE = 8,         /* "stage": a tiled stage starts: node (its root), total tiles */
     TSR_EV_DOWNGRADE = 9,     /* "downgrade": out of device memory, tiles halved (json only) */
+    TSR_EV_WARNING = 10,      /* "warning": node, message: the node went on past something a
+                                 user should know (a damaged file loaded with fail_on) */
 } tsr_event_type;
 
 typedef struct tsr_job tsr_job;

@@ -1,5 +1,7 @@
-/* image.save: encode an image to PNG (8/16-bit) or JPEG, atomically (temporary file, rename).
- * Pixels: float32 planar 0..1 (clamped, rounded), 1-4 channels; JPEG drops alpha.
+/* image.save: encode an image to PNG (8/16-bit), JPEG, WebP (lossy or lossless) or TIFF
+ * (8/16-bit integer, 32-bit float), atomically (temporary file, rename).
+ * Pixels: float32 planar 0..1 (clamped and rounded for integer formats; float TIFF stores them
+ * as they are), 1-4 channels; a format without alpha (JPEG) flattens onto `background`.
  * Device: none; the executor downloads the image. */
 #include <errno.h>
 #include <stdio.h>
@@ -12,13 +14,18 @@
 
 #define SAVE_PARAMS(X)                                                                             \
     X(PATH, "path", TSR_PARAM_STRING, NULL, 0, -1, NULL, TSR_PARAM_REQUIRED | TSR_PARAM_PATH,      \
-      "file to write, relative to the current directory; replaced only on success; - writes "      \
+      "file to write, relative to the graph file's folder; replaced only on success; - writes "    \
       "standard output (set format)")                                                              \
-    X(FORMAT, "format", TSR_PARAM_ENUM, NULL, 0, -1, "png|jpeg", TSR_PARAM_OPTIONAL,               \
-      "file format; default from the extension (.png, .jpg, .jpeg)")                               \
-    X(BIT_DEPTH, "bit_depth", TSR_PARAM_INT, NULL, 8, 16, NULL, TSR_PARAM_OPTIONAL,                \
-      "PNG bits per sample, 8 or 16; default: 16 if the source was 16-bit, else 8")                \
-    X(QUALITY, "quality", TSR_PARAM_INT, "92", 1, 100, NULL, 0, "JPEG quality")                    \
+    X(FORMAT, "format", TSR_PARAM_ENUM, NULL, 0, -1, "png|jpeg|webp|tiff", TSR_PARAM_OPTIONAL,     \
+      "file format; default from the extension (.png, .jpg, .jpeg, .webp, .tif, .tiff)")           \
+    X(BIT_DEPTH, "bit_depth", TSR_PARAM_INT, NULL, 8, 32, NULL, TSR_PARAM_OPTIONAL,                \
+      "bits per sample: PNG 8 or 16, TIFF 8, 16 or 32 (float); default: the source's depth "       \
+      "where the format has it, else 8")                                                           \
+    X(QUALITY, "quality", TSR_PARAM_INT, NULL, 1, 100, NULL, TSR_PARAM_OPTIONAL,                   \
+      "JPEG quality (default 92), WebP lossy quality (default 90)")                                \
+    X(LOSSLESS, "lossless", TSR_PARAM_BOOL, "false", 0, -1, NULL, 0, "WebP: write lossless")       \
+    X(TIFF_COMPRESSION, "tiff_compression", TSR_PARAM_ENUM, "deflate", 0, -1, "none|lzw|deflate",  \
+      0, "TIFF compression")                                                                       \
     X(COMPRESSION, "compression", TSR_PARAM_INT, "6", 0, 9, NULL, 0, "PNG zlib level")             \
     X(SUBSAMPLING, "subsampling", TSR_PARAM_ENUM, "420", 0, -1, "444|422|420", 0,                  \
       "JPEG chroma subsampling")                                                                   \
@@ -34,14 +41,11 @@ static const tsr_port_def inputs[] = {{"image", TSR_PORT_IMAGE, "image to write"
 
 static tsr_format format_of(const tsr_node *n)
 {
+    static const tsr_format by_param[] = {TSR_FORMAT_PNG, TSR_FORMAT_JPEG, TSR_FORMAT_WEBP,
+                                          TSR_FORMAT_TIFF};
     if (n->params[P_FORMAT].set)
-        return n->params[P_FORMAT].ival == 0 ? TSR_FORMAT_PNG : TSR_FORMAT_JPEG;
-    const char *dot = strrchr(n->params[P_PATH].str, '.');
-    if (dot && strcasecmp(dot, ".png") == 0)
-        return TSR_FORMAT_PNG;
-    if (dot && (strcasecmp(dot, ".jpg") == 0 || strcasecmp(dot, ".jpeg") == 0))
-        return TSR_FORMAT_JPEG;
-    return TSR_FORMAT_AUTO;
+        return by_param[n->params[P_FORMAT].ival];
+    return tsr__format_from_path(n->params[P_PATH].str);
 }
 
 /* "white", "black" or "#rrggbb" as 0..1 RGB; -1 when it is none of those. */
@@ -68,18 +72,19 @@ static tsr_status save_check(const tsr_node *n, tsr__err *err)
         rc = tsr__node_error(err, n, P_BACKGROUND,
                              "background '%s' is not a colour: expected white, black or #rrggbb",
                              n->params[P_BACKGROUND].str);
-    if (format_of(n) == TSR_FORMAT_AUTO)
+    tsr_format f = format_of(n);
+    if (f == TSR_FORMAT_AUTO)
         rc = tsr__node_error(err, n, P_PATH,
-                             "cannot tell the format of '%s' from its extension: use .png, .jpg "
-                             "or .jpeg, or set param 'format'",
-                             n->params[P_PATH].str);
-    if (n->params[P_BIT_DEPTH].set && n->params[P_BIT_DEPTH].ival != 8 &&
-        n->params[P_BIT_DEPTH].ival != 16)
-        rc = tsr__node_error(err, n, P_BIT_DEPTH, "bit_depth must be 8 or 16, got %d",
-                             n->params[P_BIT_DEPTH].ival);
-    if (format_of(n) == TSR_FORMAT_JPEG && n->params[P_BIT_DEPTH].set &&
-        n->params[P_BIT_DEPTH].ival != 8)
-        rc = tsr__node_error(err, n, P_BIT_DEPTH, "JPEG is written with 8 bits per sample");
+                             "cannot tell the format of '%s' from its extension: use %s, or set "
+                             "param 'format'",
+                             n->params[P_PATH].str, tsr__extension_list());
+    int depth = n->params[P_BIT_DEPTH].ival;
+    if (n->params[P_BIT_DEPTH].set && depth != 8 && depth != 16 && depth != 32)
+        rc = tsr__node_error(err, n, P_BIT_DEPTH, "bit_depth must be 8, 16 or 32, got %d", depth);
+    else if (n->params[P_BIT_DEPTH].set && depth != 8 && f != TSR_FORMAT_AUTO &&
+             !(f == TSR_FORMAT_TIFF || (f == TSR_FORMAT_PNG && depth == 16)))
+        rc = tsr__node_error(err, n, P_BIT_DEPTH, "%s is written with %s bits per sample, not %d",
+                             tsr__format_name(f), f == TSR_FORMAT_PNG ? "8 or 16" : "8", depth);
     return rc;
 }
 
@@ -90,17 +95,12 @@ static tsr_status save_infer(const tsr_node *n, const tsr_port_info *in, tsr_por
 {
     const char *path = n->params[P_PATH].str;
     /* The format's own size limit, before any pixel is computed. */
-    static const struct {
-        tsr_format f;
-        const char *name;
-        long long max;
-    } limits[] = {{TSR_FORMAT_JPEG, "JPEG", 65500}, {TSR_FORMAT_PNG, "PNG", 2147483647LL}};
-    for (size_t i = 0; i < sizeof limits / sizeof limits[0]; i++)
-        if (format_of(n) == limits[i].f &&
-            (in[0].width > limits[i].max || in[0].height > limits[i].max))
-            return tsr__node_error(err, n, P_PATH,
-                                   "a %dx%d image is larger than %s allows (%lld pixels a side)",
-                                   in[0].width, in[0].height, limits[i].name, limits[i].max);
+    tsr_format f = format_of(n);
+    long long max = tsr__format_max_side(f);
+    if (in[0].width > max || in[0].height > max)
+        return tsr__node_error(err, n, P_PATH,
+                               "a %dx%d image is larger than %s allows (%lld pixels a side)",
+                               in[0].width, in[0].height, tsr__format_name(f), max);
     if (strcmp(path, "-") == 0) /* standard output */
         return TSR_OK;
     char dir[4096];
@@ -135,7 +135,10 @@ static tsr_status save_consume(tsr_exec *ex, const tsr_node *n, const tsr_image 
     tsr_save_options_init(&o);
     o.format = format_of(n);
     o.bit_depth = n->params[P_BIT_DEPTH].set ? n->params[P_BIT_DEPTH].ival : 0;
-    o.quality = n->params[P_QUALITY].ival;
+    o.quality = n->params[P_QUALITY].set ? n->params[P_QUALITY].ival : 0;
+    o.lossless = n->params[P_LOSSLESS].ival;
+    static const tsr_tiff_compression tc[] = {TSR_TIFF_NONE, TSR_TIFF_LZW, TSR_TIFF_DEFLATE};
+    o.tiff_compression = tc[n->params[P_TIFF_COMPRESSION].ival];
     o.compression = n->params[P_COMPRESSION].ival;
     static const int sub[] = {444, 422, 420};
     o.subsampling = sub[n->params[P_SUBSAMPLING].ival];
@@ -158,7 +161,8 @@ static tsr_status save_consume(tsr_exec *ex, const tsr_node *n, const tsr_image 
 
 const tsr_node_class tsr_node_image_save = {
     .name = "image.save",
-    .doc = "Write an image as PNG or JPEG (atomically: nothing is left behind on failure)",
+    .doc = "Write an image as PNG, JPEG, WebP or TIFF (atomically: nothing is left behind on "
+           "failure)",
     .inputs = inputs,
     .n_inputs = 1,
     .params = save_params,

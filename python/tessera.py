@@ -142,6 +142,12 @@ class SaveOptions(ctypes.Structure):
         ("compression", c_int),
         ("subsampling", c_int),
         ("background", ctypes.c_float * 3),
+        ("lossless", c_int),
+        ("tiff_compression", c_enum),
+        ("icc", ctypes.c_void_p),
+        ("icc_len", ctypes.c_size_t),
+        ("exif", ctypes.c_void_p),
+        ("exif_len", ctypes.c_size_t),
     ]
 
 

@@ -5,7 +5,7 @@ set -euo pipefail
 pkgs=(
     build-essential pkg-config
     ocl-icd-opencl-dev opencl-headers pocl-opencl-icd clinfo
-    libpng-dev libjpeg62-turbo-dev libyaml-dev libcmocka-dev
+    libpng-dev libjpeg62-turbo-dev libwebp-dev libtiff-dev liblcms2-dev libyaml-dev libcmocka-dev
     libvips-tools python3 time
 )
 missing=()

@@ -526,6 +526,10 @@ static void on_event(void *user, const tsr_event *ev)
             v->dirty = 1;
         }
         break;
+    case TSR_EV_WARNING: /* always said, --json or not: stderr is not the JSON stream */
+        fprintf(stderr, "tessera: warning: node '%s': %s\n", ev->node ? ev->node : "?",
+                ev->message ? ev->message : "");
+        break;
     case TSR_EV_JOB_FINISH:
         v->seconds = ev->seconds;
         v->files = calloc((size_t)ev->n_files + 1, sizeof *v->files);

@@ -116,7 +116,7 @@ tsr_image *tu_load(const char *path)
     tsr__err err;
     tsr__err_clear(&err);
     tsr_image *img = NULL;
-    if (tsr__image_load(path, 0, NULL, &img, &err))
+    if (tsr__image_load(path, 0, NULL, NULL, &img, &err))
         fail_msg("load %s: %s", path, err.msg);
     return img;
 }

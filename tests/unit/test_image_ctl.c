@@ -165,7 +165,7 @@ static tsr__io_ctl rec_ctl(rec *r, int cancel_after)
 {
     memset(r, 0, sizeof *r);
     r->cancel_after = cancel_after;
-    return (tsr__io_ctl){rec_cancelled, rec_progress, r};
+    return (tsr__io_ctl){rec_cancelled, rec_progress, r, NULL};
 }
 
 /* A run that went to the end: progress never went back, ended at total exactly once, and
@@ -279,7 +279,7 @@ static void png_decode_cancel(void **state)
         tsr__io_ctl ctl = rec_ctl(&r, after);
         tsr__err_clear(&err);
         tsr_image *img = (tsr_image *)1;
-        assert_int_equal(tsr__image_load(big_png, 0, &ctl, &img, &err), TSR_ERR_CANCELLED);
+        assert_int_equal(tsr__image_load(big_png, 0, NULL, &ctl, &img, &err), TSR_ERR_CANCELLED);
         assert_null(img);
         assert_cancelled(&r);
         char want[600];
@@ -291,7 +291,7 @@ static void png_decode_cancel(void **state)
     tsr__io_ctl ctl = rec_ctl(&r, -1);
     tsr__err_clear(&err);
     tsr_image *img = NULL;
-    assert_int_equal(tsr__image_load(big_png, 0, &ctl, &img, &err), TSR_OK);
+    assert_int_equal(tsr__image_load(big_png, 0, NULL, &ctl, &img, &err), TSR_OK);
     assert_complete(&r, BIG_H);
     tsr_image *want = smooth_image(BIG_W, BIG_H, 3);
     assert_true(tu_max_diff(img, want) == 0.0);
@@ -302,7 +302,7 @@ static void png_decode_cancel(void **state)
     size_t len;
     unsigned char *buf = tu_slurp(big_png, &len);
     ctl = rec_ctl(&r, 2);
-    assert_int_equal(tsr__image_decode(buf, len, "big in memory", 0, &ctl, &img, &err),
+    assert_int_equal(tsr__image_decode(buf, len, "big in memory", 0, NULL, &ctl, &img, &err),
                      TSR_ERR_CANCELLED);
     assert_cancelled(&r);
     assert_string_equal(err.msg, "cancelled while decoding 'big in memory'");
@@ -328,7 +328,7 @@ static void png_interlaced_progress(void **state)
         tsr__err err;
         tsr__err_clear(&err);
         tsr_image *img = NULL;
-        assert_int_equal(tsr__image_load(path, 0, &ctl, &img, &err), TSR_OK);
+        assert_int_equal(tsr__image_load(path, 0, NULL, &ctl, &img, &err), TSR_OK);
         int64_t rows = adam7_rows(w, h);
         assert_int_equal(r.total, rows);
         if (h >= MAX_BAND)
@@ -343,7 +343,7 @@ static void png_interlaced_progress(void **state)
             /* Stop halfway: past the first passes, inside a later one. */
             int after = (int)(rows / 2 / MAX_BAND);
             ctl = rec_ctl(&r, after);
-            assert_int_equal(tsr__image_load(path, 0, &ctl, &img, &err), TSR_ERR_CANCELLED);
+            assert_int_equal(tsr__image_load(path, 0, NULL, &ctl, &img, &err), TSR_ERR_CANCELLED);
             assert_cancelled(&r);
             assert_true(r.last_done > h / 2 && r.last_done < rows);
         }
@@ -365,11 +365,11 @@ static void jpeg_decode_cancel(void **state)
     rec r;
     tsr_image *img = NULL;
     tsr__io_ctl ctl = rec_ctl(&r, -1);
-    assert_int_equal(tsr__image_load(base, 0, &ctl, &img, &err), TSR_OK);
+    assert_int_equal(tsr__image_load(base, 0, NULL, &ctl, &img, &err), TSR_OK);
     assert_complete(&r, 1500);
     tsr_image_free(img);
     ctl = rec_ctl(&r, 3);
-    assert_int_equal(tsr__image_load(base, 0, &ctl, &img, &err), TSR_ERR_CANCELLED);
+    assert_int_equal(tsr__image_load(base, 0, NULL, &ctl, &img, &err), TSR_ERR_CANCELLED);
     assert_cancelled(&r);
     assert_true(r.last_done > 0);
     assert_msg_has(&err, "cancelled while decoding '");
@@ -377,7 +377,7 @@ static void jpeg_decode_cancel(void **state)
     /* Progressive: more looks than output bands (the scans are read first), and a cancel at
      * the second look stops before any row came out. */
     ctl = rec_ctl(&r, -1);
-    assert_int_equal(tsr__image_load(prog, 0, &ctl, &img, &err), TSR_OK);
+    assert_int_equal(tsr__image_load(prog, 0, NULL, &ctl, &img, &err), TSR_OK);
     assert_complete(&r, 1500);
     assert_true(r.calls > r.progress_calls + 1);
     tsr_compare_result cmp;
@@ -385,7 +385,7 @@ static void jpeg_decode_cancel(void **state)
     assert_true(cmp.psnr > 20.0); /* the picture (25 dB: sharp edges, 4:2:0), not garbage */
     tsr_image_free(img);
     ctl = rec_ctl(&r, 1);
-    assert_int_equal(tsr__image_load(prog, 0, &ctl, &img, &err), TSR_ERR_CANCELLED);
+    assert_int_equal(tsr__image_load(prog, 0, NULL, &ctl, &img, &err), TSR_ERR_CANCELLED);
     assert_null(img);
     assert_int_equal(r.calls, 2);
     assert_int_equal(r.progress_calls, 0);
@@ -468,7 +468,7 @@ static void encode_progress(void **state)
         assert_complete(&r, 5000);
         tsr_image *back = NULL;
         ctl = rec_ctl(&r, -1);
-        assert_int_equal(tsr__image_decode(buf, len, "m", 0, &ctl, &back, &err), TSR_OK);
+        assert_int_equal(tsr__image_decode(buf, len, "m", 0, NULL, &ctl, &back, &err), TSR_OK);
         assert_complete(&r, 5000);
         if (o.format == TSR_FORMAT_PNG)
             assert_true(tu_max_diff(img, back) == 0.0);
@@ -489,19 +489,19 @@ static void encode_progress(void **state)
 static void null_callbacks(void **state)
 {
     tsr_image *img = smooth_image(50, 300, 3);
-    tsr__io_ctl none = {NULL, NULL, NULL};
+    tsr__io_ctl none = {NULL, NULL, NULL, NULL};
     tsr__err err;
     tsr__err_clear(&err);
     const char *path = tmp_path("nocb.png");
     assert_int_equal(tsr__image_save(img, path, NULL, &none, &err), TSR_OK);
     tsr_image *back = NULL;
-    assert_int_equal(tsr__image_load(path, 0, &none, &back, &err), TSR_OK);
+    assert_int_equal(tsr__image_load(path, 0, NULL, &none, &back, &err), TSR_OK);
     assert_true(tu_max_diff(img, back) == 0.0);
     tsr_image_free(back);
     rec r;
     tsr__io_ctl only_progress = rec_ctl(&r, -1);
     only_progress.cancelled = NULL;
-    assert_int_equal(tsr__image_load(path, 0, &only_progress, &back, &err), TSR_OK);
+    assert_int_equal(tsr__image_load(path, 0, NULL, &only_progress, &back, &err), TSR_OK);
     assert_int_equal(r.calls, 0);
     assert_int_equal(r.last_done, 300);
     tsr_image_free(back);
@@ -651,7 +651,7 @@ static void cleanup_many_saves(void **state)
     assert_non_null(s);
     for (int i = 0; i < MANY; i++) {
         s[i].img = img;
-        s[i].ctl = (tsr__io_ctl){gate_cancelled, NULL, &g};
+        s[i].ctl = (tsr__io_ctl){gate_cancelled, NULL, &g, NULL};
         snprintf(s[i].path, sizeof s[i].path, "%s/out%02d.png", dir, i);
         assert_int_equal(pthread_create(&s[i].thread, NULL, saver_main, &s[i]), 0);
     }
@@ -672,7 +672,7 @@ static void cleanup_many_saves(void **state)
 
     /* Slots are given back: four threads at a time, a hundred saves in all. */
     for (int i = 0; i < 4; i++) {
-        s[i].ctl = (tsr__io_ctl){NULL, NULL, NULL};
+        s[i].ctl = (tsr__io_ctl){NULL, NULL, NULL, NULL};
         snprintf(s[i].path, sizeof s[i].path, "%s/seq%d.png", dir, i);
     }
     for (int round = 0; round < 25; round++) {
@@ -718,7 +718,7 @@ static void cleanup_from_signal_handler(void **state)
         gate_init(&g, 1);
         static saver s;
         s.img = img;
-        s.ctl = (tsr__io_ctl){gate_cancelled, NULL, &g};
+        s.ctl = (tsr__io_ctl){gate_cancelled, NULL, &g, NULL};
         snprintf(s.path, sizeof s.path, "%s", path);
         if (pthread_create(&s.thread, NULL, saver_main, &s))
             _exit(3);

@@ -124,7 +124,7 @@ static tsr_status load(const char *path, uint64_t max_pixels, tsr_image **out, t
 {
     tsr__err_clear(err);
     *out = NULL;
-    return tsr__image_load(path, max_pixels, NULL, out, err);
+    return tsr__image_load(path, max_pixels, NULL, NULL, out, err);
 }
 
 static void write_all(const char *path, const void *buf, size_t len)
@@ -245,7 +245,7 @@ static void pngsuite_matches_pypng(void **state)
             fail_msg("%s: samples differ from pypng's (sha256 %s, expected %s)", name, got, hash);
         tsr_port_info info;
         tsr__err_clear(&err);
-        assert_int_equal(tsr__image_probe(path, 0, &info, &err), TSR_OK);
+        assert_int_equal(tsr__image_probe(path, 0, NULL, &info, &err), TSR_OK);
         assert_int_equal(info.width, w);
         assert_int_equal(info.height, h);
         assert_int_equal(info.channels, ch);
@@ -329,7 +329,8 @@ static void invalid_pngs_refused(void **state)
         size_t len;
         unsigned char *buf = tu_slurp(path, &len);
         tsr__err_clear(&err);
-        assert_int_equal(tsr__image_decode(buf, len, name, 0, NULL, &img, &err), TSR_ERR_DECODE);
+        assert_int_equal(tsr__image_decode(buf, len, name, 0, NULL, NULL, &img, &err),
+                         TSR_ERR_DECODE);
         assert_msg_has(&err, name);
         free(buf);
         n++;
@@ -356,7 +357,7 @@ static void truncated_files_refused(void **state)
         tsr__err err;
         /* The whole file decodes, so the failures below are the truncation's. */
         tsr__err_clear(&err);
-        assert_int_equal(tsr__image_decode(buf, len, "whole", 0, NULL, &img, &err), TSR_OK);
+        assert_int_equal(tsr__image_decode(buf, len, "whole", 0, NULL, NULL, &img, &err), TSR_OK);
         tsr_image_free(img);
         /* A single-scan JPEG missing only its EOI marker (the last two bytes, or the D9 of it)
          * loads, as vips and browsers load it: the scan is whole. A progressive one (SOF2) is
@@ -367,7 +368,7 @@ static void truncated_files_refused(void **state)
         size_t whole_from = jpeg && !progressive ? len - 2 : len;
         for (size_t n = 0; n < len; n++) {
             tsr__err_clear(&err);
-            tsr_status rc = tsr__image_decode(buf, n, "cut", 0, NULL, &img, &err);
+            tsr_status rc = tsr__image_decode(buf, n, "cut", 0, NULL, NULL, &img, &err);
             if (n >= whole_from) {
                 if (rc != TSR_OK)
                     fail_msg("%s without its EOI (%zu bytes): %s", files[f], n, err.msg);
@@ -425,7 +426,7 @@ static void corrupted_files_fail_cleanly(void **state)
             tsr__err err;
             tsr__err_clear(&err);
             tsr_image *img = NULL;
-            tsr_status rc = tsr__image_decode(m, len, "damaged", 1u << 22, NULL, &img, &err);
+            tsr_status rc = tsr__image_decode(m, len, "damaged", 1u << 22, NULL, NULL, &img, &err);
             if (rc == TSR_OK) {
                 assert_non_null(img);
                 tsr_image_free(img);
@@ -451,7 +452,7 @@ static void not_images_refused(void **state)
     write_all(txt, "hello, this is text\n", 20);
     assert_int_equal(load(txt, 0, &img, &err), TSR_ERR_DECODE);
     assert_msg_has(&err, txt);
-    assert_msg_has(&err, "not a PNG or JPEG file");
+    assert_msg_has(&err, "not a PNG, JPEG, WebP or TIFF file");
     /* Format comes from the bytes: a PNG named .jpg loads. */
     size_t len;
     unsigned char *buf = tu_slurp(tu_shared("testdata/pngsuite/basn2c08.png"), &len);
@@ -467,7 +468,8 @@ static void not_images_refused(void **state)
     assert_int_equal(load(tmpdir, 0, &img, &err), TSR_ERR_IO);
     assert_msg_has(&err, tmpdir);
     tsr__err_clear(&err);
-    assert_int_equal(tsr__image_decode(NULL, 0, "nothing", 0, NULL, &img, &err), TSR_ERR_DECODE);
+    assert_int_equal(tsr__image_decode(NULL, 0, "nothing", 0, NULL, NULL, &img, &err),
+                     TSR_ERR_DECODE);
     assert_msg_has(&err, "nothing: empty file");
 }
 
@@ -589,7 +591,7 @@ static void jpeg_unsupported_refused(void **state)
     assert_msg_has(&err, "12");
     tsr_port_info info;
     tsr__err_clear(&err);
-    assert_int_equal(tsr__image_probe(path, 0, &info, &err), TSR_ERR_UNSUPPORTED);
+    assert_int_equal(tsr__image_probe(path, 0, NULL, &info, &err), TSR_ERR_UNSUPPORTED);
 #ifndef D_ARITH_CODING_SUPPORTED
     /* A libjpeg built without arithmetic decoding refuses the file cleanly. */
     path = tu_shared("testdata/libjpeg-turbo/testimgari.jpg");
@@ -630,7 +632,7 @@ static void pixel_limit(void **state)
     assert_null(img);
     assert_msg_has(&err, png);
     assert_msg_has(&err, "1024 pixels");
-    assert_int_equal(tsr__image_probe(png, 1023, &info, &err), TSR_ERR_LIMIT);
+    assert_int_equal(tsr__image_probe(png, 1023, NULL, &info, &err), TSR_ERR_LIMIT);
     assert_int_equal(load(png, 1024, &img, &err), TSR_OK);
     tsr_image_free(img);
     const char *jpg = tu_shared("testdata/libjpeg-turbo/testorig.jpg"); /* 227x149 */
@@ -656,7 +658,7 @@ static void pixel_limit(void **state)
     memcpy(bomb + 49, "IEND", 4);
     put32(bomb + 53, crc32_png(bomb + 49, 4));
     tsr__err_clear(&err);
-    assert_int_equal(tsr__image_decode(bomb, sizeof bomb, "bomb.png", 0, NULL, &img, &err),
+    assert_int_equal(tsr__image_decode(bomb, sizeof bomb, "bomb.png", 0, NULL, NULL, &img, &err),
                      TSR_ERR_LIMIT);
     assert_msg_has(&err, "bomb.png");
     /* The same file claiming 100x100 gets past the header and fails on the missing data. */
@@ -664,7 +666,7 @@ static void pixel_limit(void **state)
     put32(bomb + 20, 100);
     put32(bomb + 29, crc32_png(bomb + 12, 17));
     tsr__err_clear(&err);
-    assert_int_equal(tsr__image_decode(bomb, sizeof bomb, "small.png", 0, NULL, &img, &err),
+    assert_int_equal(tsr__image_decode(bomb, sizeof bomb, "small.png", 0, NULL, NULL, &img, &err),
                      TSR_ERR_DECODE);
     assert_msg_has(&err, "small.png");
 
@@ -678,7 +680,8 @@ static void pixel_limit(void **state)
     buf[sof + 5] = buf[sof + 7] = 0xFD; /* height and width 65000 */
     buf[sof + 6] = buf[sof + 8] = 0xE8;
     tsr__err_clear(&err);
-    assert_int_equal(tsr__image_decode(buf, len, "bomb.jpg", 0, NULL, &img, &err), TSR_ERR_LIMIT);
+    assert_int_equal(tsr__image_decode(buf, len, "bomb.jpg", 0, NULL, NULL, &img, &err),
+                     TSR_ERR_LIMIT);
     assert_msg_has(&err, "65000x65000");
     free(buf);
 }
@@ -988,8 +991,13 @@ static void save_bad_options(void **state)
         {(tsr_format)7, 0, 0, -1, 0, TSR_ERR_INVALID},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        tsr_save_options o = {cases[i].format,      cases[i].bit_depth,   cases[i].quality,
-                              cases[i].compression, cases[i].subsampling, {1, 1, 1}};
+        tsr_save_options o;
+        tsr_save_options_init(&o);
+        o.format = cases[i].format;
+        o.bit_depth = cases[i].bit_depth;
+        o.quality = cases[i].quality;
+        o.compression = cases[i].compression;
+        o.subsampling = cases[i].subsampling;
         tsr__err err;
         tsr__err_clear(&err);
         assert_int_equal(tsr__image_save(img, dst, &o, NULL, &err), cases[i].rc);
@@ -1159,7 +1167,7 @@ static void jpeg_flattens_alpha(void **state)
             const char *path = tmp_path("flat.jpg");
             assert_int_equal(tsr__image_save(img, path, &o, NULL, &err), TSR_OK);
             tsr_image *back;
-            assert_int_equal(tsr__image_load(path, 0, NULL, &back, &err), TSR_OK);
+            assert_int_equal(tsr__image_load(path, 0, NULL, NULL, &back, &err), TSR_OK);
             assert_int_equal(back->channels, ch == 2 ? 1 : 3);
             size_t bp = 16 * 16;
             for (int c = 0; c < back->channels; c++) {
@@ -1233,12 +1241,13 @@ static void jpeg_scan_bomb_refused(void **state)
     tsr_image *img = NULL;
     tsr__err err;
     tsr__err_clear(&err);
-    assert_int_equal(tsr__image_decode(ok, len, "ok", 0, NULL, &img, &err), TSR_OK);
+    assert_int_equal(tsr__image_decode(ok, len, "ok", 0, NULL, NULL, &img, &err), TSR_OK);
     tsr_image_free(img);
     free(ok);
     unsigned char *bomb = many_scans_jpeg(5, &len); /* 384 scans */
     tsr__err_clear(&err);
-    assert_int_equal(tsr__image_decode(bomb, len, "bomb", 0, NULL, &img, &err), TSR_ERR_DECODE);
+    assert_int_equal(tsr__image_decode(bomb, len, "bomb", 0, NULL, NULL, &img, &err),
+                     TSR_ERR_DECODE);
     assert_null(img);
     assert_non_null(strstr(err.msg, "more than 200 scans"));
     free(bomb);

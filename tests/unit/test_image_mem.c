@@ -93,8 +93,9 @@ static void encode_matches_file(void **state)
                      flen);
 
         tsr_image *from_mem = NULL, *from_file = NULL;
-        assert_int_equal(tsr__image_decode(buf, len, "mem", 0, NULL, &from_mem, &err), TSR_OK);
-        assert_int_equal(tsr__image_load(path, 0, NULL, &from_file, &err), TSR_OK);
+        assert_int_equal(tsr__image_decode(buf, len, "mem", 0, NULL, NULL, &from_mem, &err),
+                         TSR_OK);
+        assert_int_equal(tsr__image_load(path, 0, NULL, NULL, &from_file, &err), TSR_OK);
         assert_true(tu_max_diff(from_mem, from_file) == 0.0);
         assert_int_equal(from_mem->bit_depth, cases[i].depth);
         if (o.format == TSR_FORMAT_PNG)
@@ -424,7 +425,7 @@ static void pixels_through_png(void **state)
     void *buf = NULL;
     size_t len = 0;
     assert_int_equal(tsr__image_encode(img, &o, NULL, &buf, &len, &err), TSR_OK);
-    assert_int_equal(tsr__image_decode(buf, len, "px", 0, NULL, &back, &err), TSR_OK);
+    assert_int_equal(tsr__image_decode(buf, len, "px", 0, NULL, NULL, &back, &err), TSR_OK);
     assert_int_equal(back->bit_depth, 8); /* from_pixels' depth chose 8 bits */
     tsr_pixels po = px;
     po.data = out;

@@ -906,7 +906,8 @@ static double time_naive(int ic, int oc, int h, int w, int reps)
     const char *s = naive_src;
     size_t len = sizeof naive_src - 1;
     cl_program prog;
-    assert_int_equal(tsr__cl_build_source(e->cl, "naive", 1, &s, &len, &prog, tsr__eerr(e)), TSR_OK);
+    assert_int_equal(tsr__cl_build_source(e->cl, "naive", 1, &s, &len, &prog, tsr__eerr(e)),
+                     TSR_OK);
     cl_int st;
     cl_kernel k = clCreateKernel(prog, "naive_conv", &st);
     assert_int_equal(st, CL_SUCCESS);

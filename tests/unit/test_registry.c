@@ -382,8 +382,8 @@ static void nodes_json_registry(void **state)
     assert_non_null(strstr(js, "{\"name\":\"path\",\"type\":\"string\",\"required\":true,"
                                "\"optional\":false,\"default\":null,\"min\":null,"
                                "\"max\":null,\"choices\":null"));
-    assert_non_null(strstr(js, "{\"name\":\"quality\",\"type\":\"int\",\"required\":false,"
-                               "\"optional\":false,\"default\":92,\"min\":1,\"max\":100,"
+    assert_non_null(strstr(js, "{\"name\":\"compression\",\"type\":\"int\",\"required\":false,"
+                               "\"optional\":false,\"default\":6,\"min\":0,\"max\":9,"
                                "\"choices\":null"));
     assert_non_null(strstr(js, "{\"name\":\"subsampling\",\"type\":\"enum\",\"required\":"
                                "false,\"optional\":false,\"default\":\"420\",\"min\":null,"

@@ -76,12 +76,14 @@ static int count_files(const char *dir)
 static void build_once(tsr_engine *e)
 {
     cl_kernel k;
-    assert_int_equal(tsr__cl_kernel(e->cl, NULL, "adjust.invert", "tsr_adjust_invert", &k, tsr__eerr(e)),
-                     TSR_OK);
+    assert_int_equal(
+        tsr__cl_kernel(e->cl, NULL, "adjust.invert", "tsr_adjust_invert", &k, tsr__eerr(e)),
+        TSR_OK);
     /* The second lookup reuses the built program. */
     cl_kernel k2;
-    assert_int_equal(tsr__cl_kernel(e->cl, NULL, "adjust.invert", "tsr_adjust_invert", &k2, tsr__eerr(e)),
-                     TSR_OK);
+    assert_int_equal(
+        tsr__cl_kernel(e->cl, NULL, "adjust.invert", "tsr_adjust_invert", &k2, tsr__eerr(e)),
+        TSR_OK);
     assert_ptr_equal(k, k2);
 }
 
