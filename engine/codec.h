@@ -11,7 +11,8 @@
  *    (tsr__meter_row before each row: non-zero means cancelled, return tsr__dec_cancel(d)),
  *    and calls tsr__meter_end once. It stores samples as v / (2^depth - 1) (float: as is),
  *    sets d->img->bit_depth (8, 16, or 32 for float), and hands any ICC profile and EXIF block
- *    it finds to d->meta (malloc'd; the caller frees them). Errors go through tsr__dec_fail
+ *    it finds to d->meta (malloc'd; the caller frees them), in header_only mode too (the
+ *    orientation decides the size a probe reports). Errors go through tsr__dec_fail
  *    (the first one wins); a codec frees its own library state before returning, whatever
  *    happened, and leaves d->img to the caller.
  *  - encode(e) writes e->img with the resolved options e->o through tsr__enc_write (a file or
@@ -58,6 +59,9 @@ typedef struct tsr__meta {
     size_t icc_len;
     unsigned char *exif;
     size_t exif_len;
+    /* 1..8 when the format states the orientation outside an EXIF block (TIFF's own
+     * Orientation tag); 0: take it from `exif`, if any. */
+    int orientation;
 } tsr__meta;
 
 void tsr__meta_free(tsr__meta *m);
