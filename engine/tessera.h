@@ -225,7 +225,9 @@ typedef struct tsr_save_options {
 
 void tsr_save_options_init(tsr_save_options *opt);
 
-/* Decode a PNG or JPEG file (format sniffed from the content). */
+/* Decode a PNG, JPEG, WebP or TIFF file (format sniffed from the content) as image.load does
+ * with its defaults: turned upright by an EXIF orientation, converted to sRGB from an embedded
+ * ICC profile. */
 tsr_status tsr_image_read(tsr_engine *e, const char *path, tsr_image **out);
 /* Encode to a temporary file next to path, then rename over path: a failure never leaves a
  * partial file and never touches an existing one. */
@@ -413,12 +415,13 @@ tsr_status tsr_image_from_pixels(const tsr_pixels *px, tsr_image **out);
  * differ. */
 tsr_status tsr_image_to_pixels(const tsr_image *img, const tsr_pixels *px);
 
-/* Decode a PNG or JPEG held in memory (format sniffed). The pixel limit is the engine's;
+/* Decode a PNG, JPEG, WebP or TIFF held in memory (format sniffed), as tsr_image_read does.
+ * The pixel limit is the engine's;
  * messages (tsr_errmsg) name the data "memory". TSR_ERR_DECODE, TSR_ERR_UNSUPPORTED,
  * TSR_ERR_LIMIT, TSR_ERR_NOMEM; TSR_ERR_INVALID for NULL arguments. */
 tsr_status tsr_image_decode(tsr_engine *e, const void *buf, size_t len, tsr_image **out);
-/* Encode to memory: the bytes tsr_image_write would write. opt->format must be PNG or JPEG
- * (TSR_ERR_INVALID otherwise: there is no file name to take it from). *buf is freed with
+/* Encode to memory: the bytes tsr_image_write would write. opt->format must be PNG, JPEG, WebP
+ * or TIFF (TSR_ERR_INVALID otherwise: there is no file name to take it from). *buf is freed with
  * tsr_free(); on failure *buf is NULL and *len 0. */
 tsr_status tsr_image_encode(tsr_engine *e, const tsr_image *img, const tsr_save_options *opt,
                             void **buf, size_t *len);

@@ -70,7 +70,8 @@ class Sample(enum.IntEnum):
 
 
 _COPY, _BORROW = 0, 1  # tsr_ownership (TSR_HANDOVER has no use from Python)
-_FORMATS = {"auto": 0, "png": 1, "jpeg": 2, "jpg": 2}
+_FORMATS = {"auto": 0, "png": 1, "jpeg": 2, "jpg": 2, "webp": 3, "tiff": 4, "tif": 4}
+_TIFF_COMPRESSION = {None: 0, "none": 1, "lzw": 2, "deflate": 3}
 
 
 def _status(rc):
@@ -476,13 +477,21 @@ def _image_to_array(handle, dtype):
     return out
 
 
-def _save_options(format, bit_depth, quality, compression, subsampling):
+def _save_options(format, bit_depth, quality, compression, subsampling, lossless=False,
+                  tiff_compression=None):
     o = SaveOptions()
     _save_options_init(ctypes.byref(o))
     try:
         o.format = _FORMATS[str(format).lower()]
     except KeyError:
-        raise ValueError("tessera: format must be png or jpeg, not %r" % (format,)) from None
+        raise ValueError("tessera: format must be png, jpeg, webp or tiff, not %r"
+                         % (format,)) from None
+    try:
+        o.tiff_compression = _TIFF_COMPRESSION[tiff_compression]
+    except KeyError:
+        raise ValueError("tessera: tiff_compression must be none, lzw or deflate, not %r"
+                         % (tiff_compression,)) from None
+    o.lossless = 1 if lossless else 0
     if bit_depth is not None:
         o.bit_depth = bit_depth
     if quality is not None:
@@ -662,25 +671,28 @@ class Engine:
         return Image(h.value)
 
     def write_image(self, image, path, format="auto", bit_depth=None, quality=None,
-                    compression=None, subsampling=None):
-        o = _save_options(format, bit_depth, quality, compression, subsampling)
+                    compression=None, subsampling=None, lossless=False, tiff_compression=None):
+        o = _save_options(format, bit_depth, quality, compression, subsampling, lossless,
+                          tiff_compression)
         self._check(_image_write(self.handle, image.handle, _b(path), ctypes.byref(o)))
 
     def decode(self, data):
-        """An Image from PNG or JPEG bytes (format sniffed; the engine's pixel limit)."""
+        """An Image from PNG, JPEG, WebP or TIFF bytes (format sniffed; the engine's pixel
+        limit)."""
         buf = bytes(data)
         h = c_void_p()
         self._check(_image_decode(self.handle, buf, len(buf), ctypes.byref(h)))
         return Image(h.value)
 
     def encode(self, image, format="png", bit_depth=None, quality=None, compression=None,
-               subsampling=None):
-        """PNG or JPEG bytes of an Image (or of an array, converted first)."""
+               subsampling=None, lossless=False, tiff_compression=None):
+        """PNG, JPEG, WebP or TIFF bytes of an Image (or of an array, converted first)."""
         if not isinstance(image, Image):
             image = Image.from_array(image)
-        o = _save_options(format, bit_depth, quality, compression, subsampling)
+        o = _save_options(format, bit_depth, quality, compression, subsampling, lossless,
+                          tiff_compression)
         if o.format == 0:
-            raise ValueError("tessera: encode needs format png or jpeg")
+            raise ValueError("tessera: encode needs format png, jpeg, webp or tiff")
         buf, n = c_void_p(), c_size_t(0)
         self._check(_image_encode(self.handle, image.handle, ctypes.byref(o), ctypes.byref(buf),
                                   ctypes.byref(n)))
