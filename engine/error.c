@@ -40,8 +40,8 @@ void tsr__err_clear(tsr__err *err)
     err->line = err->col = 0;
 }
 
-void tsr__err_where(tsr__err *err, const char *node, const char *param, const char *file, int line,
-                    int col)
+void tsr__err_where(tsr__err *err, const char *node, const char *param, const char *file,
+                    int line, int col)
 {
     if (!err || err->node[0])
         return;
@@ -166,8 +166,8 @@ tsr_status tsr__adderr(tsr__err *err, tsr_status rc, const char *fmt, ...)
     int m = snprintf(err->msg + err->len, sizeof err->msg - err->len, "%s... and %d more error%s",
                      err->len ? "\n" : "", err->omitted, err->omitted == 1 ? "" : "s");
     if (m > 0)
-        err->len =
-            err->len + (size_t)m < sizeof err->msg ? err->len + (size_t)m : sizeof err->msg - 1;
+        err->len = err->len + (size_t)m < sizeof err->msg ? err->len + (size_t)m
+                                                          : sizeof err->msg - 1;
     return rc;
 }
 
@@ -243,31 +243,30 @@ const char *tsr__cl_status_name(cl_int st)
         C(CL_OUT_OF_HOST_MEMORY)
         C(CL_PROFILING_INFO_NOT_AVAILABLE)
         C(CL_MEM_COPY_OVERLAP)
-        C(CL_IMAGE_FORMAT_MISMATCH)
-        C(CL_IMAGE_FORMAT_NOT_SUPPORTED)
-        C(CL_BUILD_PROGRAM_FAILURE)
-        C(CL_MAP_FAILURE) C(CL_MISALIGNED_SUB_BUFFER_OFFSET) C(
-            CL_EXEC_STATUS_ERROR_FOR_EVENTS_IN_WAIT_LIST) C(CL_COMPILE_PROGRAM_FAILURE)
-            C(CL_LINKER_NOT_AVAILABLE) C(CL_LINK_PROGRAM_FAILURE) C(CL_DEVICE_PARTITION_FAILED) C(
-                CL_KERNEL_ARG_INFO_NOT_AVAILABLE) C(CL_INVALID_VALUE) C(CL_INVALID_DEVICE_TYPE)
-                C(CL_INVALID_PLATFORM) C(CL_INVALID_DEVICE) C(CL_INVALID_CONTEXT) C(
-                    CL_INVALID_QUEUE_PROPERTIES) C(CL_INVALID_COMMAND_QUEUE) C(CL_INVALID_HOST_PTR)
-                    C(CL_INVALID_MEM_OBJECT) C(CL_INVALID_IMAGE_FORMAT_DESCRIPTOR) C(
-                        CL_INVALID_IMAGE_SIZE) C(CL_INVALID_SAMPLER) C(CL_INVALID_BINARY)
-                        C(CL_INVALID_BUILD_OPTIONS) C(CL_INVALID_PROGRAM) C(
-                            CL_INVALID_PROGRAM_EXECUTABLE) C(CL_INVALID_KERNEL_NAME)
-                            C(CL_INVALID_KERNEL_DEFINITION) C(CL_INVALID_KERNEL) C(
-                                CL_INVALID_ARG_INDEX) C(CL_INVALID_ARG_VALUE) C(CL_INVALID_ARG_SIZE)
-                                C(CL_INVALID_KERNEL_ARGS) C(CL_INVALID_WORK_DIMENSION)
-                                    C(CL_INVALID_WORK_GROUP_SIZE) C(CL_INVALID_WORK_ITEM_SIZE)
-                                        C(CL_INVALID_GLOBAL_OFFSET) C(CL_INVALID_EVENT_WAIT_LIST) C(
-                                            CL_INVALID_EVENT) C(CL_INVALID_OPERATION)
-                                            C(CL_INVALID_GL_OBJECT) C(CL_INVALID_BUFFER_SIZE) C(
-                                                CL_INVALID_MIP_LEVEL) C(CL_INVALID_GLOBAL_WORK_SIZE)
-                                                C(CL_INVALID_PROPERTY)
-                                                    C(CL_INVALID_IMAGE_DESCRIPTOR)
-                                                        C(CL_INVALID_COMPILER_OPTIONS)
-                                                            C(CL_INVALID_LINKER_OPTIONS)
+        C(CL_IMAGE_FORMAT_MISMATCH) C(CL_IMAGE_FORMAT_NOT_SUPPORTED) C(CL_BUILD_PROGRAM_FAILURE) C(
+            CL_MAP_FAILURE) C(CL_MISALIGNED_SUB_BUFFER_OFFSET)
+            C(CL_EXEC_STATUS_ERROR_FOR_EVENTS_IN_WAIT_LIST) C(CL_COMPILE_PROGRAM_FAILURE) C(
+                CL_LINKER_NOT_AVAILABLE) C(CL_LINK_PROGRAM_FAILURE) C(CL_DEVICE_PARTITION_FAILED)
+                C(CL_KERNEL_ARG_INFO_NOT_AVAILABLE) C(CL_INVALID_VALUE) C(CL_INVALID_DEVICE_TYPE) C(
+                    CL_INVALID_PLATFORM) C(CL_INVALID_DEVICE) C(CL_INVALID_CONTEXT)
+                    C(CL_INVALID_QUEUE_PROPERTIES) C(CL_INVALID_COMMAND_QUEUE) C(
+                        CL_INVALID_HOST_PTR) C(CL_INVALID_MEM_OBJECT)
+                        C(CL_INVALID_IMAGE_FORMAT_DESCRIPTOR) C(CL_INVALID_IMAGE_SIZE) C(
+                            CL_INVALID_SAMPLER) C(CL_INVALID_BINARY) C(CL_INVALID_BUILD_OPTIONS)
+                            C(CL_INVALID_PROGRAM) C(CL_INVALID_PROGRAM_EXECUTABLE) C(
+                                CL_INVALID_KERNEL_NAME) C(CL_INVALID_KERNEL_DEFINITION)
+                                C(CL_INVALID_KERNEL) C(CL_INVALID_ARG_INDEX) C(CL_INVALID_ARG_VALUE)
+                                    C(CL_INVALID_ARG_SIZE) C(CL_INVALID_KERNEL_ARGS) C(
+                                        CL_INVALID_WORK_DIMENSION) C(CL_INVALID_WORK_GROUP_SIZE)
+                                        C(CL_INVALID_WORK_ITEM_SIZE) C(CL_INVALID_GLOBAL_OFFSET)
+                                            C(CL_INVALID_EVENT_WAIT_LIST) C(CL_INVALID_EVENT)
+                                                C(CL_INVALID_OPERATION) C(CL_INVALID_GL_OBJECT) C(
+                                                    CL_INVALID_BUFFER_SIZE) C(CL_INVALID_MIP_LEVEL)
+                                                    C(CL_INVALID_GLOBAL_WORK_SIZE)
+                                                        C(CL_INVALID_PROPERTY) C(
+                                                            CL_INVALID_IMAGE_DESCRIPTOR)
+                                                            C(CL_INVALID_COMPILER_OPTIONS) C(
+                                                                CL_INVALID_LINKER_OPTIONS)
                                                                 C(CL_INVALID_DEVICE_PARTITION_COUNT)
 #undef C
     }

@@ -554,8 +554,8 @@ tsr_status tsr__net_run_cl(tsr_exec *ex, const tsr__model *m, const tsr__netopt 
             if (!h)
                 return tsr__seterr(ex->err, TSR_ERR_NOMEM, "out of host memory for statistics");
             ex->kernel = "statistics";
-            cl_int st = clEnqueueReadBuffer(ex->queue, slots[np->slot[b]], CL_TRUE, 0, bytes, h, 0,
-                                            NULL, NULL);
+            cl_int st = clEnqueueReadBuffer(ex->queue, slots[np->slot[b]], CL_TRUE, 0, bytes, h,
+                                            0, NULL, NULL);
             if (st == CL_SUCCESS)
                 reduce_owned(m, np, b, h, pass, L->pooling_type == 0);
             else
@@ -679,7 +679,8 @@ static tsr_status sync_tile(tsr_exec *ex, const tsr__model *m, const tsr__netopt
         rc = tsr__pool_alloc(ex->pool, bytes, &dsrc, ex->err);
     if (!rc) {
         ex->kernel = "statistics";
-        cl_int st = clEnqueueWriteBuffer(ex->queue, dsrc, CL_TRUE, 0, bytes, host, 0, NULL, NULL);
+        cl_int st =
+            clEnqueueWriteBuffer(ex->queue, dsrc, CL_TRUE, 0, bytes, host, 0, NULL, NULL);
         if (st != CL_SUCCESS)
             rc = tsr__exec_cl_error(ex, st, "clEnqueueWriteBuffer (statistics)");
     }

@@ -324,7 +324,8 @@ static tsr_status copy(tsr_exec *ex, cl_mem src, size_t src_off, cl_mem dst, siz
     if (!bytes)
         return TSR_OK;
     ex->kernel = "-";
-    cl_int st = clEnqueueCopyBuffer(ex->queue, src, dst, src_off, dst_off, bytes, 0, NULL, NULL);
+    cl_int st =
+        clEnqueueCopyBuffer(ex->queue, src, dst, src_off, dst_off, bytes, 0, NULL, NULL);
     return st == CL_SUCCESS ? TSR_OK : tsr__exec_cl_error(ex, st, "clEnqueueCopyBuffer");
 }
 

@@ -34,7 +34,7 @@ static tsr_status vnode_error(tsr__err *err, const tsr_node *n, tsr_pos pos, int
         err->node[0] = 0; /* a fresh message: its place is this node's */
     tsr__err_where(err, id,
                    n->cls && param >= 0 && param < n->cls->n_params ? n->cls->params[param].name
-                                                                    : NULL,
+                                                                     : NULL,
                    n->file, pos.line, pos.col);
     if (pos.line > 0)
         return tsr__adderr(err, TSR_ERR_GRAPH, "%s:%d:%d: error: node '%s': %s",

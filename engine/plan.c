@@ -346,8 +346,8 @@ tsr_status tsr__plan_make(tsr_engine *e, tsr_graph *g, int force_w, int force_h,
         const tsr_node *nd = &g->nodes[v];
         if (nd->cls->flags & (TSR_NODE_SINK | TSR_NODE_VALUE))
             continue;
-        out->host[v] |=
-            !tileable(nd) || consumers[v] != 1 || tile_consumers[v] != 1 || nd->keep || g->split;
+        out->host[v] |= !tileable(nd) || consumers[v] != 1 || tile_consumers[v] != 1 || nd->keep ||
+                     g->split;
         if (nd->cls->flags & TSR_NODE_HOST_INPUTS)
             for (int i = 0; i < nd->cls->n_inputs; i++)
                 if (tsr__port_is_image(nd->cls, i))

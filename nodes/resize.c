@@ -367,7 +367,8 @@ static tsr_status resize_run_cl(tsr_exec *ex, const tsr_node *n, const tsr_regio
     cl_int st =
         clEnqueueWriteBuffer(ex->queue, xtab, CL_TRUE, 0, tx.bytes, tx.block, 0, NULL, NULL);
     if (st == CL_SUCCESS)
-        st = clEnqueueWriteBuffer(ex->queue, ytab, CL_TRUE, 0, ty.bytes, ty.block, 0, NULL, NULL);
+        st = clEnqueueWriteBuffer(ex->queue, ytab, CL_TRUE, 0, ty.bytes, ty.block, 0, NULL,
+                                  NULL);
     if (st != CL_SUCCESS) {
         rc = tsr__exec_cl_error(ex, st, "clEnqueueWriteBuffer (tap tables)");
         goto fail;

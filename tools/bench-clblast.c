@@ -54,18 +54,16 @@ int main(void)
             ha[j] = (float)((j * 2654435761u) % 1000) / 1000.0f - 0.5f;
         for (size_t j = 0; j < k * n; j++)
             hb[j] = (float)((j * 2246822519u) % 1000) / 1000.0f;
-        cl_mem a =
-            clCreateBuffer(ctx, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, m * k * 4, ha, &st);
-        cl_mem b =
-            clCreateBuffer(ctx, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, k * n * 4, hb, &st);
+        cl_mem a = clCreateBuffer(ctx, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, m * k * 4, ha, &st);
+        cl_mem b = clCreateBuffer(ctx, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, k * n * 4, hb, &st);
         cl_mem c = clCreateBuffer(ctx, CL_MEM_READ_WRITE, m * n * 4, NULL, &st);
         double t[6];
         for (int r = 0; r < 6; r++) {
             double t0 = now_s();
             cl_event ev = NULL;
-            CLBlastStatusCode s =
-                CLBlastSgemm(CLBlastLayoutRowMajor, CLBlastTransposeNo, CLBlastTransposeNo, m, n, k,
-                             1.0f, a, 0, k, b, 0, n, 0.0f, c, 0, n, &q, &ev);
+            CLBlastStatusCode s = CLBlastSgemm(CLBlastLayoutRowMajor, CLBlastTransposeNo,
+                                               CLBlastTransposeNo, m, n, k, 1.0f, a, 0, k, b, 0,
+                                               n, 0.0f, c, 0, n, &q, &ev);
             if (s != CLBlastSuccess) {
                 fprintf(stderr, "CLBlastSgemm failed: %d\n", (int)s);
                 return 1;
