@@ -399,8 +399,8 @@ static void icc_matches_pillow(void **state)
     free(p3);
 }
 
-/* A profile that is sRGB already changes nothing; a gray one on a gray image converts it by
- * its tone curve (linear 0.5 is sRGB 0.7354). */
+/* A profile that is sRGB already (lcms2's, the ICC's sRGB2014) changes nothing; a gray one on a
+ * gray image converts it by its tone curve (linear 0.5 is sRGB 0.7354). */
 static void icc_srgb_and_gray(void **state)
 {
     tsr_image *rnd = tu_random_image(20, 10, 4, 7);
@@ -413,6 +413,14 @@ static void icc_srgb_and_gray(void **state)
     tsr_image_free(a);
     tsr_image_free(b);
     free(srgb);
+    /* The ICC's own sRGB2014 (16-bit PNG from libjpeg-turbo's tests): sRGB too. */
+    const char *monkey = tu_shared("testdata/libjpeg-turbo/monkey16.png");
+    a = load_with(monkey, TSR_ORIENT_AUTO, TSR_COLOUR_SRGB, NULL);
+    b = load_with(monkey, TSR_ORIENT_AUTO, TSR_COLOUR_KEEP, NULL);
+    assert_int_equal(a->bit_depth, 16);
+    assert_true(tu_max_diff(a, b) == 0.0);
+    tsr_image_free(a);
+    tsr_image_free(b);
 
     cmsToneCurve *lin = cmsBuildGamma(NULL, 1.0);
     unsigned char *gray = profile_bytes(cmsCreateGrayProfile(cmsD50_xyY(), lin), &len);
