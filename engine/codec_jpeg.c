@@ -154,6 +154,26 @@ static void jpeg_on_progress(j_common_ptr cinfo)
     }
 }
 
+/* The first APP1 "Exif\0\0" segment, and the ICC profile its APP2 segments hold (libjpeg
+ * checks their sequence numbers and count; a broken sequence is no profile); non-zero: no
+ * memory. */
+static int jpeg_read_meta(jpegd *p)
+{
+    tsr__meta *m = &p->d->meta;
+    for (jpeg_saved_marker_ptr k = p->jd.marker_list; k && !m->exif; k = k->next)
+        if (k->marker == JPEG_APP0 + 1 && k->data_length > 6 && !memcmp(k->data, "Exif\0", 6) &&
+            tsr__meta_set(&m->exif, &m->exif_len, k->data + 6, k->data_length - 6))
+            return -1;
+    JOCTET *icc = NULL;
+    unsigned icc_len = 0;
+    if (jpeg_read_icc_profile(&p->jd, &icc, &icc_len) && icc) {
+        free(m->icc);
+        m->icc = icc;
+        m->icc_len = icc_len;
+    }
+    return 0;
+}
+
 static tsr_status jpeg_run(jpegd *p)
 {
     tsr__dec *const d = p->d; /* set before the setjmp, never changed */
@@ -162,7 +182,11 @@ static tsr_status jpeg_run(jpegd *p)
     p->stage = "the header";
     jpeg_create_decompress(&p->jd);
     jpeg_stdio_src(&p->jd, d->fp);
+    jpeg_save_markers(&p->jd, JPEG_APP0 + 1, 0xFFFF);
+    jpeg_save_markers(&p->jd, JPEG_APP0 + 2, 0xFFFF);
     jpeg_read_header(&p->jd, TRUE);
+    if (jpeg_read_meta(p))
+        return tsr__dec_fail(d, TSR_ERR_NOMEM, "out of memory for JPEG metadata");
     if (tsr__dec_check_limit(d, p->jd.image_width, p->jd.image_height, "JPEG"))
         return d->rc;
     if (p->jd.data_precision != 8)
@@ -344,8 +368,21 @@ static tsr_status jpeg_encode_run(jpege *p)
     size_t w = (size_t)img->width, plane = w * (size_t)img->height, rowbytes;
     if (!tsr__mul_size(w, (size_t)ncomp, &rowbytes) || !(p->row = malloc(rowbytes)))
         return tsr__enc_fail(e, TSR_ERR_NOMEM, "out of memory for a JPEG row");
+    /* An APP1 segment holds 65533 bytes: "Exif\0\0" and the block. */
+    if (e->meta.exif_len > 65533 - 6)
+        return tsr__enc_fail(e, TSR_ERR_INVALID,
+                             "EXIF block of %zu bytes does not fit in a JPEG APP1 segment (at "
+                             "most 65527)",
+                             e->meta.exif_len);
     tsr__meter_init(&e->meter, e->ctl, img->height, rowbytes, 1);
     jpeg_start_compress(&p->jc, TRUE);
+    if (e->meta.exif) {
+        jpeg_write_m_header(&p->jc, JPEG_APP0 + 1, (unsigned)e->meta.exif_len + 6);
+        for (size_t i = 0; i < e->meta.exif_len + 6; i++)
+            jpeg_write_m_byte(&p->jc, i < 6 ? "Exif\0"[i] : e->meta.exif[i - 6]);
+    }
+    if (e->meta.icc && e->meta.icc_len <= 0xFFFFFFFFu)
+        jpeg_write_icc_profile(&p->jc, e->meta.icc, (unsigned)e->meta.icc_len);
     while (p->jc.next_scanline < p->jc.image_height) {
         if (tsr__meter_row(&e->meter))
             return tsr__enc_cancel(e);

@@ -93,6 +93,24 @@ static void png_to_float(tsr__dec *d, int y, const unsigned char *row)
     }
 }
 
+/* iCCP and eXIf, from the chunks before the image data (what a header-only probe sees too);
+ * non-zero: no memory. */
+static int png_read_meta(pngd *p)
+{
+    tsr__meta *m = &p->d->meta;
+    png_charp name;
+    int method;
+    png_bytep icc, exif;
+    png_uint_32 icc_len, exif_len;
+    if (png_get_iCCP(p->png, p->pinfo, &name, &method, &icc, &icc_len) && icc_len &&
+        tsr__meta_set(&m->icc, &m->icc_len, icc, icc_len))
+        return -1;
+    if (png_get_eXIf_1(p->png, p->pinfo, &exif_len, &exif) && exif_len &&
+        tsr__meta_set(&m->exif, &m->exif_len, exif, exif_len))
+        return -1;
+    return 0;
+}
+
 static tsr_status png_run(pngd *p)
 {
     tsr__dec *const d = p->d; /* set before the setjmp, never changed */
@@ -123,6 +141,8 @@ static tsr_status png_run(pngd *p)
     d->info.height = (int)h;
     d->info.channels = ch;
     d->info.bit_depth = depth == 16 ? 16 : 8;
+    if (png_read_meta(p))
+        return tsr__dec_fail(d, TSR_ERR_NOMEM, "out of memory for PNG metadata");
     if (d->header_only)
         return TSR_OK;
 
@@ -410,6 +430,15 @@ static tsr_status png_encode_run(pnge *p)
      * (libvips writes unfiltered by default), levels 3-9 for size. */
     png_set_filter(p->png, PNG_FILTER_TYPE_BASE,
                    e->o.compression <= 2 ? PNG_FILTER_NONE : PNG_ALL_FILTERS);
+    /* A profile given is embedded (libpng drops one whose header it finds broken); without one
+     * the pixels are sRGB and say so. */
+    if (e->meta.icc && e->meta.icc_len <= PNG_UINT_31_MAX)
+        png_set_iCCP(p->png, p->pinfo, "ICC profile", PNG_COMPRESSION_TYPE_BASE, e->meta.icc,
+                     (png_uint_32)e->meta.icc_len);
+    else
+        png_set_sRGB(p->png, p->pinfo, PNG_sRGB_INTENT_PERCEPTUAL);
+    if (e->meta.exif && e->meta.exif_len <= PNG_UINT_31_MAX)
+        png_set_eXIf_1(p->png, p->pinfo, (png_uint_32)e->meta.exif_len, e->meta.exif);
     png_write_info(p->png, p->pinfo);
     /* Deflate's effort per byte grows with the level: up to 10x from 1 to 9 on photos, and
      * more on some regular patterns. */

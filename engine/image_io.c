@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "codec.h"
+#include "meta.h"
 
 #define JPEG_DEFAULT_QUALITY 92
 #define PNG_DEFAULT_COMPRESSION 6
@@ -183,9 +184,10 @@ tsr_status tsr__dec_check_limit(tsr__dec *d, uint64_t w, uint64_t h, const char 
 }
 
 /* Sniff the format from the first bytes and run the matching decoder. */
+/* meta: the file's metadata moves there on success (NULL: dropped). */
 static tsr_status decode_once(FILE *fp, const char *name, uint64_t max_pixels, int header_only,
                               const tsr__load_opts *lo, const tsr__io_ctl *ctl, tsr_port_info *info,
-                              tsr_image **out, tsr__err *err, int *eof_only)
+                              tsr_image **out, tsr__meta *meta, tsr__err *err, int *eof_only)
 {
     tsr__dec *d = calloc(1, sizeof *d);
     if (!d)
@@ -219,6 +221,8 @@ static tsr_status decode_once(FILE *fp, const char *name, uint64_t max_pixels, i
             rc = tsr__dec_fail(d, TSR_ERR_IO, "cannot seek: %s", strerror(errno));
         else
             rc = codec->decode(d);
+        if (!rc)
+            rc = tsr__dec_apply_meta(d); /* orientation, colour */
     } else if (cut) {
         rc = tsr__dec_fail(d, TSR_ERR_DECODE,
                            "truncated %s file (%zu bytes, too short for its header)", cut->name, n);
@@ -236,6 +240,10 @@ static tsr_status decode_once(FILE *fp, const char *name, uint64_t max_pixels, i
             *info = d->info;
         if (out)
             *out = d->img;
+        if (meta) {
+            *meta = d->meta;
+            memset(&d->meta, 0, sizeof d->meta);
+        }
     } else {
         tsr_image_free(d->img);
     }
@@ -251,10 +259,12 @@ static tsr_status decode_once(FILE *fp, const char *name, uint64_t max_pixels, i
  * one missing only its EOI, so it stays refused. */
 static tsr_status decode_stream(FILE *fp, const char *name, uint64_t max_pixels, int header_only,
                                 const tsr__load_opts *lo, const tsr__io_ctl *ctl,
-                                tsr_port_info *info, tsr_image **out, tsr__err *err)
+                                tsr_port_info *info, tsr_image **out, tsr__meta *meta,
+                                tsr__err *err)
 {
     int jeof = 0;
-    tsr_status rc = decode_once(fp, name, max_pixels, header_only, lo, ctl, info, out, err, &jeof);
+    tsr_status rc =
+        decode_once(fp, name, max_pixels, header_only, lo, ctl, info, out, meta, err, &jeof);
     if (rc != TSR_ERR_DECODE || !jeof || fseek(fp, 0, SEEK_END))
         return rc;
     long size = ftell(fp);
@@ -268,7 +278,8 @@ static tsr_status decode_stream(FILE *fp, const char *name, uint64_t max_pixels,
     tsr__err first = *err;
     FILE *mf = fmemopen(buf, (size_t)size + 2, "rb");
     tsr_status again =
-        mf ? decode_once(mf, name, max_pixels, header_only, lo, ctl, info, out, err, &jeof) : rc;
+        mf ? decode_once(mf, name, max_pixels, header_only, lo, ctl, info, out, meta, err, &jeof)
+           : rc;
     if (mf)
         fclose(mf);
     free(buf);
@@ -376,7 +387,7 @@ tsr_status tsr__fopen_regular(const char *path, FILE **out, tsr__err *err)
 
 static tsr_status decode_file(const char *path, uint64_t max_pixels, int header_only,
                               const tsr__load_opts *lo, const tsr__io_ctl *ctl, tsr_port_info *info,
-                              tsr_image **out, tsr__err *err)
+                              tsr_image **out, tsr__meta *meta, tsr__err *err)
 {
     if (!path)
         return tsr__seterr(err, TSR_ERR_INVALID, "image path is NULL");
@@ -391,7 +402,7 @@ static tsr_status decode_file(const char *path, uint64_t max_pixels, int header_
         FILE *mf = fmemopen((void *)buf, len, "rb");
         if (!mf)
             return tsr__seterr(err, TSR_ERR_NOMEM, "<stdin>: %s", strerror(errno));
-        rc = decode_stream(mf, "<stdin>", max_pixels, header_only, lo, ctl, info, out, err);
+        rc = decode_stream(mf, "<stdin>", max_pixels, header_only, lo, ctl, info, out, meta, err);
         fclose(mf);
         return rc;
     }
@@ -399,7 +410,7 @@ static tsr_status decode_file(const char *path, uint64_t max_pixels, int header_
     tsr_status rc = tsr__fopen_regular(path, &fp, err);
     if (rc)
         return rc;
-    rc = decode_stream(fp, path, max_pixels, header_only, lo, ctl, info, out, err);
+    rc = decode_stream(fp, path, max_pixels, header_only, lo, ctl, info, out, meta, err);
     fclose(fp); /* read-only: a close error cannot lose data */
     return rc;
 }
@@ -409,7 +420,15 @@ tsr_status tsr__image_probe(const char *path, uint64_t max_pixels, const tsr__lo
 {
     if (!info)
         return tsr__seterr(err, TSR_ERR_INVALID, "tsr__image_probe: info is NULL");
-    return decode_file(path, max_pixels, 1, lo, NULL, info, NULL, err);
+    return decode_file(path, max_pixels, 1, lo, NULL, info, NULL, NULL, err);
+}
+
+tsr_status tsr__image_read_meta(const char *path, tsr__meta *out, tsr__err *err)
+{
+    memset(out, 0, sizeof *out);
+    tsr_port_info info;
+    tsr__load_opts lo = {.orientation = TSR_ORIENT_IGNORE, .colour = TSR_COLOUR_KEEP};
+    return decode_file(path, UINT64_MAX, 1, &lo, NULL, &info, NULL, out, err);
 }
 
 tsr_status tsr__image_load(const char *path, uint64_t max_pixels, const tsr__load_opts *lo,
@@ -418,7 +437,7 @@ tsr_status tsr__image_load(const char *path, uint64_t max_pixels, const tsr__loa
     if (!out)
         return tsr__seterr(err, TSR_ERR_INVALID, "tsr__image_load: out is NULL");
     *out = NULL;
-    return decode_file(path, max_pixels, 0, lo, ctl, NULL, out, err);
+    return decode_file(path, max_pixels, 0, lo, ctl, NULL, out, NULL, err);
 }
 
 tsr_status tsr__image_decode(const unsigned char *buf, size_t len, const char *name,
@@ -438,7 +457,7 @@ tsr_status tsr__image_decode(const unsigned char *buf, size_t len, const char *n
     if (!fp)
         return tsr__seterr(err, errno == ENOMEM ? TSR_ERR_NOMEM : TSR_ERR_IO,
                            "%s: cannot open a memory stream: %s", name, strerror(errno));
-    tsr_status rc = decode_stream(fp, name, max_pixels, 0, lo, ctl, NULL, out, err);
+    tsr_status rc = decode_stream(fp, name, max_pixels, 0, lo, ctl, NULL, out, NULL, err);
     fclose(fp);
     return rc;
 }

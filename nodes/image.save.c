@@ -5,11 +5,13 @@
  * Device: none; the executor downloads the image. */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "meta.h"
 #include "nodeutil.h"
 
 #define SAVE_PARAMS(X)                                                                             \
@@ -33,7 +35,15 @@
       "create the output's folder (and its parents) when missing")                                 \
     X(BACKGROUND, "background", TSR_PARAM_STRING, "white", 0, -1, NULL, 0,                         \
       "colour an image with alpha is flattened onto for a format without alpha (JPEG): white, "    \
-      "black or #rrggbb")
+      "black or #rrggbb")                                                                          \
+    X(METADATA_FROM, "metadata_from", TSR_PARAM_STRING, NULL, 0, -1, NULL,                         \
+      TSR_PARAM_OPTIONAL | TSR_PARAM_PATH,                                                         \
+      "image file whose EXIF block and ICC profile are copied into the output (EXIF "              \
+      "orientation set to 1: the pixels are upright once loaded with orientation auto)")           \
+    X(METADATA, "metadata", TSR_PARAM_ENUM, "exif", 0, -1, "exif|icc|all", 0,                      \
+      "what metadata_from copies; icc and all are meant for pixels loaded with colour: keep "      \
+      "(with the default colour: srgb they are sRGB already, and the profile would mislabel "      \
+      "them)")
 TSR_PARAM_ENUM_DECL(SAVE_PARAMS)
 TSR_PARAM_TABLE_DECL(save, SAVE_PARAMS)
 
@@ -88,6 +98,53 @@ static tsr_status save_check(const tsr_node *n, tsr__err *err)
     return rc;
 }
 
+/* metadata_from's EXIF block (Orientation set to 1) and ICC profile, as `metadata` picks them,
+ * into *m (zeroed first; free with tsr__meta_free). A file that cannot be read, or an EXIF
+ * block the output format cannot hold, is an error at the param. */
+static tsr_status read_metadata(const tsr_node *n, tsr__meta *m, tsr__err *err)
+{
+    memset(m, 0, sizeof *m);
+    if (!n->params[P_METADATA_FROM].set)
+        return TSR_OK;
+    const char *from = n->params[P_METADATA_FROM].str;
+    tsr_status rc = tsr__image_read_meta(from, m, err);
+    if (rc) {
+        char inner[sizeof err->msg];
+        snprintf(inner, sizeof inner, "%s", err->msg);
+        tsr__err_clear(err);
+        return tsr__node_error(err, n, P_METADATA_FROM, "cannot read metadata from '%s': %s", from,
+                               inner);
+    }
+    int what = n->params[P_METADATA].ival; /* 0 exif, 1 icc, 2 all */
+    if (what == 0) {
+        free(m->icc);
+        m->icc = NULL;
+        m->icc_len = 0;
+    }
+    if (what == 1 || !m->exif) {
+        free(m->exif);
+        m->exif = NULL;
+        m->exif_len = 0;
+        return TSR_OK;
+    }
+    unsigned char *up = tsr__exif_upright(m->exif, m->exif_len);
+    if (!up) {
+        tsr__meta_free(m);
+        return tsr__seterr(err, TSR_ERR_NOMEM, "out of memory for metadata");
+    }
+    free(m->exif);
+    m->exif = up;
+    if (format_of(n) == TSR_FORMAT_JPEG && m->exif_len > 65527) {
+        size_t len = m->exif_len;
+        tsr__meta_free(m);
+        return tsr__node_error(err, n, P_METADATA_FROM,
+                               "the EXIF block of '%s' (%zu bytes) does not fit in a JPEG APP1 "
+                               "segment (at most 65527): set metadata: icc",
+                               from, len);
+    }
+    return TSR_OK;
+}
+
 /* Fail before any pixel is computed when the output cannot be written: its folder (or, when
  * `mkdir` will make it, the nearest existing parent) must be writable. */
 static tsr_status save_infer(const tsr_node *n, const tsr_port_info *in, tsr_port_info *out,
@@ -101,6 +158,11 @@ static tsr_status save_infer(const tsr_node *n, const tsr_port_info *in, tsr_por
         return tsr__node_error(err, n, P_PATH,
                                "a %dx%d image is larger than %s allows (%lld pixels a side)",
                                in[0].width, in[0].height, tsr__format_name(f), max);
+    tsr__meta m;
+    tsr_status rc = read_metadata(n, &m, err);
+    tsr__meta_free(&m);
+    if (rc)
+        return rc;
     if (strcmp(path, "-") == 0) /* standard output */
         return TSR_OK;
     char dir[4096];
@@ -153,8 +215,17 @@ static tsr_status save_consume(tsr_exec *ex, const tsr_node *n, const tsr_image 
             return TSR_ERR_IO;
         }
     }
+    tsr__meta m;
+    tsr_status rc = read_metadata(n, &m, ex->err);
+    if (rc)
+        return rc;
+    o.icc = m.icc;
+    o.icc_len = m.icc_len;
+    o.exif = m.exif;
+    o.exif_len = m.exif_len;
     tsr__io_ctl ctl = tsr__exec_io(ex);
-    tsr_status rc = tsr__image_save(img, n->params[P_PATH].str, &o, &ctl, ex->err);
+    rc = tsr__image_save(img, n->params[P_PATH].str, &o, &ctl, ex->err);
+    tsr__meta_free(&m);
     /* A cancel is not an error at a place in the graph: its message goes up as it is. */
     return rc && rc != TSR_ERR_CANCELLED ? tsr__node_reanchor(ex->err, n, P_PATH, rc) : rc;
 }
