@@ -91,7 +91,13 @@ static tsr_status webp_dec_status(tsr__dec *d, VP8StatusCode st, size_t len, con
         return tsr__dec_fail(d, TSR_ERR_UNSUPPORTED,
                              "unsupported WebP feature in %s (expected a VP8 or VP8L still image)",
                              stage);
-    case VP8_STATUS_USER_ABORT: return tsr__dec_cancel(d);
+    case VP8_STATUS_USER_ABORT:
+        /* No hook of ours can abort: the incremental decoder answers this when a row fails
+         * (damaged alpha data, for one). */
+        return tsr__dec_fail(d, TSR_ERR_DECODE,
+                             "invalid WebP file: rows could not be decoded in %s (damaged alpha "
+                             "or image data)",
+                             stage);
     default:
         return tsr__dec_fail(d, TSR_ERR_DECODE,
                              "invalid WebP file: bad bitstream in %s (status %d)", stage, (int)st);
@@ -152,6 +158,18 @@ static int webp_rows_to_float(tsr__dec *d, const unsigned char *rgb, int stride,
 
 static tsr_status webp_run(tsr__dec *d, const unsigned char *buf, size_t len, WebPIDecoder **idec)
 {
+    /* The RIFF size says where the file ends: a file cut anywhere short of it is refused, even
+     * after its image chunk (as a PNG cut before IEND is), since the decoder alone would let a
+     * file that lost its trailing EXIF chunk through. Bytes after it are ignored (libwebp). */
+    if (len < 12)
+        return tsr__dec_fail(d, TSR_ERR_DECODE,
+                             "truncated WebP file (%zu bytes, too short for its header)", len);
+    uint64_t riff = 8 + ((uint64_t)buf[4] | (uint64_t)buf[5] << 8 | (uint64_t)buf[6] << 16 |
+                         (uint64_t)buf[7] << 24);
+    if (riff > len)
+        return tsr__dec_fail(d, TSR_ERR_DECODE,
+                             "truncated WebP file (%zu bytes, expected %llu from its RIFF header)",
+                             len, (unsigned long long)riff);
     WebPBitstreamFeatures f;
     VP8StatusCode st = WebPGetFeatures(buf, len, &f);
     if (st == VP8_STATUS_NOT_ENOUGH_DATA)
