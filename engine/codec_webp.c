@@ -156,7 +156,10 @@ static int webp_rows_to_float(tsr__dec *d, const unsigned char *rgb, int stride,
     return 0;
 }
 
-static tsr_status webp_run(tsr__dec *d, const unsigned char *buf, size_t len, WebPIDecoder **idec)
+/* *out is the decoder's output buffer, owned by the caller: WebPIDelete the decoder first,
+ * then WebPFreeDecBuffer it (libwebp allocates its pixels there). */
+static tsr_status webp_run(tsr__dec *d, const unsigned char *buf, size_t len, WebPDecBuffer *out,
+                           WebPIDecoder **idec)
 {
     /* The RIFF size says where the file ends: a file cut anywhere short of it is refused, even
      * after its image chunk (as a PNG cut before IEND is), since the decoder alone would let a
@@ -199,12 +202,9 @@ static tsr_status webp_run(tsr__dec *d, const unsigned char *buf, size_t len, We
         return tsr__dec_fail(d, rc, "cannot allocate a %dx%d image", f.width, f.height);
     d->img->bit_depth = 8;
     size_t rowbytes = (size_t)f.width * (size_t)d->info.channels;
-    WebPDecBuffer out;
-    if (!WebPInitDecBuffer(&out))
-        return tsr__dec_fail(d, TSR_ERR_INTERNAL, "libwebp version mismatch (WebPInitDecBuffer)");
-    out.colorspace = f.has_alpha ? MODE_RGBA : MODE_RGB; /* straight alpha, as stored */
-    /* libwebp allocates the 8-bit output (kept in the decoder, freed with it). */
-    if (!(*idec = WebPINewDecoder(&out)))
+    out->colorspace = f.has_alpha ? MODE_RGBA : MODE_RGB; /* straight alpha, as stored */
+    /* libwebp allocates the 8-bit output in *out as the header is parsed. */
+    if (!(*idec = WebPINewDecoder(out)))
         return tsr__dec_fail(d, TSR_ERR_NOMEM, "out of memory creating the WebP decoder");
 
     tsr__meter_init(&d->meter, d->ctl, f.height, rowbytes, 1);
@@ -255,9 +255,15 @@ static tsr_status webp_decode(tsr__dec *d)
     if (webp_read_all(d, &buf, &len))
         return d->rc;
     WebPIDecoder *idec = NULL;
-    tsr_status rc = webp_run(d, buf, len, &idec);
+    WebPDecBuffer out;
+    tsr_status rc;
+    if (!WebPInitDecBuffer(&out))
+        rc = tsr__dec_fail(d, TSR_ERR_INTERNAL, "libwebp version mismatch (WebPInitDecBuffer)");
+    else
+        rc = webp_run(d, buf, len, &out, &idec);
     if (idec)
         WebPIDelete(idec);
+    WebPFreeDecBuffer(&out);
     free(buf);
     return rc;
 }
