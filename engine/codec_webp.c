@@ -115,15 +115,15 @@ static tsr_status webp_read_meta(tsr__dec *d, const unsigned char *buf, size_t l
     if (!dmx)
         return TSR_OK;
     tsr_status rc = TSR_OK;
-    uint32_t flags = WebPDemuxGetI(dmx, WEBP_FF_FORMAT_FLAGS);
+    /* The chunks are looked for whatever the VP8X flags say (a writer may forget a flag). */
     WebPChunkIterator it;
-    if ((flags & ICCP_FLAG) && WebPDemuxGetChunk(dmx, "ICCP", 1, &it)) {
+    if (WebPDemuxGetChunk(dmx, "ICCP", 1, &it)) {
         if (it.chunk.size &&
             tsr__meta_set(&d->meta.icc, &d->meta.icc_len, it.chunk.bytes, it.chunk.size))
             rc = tsr__dec_fail(d, TSR_ERR_NOMEM, "out of memory for the ICC profile");
         WebPDemuxReleaseChunkIterator(&it);
     }
-    if (!rc && (flags & EXIF_FLAG) && WebPDemuxGetChunk(dmx, "EXIF", 1, &it)) {
+    if (!rc && WebPDemuxGetChunk(dmx, "EXIF", 1, &it)) {
         const unsigned char *p = it.chunk.bytes;
         size_t n = it.chunk.size;
         if (n >= 6 && !memcmp(p, "Exif\0\0", 6)) {
