@@ -3,19 +3,23 @@
  * reads back as RGB). Animated files are refused (TSR_ERR_UNSUPPORTED): there is no frame to
  * choose that would not be a guess.
  *
- * Decoding reads the whole file (libwebp parses from memory; WEBP_MAX_FILE caps it), reads the
- * header with WebPGetFeatures, and decodes through the incremental decoder (WebPIDecoder),
- * feeding the bytes in steps sized from the rows the previous steps gave, so that each step
- * decodes about a band of rows: the cancel is looked at between steps. Lossy pixels are
- * libwebp's own YUV to RGB conversion (fancy upsampling), as dwebp and Pillow give them.
- * ICCP and EXIF chunks (WebPDemux) are handed to the caller; an EXIF chunk starting with
- * "Exif\0\0" (some writers add the JPEG prefix) has it removed.
+ * Decoding reads the whole file (libwebp parses from memory; WEBP_MAX_FILE caps it; a size over
+ * the pixel limit is refused from the first 64 KiB), reads the header with WebPGetFeatures, and
+ * decodes through the incremental decoder (WebPIDecoder), feeding the bytes in steps sized from
+ * the rows the previous steps gave, so that each step decodes about a band of rows: the cancel
+ * is looked at between steps (a lossless stream that packs a band into very few bytes decodes
+ * more rows in one step). Lossy pixels are libwebp's own YUV to RGB conversion (fancy
+ * upsampling, no dithering), as dwebp and Pillow give them. ICCP and EXIF chunks (WebPDemux)
+ * are handed to the caller; an EXIF chunk starting with "Exif\0\0" (some writers add the JPEG
+ * prefix) has it removed.
  *
  * Encoding quantizes to 8-bit interleaved RGB(A), imports it into a WebPPicture and encodes to
- * memory (WebPMemoryWriter): lossy at e->o.quality (method 4), or lossless (e->o.lossless,
- * "exact": colours under transparent pixels are kept). libwebp's progress hook reports progress
- * and stops the encoder on a cancel. With an ICC profile or an EXIF block to embed, WebPMux
- * assembles the VP8X file around the bitstream. Then the bytes go out through tsr__enc_write. */
+ * memory (WebPMemoryWriter): lossy at e->o.quality (method 4: the same bytes as cwebp -q Q),
+ * or lossless (e->o.lossless, "exact": colours under transparent pixels are kept). libwebp's
+ * progress hook reports progress and stops the encoder on a cancel; the lossless encoder calls
+ * it less often (a few hundred ms apart on a 3-megapixel image). With an ICC profile or an EXIF
+ * block to embed, WebPMux assembles the VP8X file around the bitstream. Then the bytes go out
+ * through tsr__enc_write. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +66,14 @@ static tsr_status webp_read_all(tsr__dec *d, unsigned char **buf, size_t *len)
             cap = ncap;
         }
         size_t got = fread(b + n, 1, cap - n, d->fp);
+        /* The size is in the first bytes: an image over the pixel limit is refused before
+         * the rest of a large file is read. */
+        WebPBitstreamFeatures f;
+        if (n == 0 && got == cap && WebPGetFeatures(b, got, &f) == VP8_STATUS_OK &&
+            tsr__dec_check_limit(d, (uint64_t)f.width, (uint64_t)f.height, "WebP")) {
+            free(b);
+            return d->rc;
+        }
         n += got;
         if (got == 0) {
             if (ferror(d->fp)) {

@@ -572,6 +572,21 @@ static void pixel_limit(void **state)
     assert_null(img);
     assert_msg_has(&err, "WebP image of 20000x20000");
 
+    /* A file longer than the decoder's first read (64 KiB) is refused from that read. */
+    tsr_image *big = levels_image(300, 300, 3, 9);
+    tsr_save_options o;
+    webp_opts(&o, 1, 0);
+    size_t len;
+    unsigned char *buf = encode_mem(big, &o, &len);
+    assert_true(len > 65536);
+    assert_int_equal(decode_mem(buf, len, 300 * 299, NULL, &img, &err), TSR_ERR_LIMIT);
+    assert_null(img);
+    assert_msg_has(&err, "WebP image of 300x300 = 90000 pixels exceeds the limit of 89700");
+    assert_int_equal(decode_mem(buf, len, 300 * 300, NULL, &img, &err), TSR_OK);
+    tsr_image_free(img);
+    free(buf);
+    tsr_image_free(big);
+
     assert_int_equal(load(GOLDEN "lossless_rgb.webp", 1000, &img, &err), TSR_ERR_LIMIT);
     assert_null(img);
     tsr_port_info info;
