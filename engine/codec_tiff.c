@@ -7,8 +7,8 @@
  * contiguous or separate planes; strips or tiles; whatever compression libtiff decodes (none,
  * LZW, Deflate, PackBits, ...; JPEG-compressed YCbCr is read as RGB by libjpeg). 1, 2 and 4-bit
  * gray expand to 8 bits as PNG's do (k / (2^d - 1) exactly); palettes expand to RGB, 8-bit
- * when every colour map entry is a multiple of 257 (what 8-bit writers store), else 16-bit. The
- * first extra sample is alpha, whatever ExtraSamples calls it; further extra samples are
+ * when the colour map holds 8-bit values (every entry k * 257, k * 256 or under 256), else 16-bit.
+ * The first extra sample is alpha, whatever ExtraSamples calls it; further extra samples are
  * dropped. Associated (premultiplied) alpha is un-premultiplied, c / a where a > 0 (integer
  * samples clamped to 1), so the image holds straight alpha as the engine expects. The ICC
  * profile tag is handed to the caller (tsr__meta), and the Orientation tag as
@@ -68,8 +68,7 @@ static int tiff_on_error(TIFF *tif, void *user, const char *module, const char *
     return 1; /* handled: libtiff's global handler (stderr) is not called */
 }
 
-static int tiff_on_warning(TIFF *tif, void *user, const char *module, const char *fmt,
-                           va_list ap)
+static int tiff_on_warning(TIFF *tif, void *user, const char *module, const char *fmt, va_list ap)
 {
     tiff_msgs *m = user;
     if (!m->warning[0])
@@ -112,16 +111,16 @@ typedef struct tiffd {
     unsigned bps, spp; /* bits per sample, samples per pixel */
     unsigned unit;     /* samples per pixel in one strip or tile: spp, or 1 with separate planes */
     int separate;
-    int color;    /* colour samples in the file: 1 or 3 (palette: 1, the index) */
-    int alpha;    /* output channel of the file's first extra sample; -1: none */
-    int isfloat;  /* 32-bit IEEE float */
-    int invert;   /* min-is-white */
-    int palette;  /* colour map: index -> RGB */
-    int assoc;    /* the alpha is associated (premultiplied) */
-    float maxv;   /* 2^bps - 1 */
+    int color;   /* colour samples in the file: 1 or 3 (palette: 1, the index) */
+    int alpha;   /* output channel of the file's first extra sample; -1: none */
+    int isfloat; /* 32-bit IEEE float */
+    int invert;  /* min-is-white */
+    int palette; /* colour map: index -> RGB */
+    int assoc;   /* the alpha is associated (premultiplied) */
+    float maxv;  /* 2^bps - 1 */
     float cmap_div;
     const uint16_t *cmap[3];
-    int cmap_shift; /* 8 when the colour map is 8-bit values times 257 (k >> 8 == k / 257) */
+    int cmap_shift; /* 8 when the colour map holds k * 257 or k * 256: k = entry >> 8 */
     int failed;     /* fail_on none: reads that failed, their rows left black */
     char first_failure[TIFF_MSG + 64];
 } tiffd;
@@ -323,14 +322,14 @@ static tsr_status tiffd_tiles(tiffd *p, uint64_t rowbytes, int planes)
         return tsr__dec_fail(d, TSR_ERR_DECODE,
                              "TIFF tiles of %ux%u pixels (%llu bytes each) are out of proportion "
                              "to the %ux%u image (expected tiles no larger than the image)",
-                             (unsigned)tw, (unsigned)th, (unsigned long long)tbytes,
-                             (unsigned)p->w, (unsigned)p->h);
+                             (unsigned)tw, (unsigned)th, (unsigned long long)tbytes, (unsigned)p->w,
+                             (unsigned)p->h);
     if ((uint64_t)TIFFTileSize64(p->tif) != tbytes)
         return tsr__dec_fail(d, TSR_ERR_DECODE,
                              "invalid TIFF file: tiles of %llu bytes (expected %llu for %ux%u "
                              "pixels)",
-                             (unsigned long long)TIFFTileSize64(p->tif),
-                             (unsigned long long)tbytes, (unsigned)tw, (unsigned)th);
+                             (unsigned long long)TIFFTileSize64(p->tif), (unsigned long long)tbytes,
+                             (unsigned)tw, (unsigned)th);
     if (!(p->buf = malloc((size_t)tbytes)))
         return tsr__dec_fail(d, TSR_ERR_NOMEM, "out of memory for a TIFF tile");
     tsr__meter_init(&d->meter, d->ctl, p->h, (size_t)rowbytes * planes, 1);
@@ -427,9 +426,8 @@ static tsr_status tiff_run(tiffd *p)
     if (fmt == SAMPLEFORMAT_VOID)
         fmt = SAMPLEFORMAT_UINT;
     p->isfloat = fmt == SAMPLEFORMAT_IEEEFP && bps == 32;
-    int uint_ok = fmt == SAMPLEFORMAT_UINT &&
-                  (bps == 8 || (bps == 16 && !p->palette) ||
-                   ((bps == 1 || bps == 2 || bps == 4) && spp == 1));
+    int uint_ok = fmt == SAMPLEFORMAT_UINT && (bps == 8 || (bps == 16 && !p->palette) ||
+                                               ((bps == 1 || bps == 2 || bps == 4) && spp == 1));
     if ((!uint_ok && !p->isfloat) || (p->isfloat && p->palette) || (p->palette && spp != 1))
         return tsr__dec_fail(d, TSR_ERR_UNSUPPORTED,
                              "TIFF with %u-bit %s samples, %u per pixel (%s), is not supported "
@@ -456,18 +454,23 @@ static tsr_status tiff_run(tiffd *p)
     if (p->palette) {
         uint16_t *r, *g, *b;
         if (!TIFFGetField(tif, TIFFTAG_COLORMAP, &r, &g, &b))
-            return tsr__dec_fail(d, TSR_ERR_DECODE, "invalid TIFF file: a palette image "
-                                                    "without a colour map");
+            return tsr__dec_fail(d, TSR_ERR_DECODE,
+                                 "invalid TIFF file: a palette image "
+                                 "without a colour map");
         p->cmap[0] = r;
         p->cmap[1] = g;
         p->cmap[2] = b;
-        int eight = 1;
+        /* 8-bit writers store k * 257 (libtiff's tools) or k * 256 (Pillow), old ones k. */
+        int by257 = 1, by256 = 1, small = 1;
         for (unsigned c = 0; c < 3; c++)
-            for (unsigned k = 0; k < 1u << bps; k++)
-                eight &= p->cmap[c][k] % 257 == 0;
-        depth = eight ? 8 : 16;
-        p->cmap_shift = eight ? 8 : 0;
-        p->cmap_div = eight ? 255.0f : 65535.0f;
+            for (unsigned k = 0; k < 1u << bps; k++) {
+                by257 &= p->cmap[c][k] % 257 == 0;
+                by256 &= p->cmap[c][k] % 256 == 0;
+                small &= p->cmap[c][k] < 256;
+            }
+        depth = by257 || by256 || small ? 8 : 16;
+        p->cmap_shift = by257 || by256 ? 8 : 0;
+        p->cmap_div = depth == 8 ? 255.0f : 65535.0f;
     }
     d->info.width = (int)w;
     d->info.height = (int)h;
@@ -510,8 +513,7 @@ static tsr_status tiff_run(tiffd *p)
                  "TIFF: %d strip or tile reads failed, their pixels left black; the first: %.160s",
                  p->failed, p->first_failure);
     if (d->lo.fail_on == TSR_FAIL_ON_WARNING && p->m.warning[0])
-        return tsr__dec_fail(d, TSR_ERR_DECODE, "TIFF warning (fail_on warning): %s",
-                             p->m.warning);
+        return tsr__dec_fail(d, TSR_ERR_DECODE, "TIFF warning (fail_on warning): %s", p->m.warning);
     tsr__meter_end(&d->meter);
     return TSR_OK;
 }
@@ -529,8 +531,8 @@ static tsr_status tiff_decode(tsr__dec *d)
     } else {
         /* "m": no memory mapping (there is no file to map); the name is empty so that libtiff's
          * messages do not repeat the one tsr__dec_fail puts first. */
-        p->tif = TIFFClientOpenExt("", "rm", p, tiffd_read, tiffd_write, tiffd_seek,
-                                   tiff_no_close, tiffd_size, tiff_no_map, tiff_no_unmap, opts);
+        p->tif = TIFFClientOpenExt("", "rm", p, tiffd_read, tiffd_write, tiffd_seek, tiff_no_close,
+                                   tiffd_size, tiff_no_map, tiff_no_unmap, opts);
         TIFFOpenOptionsFree(opts);
         rc = p->tif ? tiff_run(p) : tiffd_fail(p, "the header and first directory");
     }
@@ -677,8 +679,9 @@ static tsr_status tiff_encode_run(tiffe *p, TIFF *tif)
         ok = TIFFSetField(tif, TIFFTAG_ROWSPERSTRIP, TIFFDefaultStripSize(tif, 0));
     if (ok && e->meta.icc && e->meta.icc_len) {
         if (e->meta.icc_len > UINT32_MAX)
-            return tsr__enc_fail(e, TSR_ERR_INVALID, "ICC profile of %zu bytes (expected at "
-                                                     "most 4 GiB for TIFF)",
+            return tsr__enc_fail(e, TSR_ERR_INVALID,
+                                 "ICC profile of %zu bytes (expected at "
+                                 "most 4 GiB for TIFF)",
                                  e->meta.icc_len);
         ok = TIFFSetField(tif, TIFFTAG_ICCPROFILE, (uint32_t)e->meta.icc_len, e->meta.icc);
     }
