@@ -60,6 +60,9 @@ static void tiff_format_msg(char *dst, const char *module, const char *fmt, va_l
     if (n < 0 || n >= TIFF_MSG)
         n = 0;
     vsnprintf(dst + n, TIFF_MSG - (size_t)n, fmt, ap);
+    /* "%s: text" with the empty file name we give libtiff. */
+    if (!strncmp(dst + n, ": ", 2))
+        memmove(dst + n, dst + n + 2, strlen(dst + n + 2) + 1);
 }
 
 static int tiff_on_error(TIFF *tif, void *user, const char *module, const char *fmt, va_list ap)
@@ -171,8 +174,32 @@ static tsr_status tiffd_fail(tiffd *p, const char *what)
     tsr__dec *d = p->d;
     if (p->read_errno)
         return tsr__dec_fail(d, TSR_ERR_IO, "read error: %s", strerror(p->read_errno));
-    return tsr__dec_fail(d, TSR_ERR_DECODE, "invalid TIFF file: %s (while reading %s)",
+    /* libtiff's "Read error ...; got N bytes, expected M": the data ends early. */
+    int cut = strstr(p->m.error, "Read error") && strstr(p->m.error, "got ");
+    return tsr__dec_fail(d, TSR_ERR_DECODE, "%s TIFF file: %s (while reading %s)",
+                         cut ? "truncated" : "invalid",
                          p->m.error[0] ? p->m.error : "libtiff gave no reason", what);
+}
+
+/* The header's offset of the first directory, when it points past the end of the data: a file
+ * cut short (libtiff only says it cannot read the directory). */
+static tsr_status tiffd_open_failed(tiffd *p)
+{
+    unsigned char h[16];
+    FILE *fp = p->d->fp;
+    uint64_t size = tiffd_size(p), off = 0;
+    if (!p->read_errno && !fseeko(fp, 0, SEEK_SET) && fread(h, 1, 16, fp) >= 8) {
+        int le = h[0] == 'I', big = h[2] == 43 || h[3] == 43;
+        int at = big ? 8 : 4, n = big ? 8 : 4;
+        for (int i = 0; i < n; i++)
+            off |= (uint64_t)h[at + (le ? i : n - 1 - i)] << (8 * i);
+        if (off >= size)
+            return tsr__dec_fail(p->d, TSR_ERR_DECODE,
+                                 "truncated TIFF file: its first directory is at offset %llu, "
+                                 "past the end of its %llu bytes",
+                                 (unsigned long long)off, (unsigned long long)size);
+    }
+    return tiffd_fail(p, "the header and first directory");
 }
 
 static const char *tiff_photometric_name(unsigned ph)
@@ -512,7 +539,7 @@ static tsr_status tiff_run(tiffd *p)
         tiff_unpremultiply(p);
     if (p->failed)
         snprintf(d->recovered, sizeof d->recovered,
-                 "TIFF: %d strip or tile reads failed, their pixels left black; the first: %.160s",
+                 "TIFF: %d rows or tiles could not be read and were left black; the first: %.160s",
                  p->failed, p->first_failure);
     if (d->lo.fail_on == TSR_FAIL_ON_WARNING && p->m.warning[0])
         return tsr__dec_fail(d, TSR_ERR_DECODE, "TIFF warning (fail_on warning): %s", p->m.warning);
@@ -536,7 +563,7 @@ static tsr_status tiff_decode(tsr__dec *d)
         p->tif = TIFFClientOpenExt("", "rm", p, tiffd_read, tiffd_write, tiffd_seek, tiff_no_close,
                                    tiffd_size, tiff_no_map, tiff_no_unmap, opts);
         TIFFOpenOptionsFree(opts);
-        rc = p->tif ? tiff_run(p) : tiffd_fail(p, "the header and first directory");
+        rc = p->tif ? tiff_run(p) : tiffd_open_failed(p);
     }
     if (p->tif)
         TIFFClose(p->tif);

@@ -12,6 +12,7 @@ of this):
                float32 (tests/common/testutil.h tu_read_f32): the test compares bit for bit
   index.tsv    name, reference, channels, bit depth, what the file is
   cmyk.tif, int16.tif   files the decoder refuses as unsupported (CMYK, signed samples)
+  private_tag.tif       rgb8.png with a private tag libtiff warns about
 
 Pictures are procedural (no third-party image). Needs: pip install pillow numpy tifffile;
 `vips` and `tiffcp` (libtiff-tools) on PATH.
@@ -113,6 +114,9 @@ def main():
     run("tiffcp", "-p", "separate", "-t", "-w", "16", "-l", "16", p("rgb8_none.tif"),
         p("rgb8_separate_tiled.tif"))
     add("rgb8_separate_tiled.tif", "rgb8.png", 3, 8, "tiffcp, separate planes in 16x16 tiles")
+    tifffile.imwrite(p("rgb8_strips4.tif"), rgb8, photometric="rgb", rowsperstrip=4,
+                     compression="zlib")
+    add("rgb8_strips4.tif", "rgb8.png", 3, 8, "tifffile, strips of 4 rows, Deflate, IFD first")
     run("tiffcp", "-r", "5", "-c", "lzw:2", p("rgb8_none.tif"), p("rgb8_strips5.tif"))
     add("rgb8_strips5.tif", "rgb8.png", 3, 8, "tiffcp, strips of 5 rows, LZW with predictor")
 
@@ -205,6 +209,10 @@ def main():
     tifffile.imwrite(p("cmyk.tif"), picture(4, 255, 11), photometric="separated")
     tifffile.imwrite(p("int16.tif"), picture(1, 255, 12)[:, :, 0].astype(np.int16),
                      photometric="minisblack")
+
+    # A private tag libtiff warns about (fail_on warning refuses the file, the default loads it).
+    tifffile.imwrite(p("private_tag.tif"), rgb8, photometric="rgb",
+                     extratags=[(65000, "H", 1, 7, True)])
 
     with open(p("index.tsv"), "w") as f:
         for r in rows:

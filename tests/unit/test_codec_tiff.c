@@ -493,9 +493,101 @@ static void messages(void **state)
     assert_int_equal(decode_mem(buf, 6, 0, NULL, &img, &err), TSR_ERR_DECODE);
     assert_msg_has(&err, "mem.tif: invalid TIFF file: ");
     assert_int_equal(decode_mem(buf, len - 200, 0, NULL, &img, &err), TSR_ERR_DECODE);
+    assert_msg_has(&err, "mem.tif: truncated TIFF file: ");
     assert_msg_has(&err, "(while reading row ");
+    assert_null(strstr(err.msg, ": :"));
+    free(buf);
+    /* Ours put the directory last. */
+    tsr_image *src = tu_random_image(20, 10, 3, 5);
+    buf = encode(src, 8, TSR_TIFF_LZW, &len);
+    tsr_image_free(src);
+    assert_int_equal(decode_mem(buf, len - 10, 0, NULL, &img, &err), TSR_ERR_DECODE);
+    assert_msg_has(&err, "mem.tif: invalid TIFF file: ");
+    assert_int_equal(decode_mem(buf, len / 2, 0, NULL, &img, &err), TSR_ERR_DECODE);
+    char want[128];
+    snprintf(want, sizeof want, "past the end of its %zu bytes", len / 2);
+    assert_msg_has(&err, "mem.tif: truncated TIFF file: its first directory is at offset ");
+    assert_msg_has(&err, want);
     assert_int_equal(decode_mem("II*", 3, 0, NULL, &img, &err), TSR_ERR_DECODE);
     assert_msg_has(&err, "truncated TIFF file (3 bytes, too short for its header)");
+    free(buf);
+}
+
+/* fail_on: a warning (a private tag libtiff does not know) refuses the file only under
+ * fail_on warning; none of the goldens warns. A strip cut short fails by default, and under
+ * fail_on none loads with its missing rows black, reported once through warn(). */
+static int warned;
+static char warning[1024];
+
+static void on_warn(void *user, const char *msg)
+{
+    warned++;
+    snprintf(warning, sizeof warning, "%s", msg);
+}
+
+static void fail_on(void **state)
+{
+    tsr__load_opts lo = {0};
+    lo.fail_on = TSR_FAIL_ON_WARNING;
+    tsr__err err;
+    tsr_image *img = NULL;
+    tsr__err_clear(&err);
+    assert_int_equal(tsr__image_load(GOLDEN "private_tag.tif", 0, NULL, NULL, &img, &err), TSR_OK);
+    tsr_image *want = tu_load(GOLDEN "rgb8.png");
+    assert_same_bits(img, want, "private_tag.tif");
+    tsr_image_free(img);
+    img = NULL;
+    assert_int_equal(tsr__image_load(GOLDEN "private_tag.tif", 0, &lo, NULL, &img, &err),
+                     TSR_ERR_DECODE);
+    assert_null(img);
+    assert_msg_has(&err, "TIFF warning (fail_on warning): ");
+    assert_msg_has(&err, "Unknown field with tag 65000");
+    FILE *f = fopen(GOLDEN "index.tsv", "r");
+    assert_non_null(f);
+    char line[512], name[128], path[256];
+    while (fgets(line, sizeof line, f)) {
+        assert_int_equal(sscanf(line, "%127[^\t]", name), 1);
+        snprintf(path, sizeof path, GOLDEN "%s", name);
+        if (tsr__image_load(path, 0, &lo, NULL, &img, &err))
+            fail_msg("%s under fail_on warning: %s", name, err.msg);
+        tsr_image_free(img);
+    }
+    fclose(f);
+
+    /* tifffile puts the directory first: cutting the end loses strips of pixels only. */
+    size_t len;
+    unsigned char *buf = tu_slurp(GOLDEN "rgb8_strips4.tif", &len);
+    size_t cut = len * 2 / 3;
+    assert_int_equal(decode_mem(buf, cut, 0, NULL, &img, &err), TSR_ERR_DECODE);
+    assert_msg_has(&err, "(while reading row ");
+    lo.fail_on = TSR_FAIL_ON_NONE;
+    tsr__io_ctl ctl = {NULL, NULL, NULL, on_warn};
+    warned = 0;
+    tsr__err_clear(&err);
+    assert_int_equal(tsr__image_decode(buf, cut, "cut.tif", 0, &lo, &ctl, &img, &err), TSR_OK);
+    assert_int_equal(warned, 1);
+    if (!strstr(warning, "left black"))
+        fail_msg("warning '%s'", warning);
+    size_t plane = 37 * 23;
+    int good = 0, black = 0;
+    for (size_t y = 0; y < 23; y++) {
+        int same = 1, zero = 1;
+        for (size_t c = 0; c < 3; c++)
+            for (size_t x = 0; x < 37; x++) {
+                float v = img->data[c * plane + y * 37 + x];
+                same &= v == want->data[c * plane + y * 37 + x];
+                zero &= v == 0.0f;
+            }
+        if (same && !black)
+            good++;
+        else if (zero)
+            black++;
+        else
+            fail_msg("row %zu is neither the file's nor black", y);
+    }
+    assert_true(good >= 4 && black >= 4 && good + black == 23);
+    tsr_image_free(img);
+    tsr_image_free(want);
     free(buf);
 }
 
@@ -558,6 +650,7 @@ int main(void)
         cmocka_unit_test(tile_bomb),
         cmocka_unit_test(truncated_and_corrupt),
         cmocka_unit_test(messages),
+        cmocka_unit_test(fail_on),
         cmocka_unit_test(cancel),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
