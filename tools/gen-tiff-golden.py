@@ -6,7 +6,8 @@ of this):
 
   NAME.tif     the file, written by the tool its entry in CASES names
   REF.png      what an integer file holds, written by a minimal PNG writer here (zlib, filter
-               0), 8 or 16-bit: the test compares the decoded levels exactly
+               0), 8 or 16-bit: the test compares the decoded levels exactly; for the lossy
+               JPEG-compressed files, *.vips.png: vips's decode of them
   REF.f32      what a float file holds (or an un-premultiplied associated-alpha file): "TF32",
                width, height, channels as little-endian uint32, then planar little-endian
                float32 (tests/common/testutil.h tu_read_f32): the test compares bit for bit
@@ -119,6 +120,16 @@ def main():
     add("rgb8_strips4.tif", "rgb8.png", 3, 8, "tifffile, strips of 4 rows, Deflate, IFD first")
     run("tiffcp", "-r", "5", "-c", "lzw:2", p("rgb8_none.tif"), p("rgb8_strips5.tif"))
     add("rgb8_strips5.tif", "rgb8.png", 3, 8, "tiffcp, strips of 5 rows, LZW with predictor")
+
+    # JPEG-compressed (lossy): RGB from vips, subsampled YCbCr from tiffcp; the references are
+    # vips's own decodes of the same files.
+    run("vips", "tiffsave", p("rgb8.png"), p("rgb8_jpeg.tif"), "--compression", "jpeg",
+        "--Q", "95")
+    run("vips", "copy", p("rgb8_jpeg.tif"), p("rgb8_jpeg.vips.png"))
+    add("rgb8_jpeg.tif", "rgb8_jpeg.vips.png", 3, 8, "vips, JPEG-compressed RGB")
+    run("tiffcp", "-c", "jpeg:95", "-r", "16", p("rgb8_none.tif"), p("ycbcr_jpeg.tif"))
+    run("vips", "copy", p("ycbcr_jpeg.tif"), p("ycbcr_jpeg.vips.png"))
+    add("ycbcr_jpeg.tif", "ycbcr_jpeg.vips.png", 3, 8, "tiffcp, JPEG-compressed YCbCr 4:2:0")
 
     # 8-bit gray, gray+alpha (tifffile), min-is-white (tifffile stores the levels as given).
     g8 = picture(1, 255, 2)
