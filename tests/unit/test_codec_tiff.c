@@ -636,6 +636,63 @@ static void cancel(void **state)
     tsr_image_free(img);
 }
 
+/* A cancel at the 4th look stops after at most 3 bands of 64 rows, with progress reported up to
+ * there, decoding and encoding; the whole run reports every row at the end. */
+typedef struct counter {
+    int calls, cancel_after;
+    int64_t last_done, last_total;
+} counter;
+
+static int count_cancelled(void *user)
+{
+    counter *c = user;
+    return ++c->calls > c->cancel_after;
+}
+
+static void count_progress(void *user, int64_t done, int64_t total)
+{
+    counter *c = user;
+    assert_true(done >= c->last_done && done <= total);
+    c->last_done = done;
+    c->last_total = total;
+}
+
+static void cancel_mid_way(void **state)
+{
+    tsr_image *img = level_image(50, 2000, 3, 255, 4);
+    size_t len;
+    void *buf = encode(img, 8, TSR_TIFF_DEFLATE, &len);
+    counter c = {0, 3, 0, 0};
+    tsr__io_ctl ctl = {count_cancelled, count_progress, &c, NULL};
+    tsr__err err;
+    tsr_image *back = NULL;
+    assert_int_equal(decode_mem(buf, len, 0, &ctl, &back, &err), TSR_ERR_CANCELLED);
+    assert_null(back);
+    assert_int_equal(c.calls, 4);
+    assert_true(c.last_done > 0 && c.last_done <= 3 * 64);
+    c = (counter){0, 1 << 30, 0, 0};
+    assert_int_equal(decode_mem(buf, len, 0, &ctl, &back, &err), TSR_OK);
+    assert_int_equal(c.last_done, 2000);
+    assert_int_equal(c.last_total, 2000);
+    assert_true(c.calls >= 2000 / 64);
+    tsr_image_free(back);
+    free(buf);
+
+    tsr_save_options o;
+    tsr_save_options_init(&o);
+    o.format = TSR_FORMAT_TIFF;
+    for (int after = 0; after <= 3; after += 3) {
+        c = (counter){0, after, 0, 0};
+        buf = NULL;
+        tsr__err_clear(&err);
+        assert_int_equal(tsr__image_encode(img, &o, &ctl, &buf, &len, &err), TSR_ERR_CANCELLED);
+        assert_null(buf);
+        assert_int_equal(c.calls, after + 1);
+        assert_true(c.last_done <= (int64_t)after * 64);
+    }
+    tsr_image_free(img);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -652,6 +709,7 @@ int main(void)
         cmocka_unit_test(messages),
         cmocka_unit_test(fail_on),
         cmocka_unit_test(cancel),
+        cmocka_unit_test(cancel_mid_way),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
