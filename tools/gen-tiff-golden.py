@@ -152,6 +152,9 @@ def main():
     add("gray16.tif", "gray16.png", 1, 16, "tifffile, 16-bit gray, Deflate")
     tifffile.imwrite(p("gray16_be.tif"), g16[:, :, 0], photometric="minisblack", byteorder=">")
     add("gray16_be.tif", "gray16.png", 1, 16, "tifffile, 16-bit gray, big-endian (MM)")
+    tifffile.imwrite(p("gray16_bigtiff.tif"), g16[:, :, 0], photometric="minisblack",
+                     bigtiff=True, byteorder=">")
+    add("gray16_bigtiff.tif", "gray16.png", 1, 16, "tifffile, 16-bit gray, BigTIFF, MM")
     rgba16 = picture(4, 65535, 5)
     write_png(p("rgba16.png"), rgba16)
     tifffile.imwrite(p("rgba16.tif"), rgba16, photometric="rgb", extrasamples=["unassalpha"],
