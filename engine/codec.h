@@ -111,7 +111,7 @@ typedef struct tsr__codec {
     tsr_status (*decode)(tsr__dec *d);
     tsr_status (*encode)(tsr__enc *e);
     uint32_t max_side; /* pixels a side the format can hold */
-    unsigned depths;   /* bit depths it writes: bit 8, 16, 32 set (1u << 8 ...) */
+    uint64_t depths;   /* bit depths it writes: bit 8, 16, 32 set ((uint64_t)1 << 32 ...) */
     int alpha;         /* it stores alpha */
 } tsr__codec;
 

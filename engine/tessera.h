@@ -181,7 +181,8 @@ void tsr_image_free(tsr_image *img);
 int tsr_image_width(const tsr_image *img);
 int tsr_image_height(const tsr_image *img);
 int tsr_image_channels(const tsr_image *img);
-/* Bits per sample of the file the image came from (8 or 16), 0 if it did not come from a file. */
+/* Bits per sample of the file the image came from (8 or 16; 32 for float TIFF), 0 if it did not
+ * come from a file. */
 int tsr_image_bit_depth(const tsr_image *img);
 float *tsr_image_data(tsr_image *img);
 
