@@ -127,6 +127,12 @@ static tsr_status read_metadata(const tsr_node *n, tsr__meta *m, tsr__err *err)
         m->exif_len = 0;
         return TSR_OK;
     }
+    if (format_of(n) == TSR_FORMAT_TIFF) { /* its EXIF lives in tags of a sub-IFD: not written */
+        tsr__meta_free(m);
+        return tsr__node_error(err, n, P_METADATA,
+                               "TIFF output does not carry an EXIF block: set "
+                               "metadata: icc, or save as JPEG, PNG or WebP");
+    }
     unsigned char *up = tsr__exif_upright(m->exif, m->exif_len);
     if (!up) {
         tsr__meta_free(m);

@@ -34,5 +34,11 @@ check "a missing metadata_from is refused at validation (exit 2)" \
     test "$(code $T op adjust.invert $G/base.png $tmp/none.png out.metadata_from=$tmp/nope.jpg)" = 2
 check "... naming the param, with no output left" \
     bash -c "$T op adjust.invert $G/base.png $tmp/none.png out.metadata_from=$tmp/nope.jpg 2>&1 | grep -q \"cannot read metadata from '$tmp/nope.jpg'\" && ! test -e $tmp/none.png"
+check "EXIF into a TIFF is refused at validation (exit 2)" \
+    test "$(code $T op adjust.invert $G/base.png $tmp/m.tif out.metadata_from=$G/orient-6.jpg)" = 2
+check "... saying why, with nothing written" \
+    bash -c "$T op adjust.invert $G/base.png $tmp/m.tif out.metadata_from=$G/orient-6.jpg 2>&1 | grep -q 'TIFF output does not carry an EXIF block' && ! test -e $tmp/m.tif"
+check "... with metadata: icc the TIFF is written" \
+    $T op adjust.invert $G/base.png $tmp/m.tif out.metadata_from=$G/orient-6.jpg out.metadata=icc -q
 
 cli_done meta
