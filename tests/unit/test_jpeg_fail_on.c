@@ -2,7 +2,8 @@
  * memory: a file cut mid-scan fails under error and loads grey-filled under none with a warning
  * saying what was recovered from; junk between markers (a benign warning) loads under error and
  * fails under warning; a progressive file whose coefficients need far more memory than its
- * pixels is refused with TSR_ERR_LIMIT. The files are made here with libjpeg. */
+ * pixels is refused with TSR_ERR_LIMIT. The files are made here with libjpeg. PNG follows the
+ * same option: a bad IDAT CRC, a bad ancillary chunk CRC. */
 #include "testutil.h"
 
 #include <stdio.h>
@@ -172,12 +173,67 @@ static void memory_cap(void **state)
     free(bomb);
 }
 
+static unsigned char *slurp_png(size_t *len, size_t *idat_end)
+{
+    unsigned char *buf = tu_slurp("tests/golden/io/cmp_a.png", len);
+    unsigned char *iend = memmem(buf, *len, "IEND", 4);
+    assert_non_null(iend);
+    *idat_end = (size_t)(iend - buf) - 4; /* the last chunk before IEND is the IDAT */
+    assert_memory_equal(memmem(buf, *len, "IDAT", 4), "IDAT", 4);
+    return buf;
+}
+
+/* A wrong IDAT CRC: error and warning refuse it, none loads it and says so. */
+static void png_idat_crc(void **state)
+{
+    size_t len, end;
+    unsigned char *buf = slurp_png(&len, &end);
+    buf[end - 1] ^= 0x55;
+    warns w = {0};
+    tsr_image *img;
+    tsr__err err;
+    assert_int_equal(decode(buf, len, TSR_FAIL_ON_ERROR, &w, &img, &err), TSR_ERR_DECODE);
+    assert_non_null(strstr(err.msg, "CRC error"));
+    assert_int_equal(decode(buf, len, TSR_FAIL_ON_WARNING, &w, &img, &err), TSR_ERR_DECODE);
+    assert_int_equal(decode(buf, len, TSR_FAIL_ON_NONE, &w, &img, &err), TSR_OK);
+    assert_non_null(img);
+    assert_int_equal(w.n, 1);
+    assert_non_null(strstr(w.last, "recovered from: IDAT: CRC error"));
+    tsr_image_free(img);
+    free(buf);
+}
+
+/* A tEXt chunk with a wrong CRC: libpng warns and drops it, the pixels are whole. */
+static void png_ancillary_crc(void **state)
+{
+    size_t len, end;
+    unsigned char *buf = slurp_png(&len, &end);
+    static const unsigned char text[] = {0, 0, 0, 3, 't', 'E', 'X', 't', 'a', 0, 'b', 1, 2, 3, 4};
+    size_t at = 8 + 25; /* after the signature and IHDR */
+    unsigned char *ins = malloc(len + sizeof text);
+    memcpy(ins, buf, at);
+    memcpy(ins + at, text, sizeof text);
+    memcpy(ins + at + sizeof text, buf + at, len - at);
+    warns w = {0};
+    tsr_image *img;
+    tsr__err err;
+    assert_int_equal(decode(ins, len + sizeof text, TSR_FAIL_ON_ERROR, &w, &img, &err), TSR_OK);
+    assert_int_equal(w.n, 0);
+    tsr_image_free(img);
+    assert_int_equal(decode(ins, len + sizeof text, TSR_FAIL_ON_WARNING, &w, &img, &err),
+                     TSR_ERR_DECODE);
+    assert_non_null(strstr(err.msg, "CRC error"));
+    assert_non_null(strstr(err.msg, "fail_on warning"));
+    free(ins);
+    free(buf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(truncated_mid_scan),
-        cmocka_unit_test(junk_between_markers),
-        cmocka_unit_test(memory_cap),
+        cmocka_unit_test(truncated_mid_scan), cmocka_unit_test(junk_between_markers),
+        cmocka_unit_test(memory_cap),         cmocka_unit_test(png_idat_crc),
+        cmocka_unit_test(png_ancillary_crc),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
