@@ -71,6 +71,12 @@ put("graph", "hostile-alias-laughs.yaml", "".join(laughs).encode())
 put("graph", "hostile-merge-self.yaml", (HDR + "  a: &x { <<: *x, type: image.load }\n").encode())
 put("graph", "hostile-long-key.yaml", (HDR + "  " + "k" * 15000 + ": { type: image.load }\n").encode())
 put("graph", "hostile-nul.yaml", (HDR + SRC).encode().replace(b"in.png", b"in\0.png"))
+blur = read("graphs/blur.yaml").decode()
+for i, sets in enumerate((["soft.sigma=5", "out.path=x.jpg", "out.quality=40"],
+                          ["soft.sigma=", "src.fail_on=none", "out.format=tiff"],
+                          ["soft.sigma=1e9", "nope.x=1", "soft=3", "=", ".=", "soft.edge=mirror"],
+                          ["out.path=", "src.path=-", "soft.sigma=0x1p3"])):
+    put("graph", "set-%d.yaml" % i, (blur + "".join("#set %s\n" % a for a in sets)).encode())
 put("graph", "hostile-op.yaml", (
     HDR + "  in: { type: image.load, params: { path: '-', fail_on: none } }\n"
     "  op: { type: resize, inputs: { image: in.image }, params: { scale: 0.5 } }\n"
