@@ -47,9 +47,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rc == TSR_OK) {
         if (!m)
             abort();
+        /* Two sizes: a square one, and an odd one that crops and strides may refuse. */
         tsr_nn_shape *shapes = calloc((size_t)m->n_blobs + 1, sizeof *shapes);
-        if (shapes)
-            tsr__nn_shapes(m, m->in_channels > 0 ? m->in_channels : 3, 16, 16, shapes, &err);
+        static const int sizes[2][2] = {{64, 64}, {37, 19}};
+        for (int k = 0; shapes && k < 2; k++) {
+            tsr_status src = tsr__nn_shapes(m, m->in_channels > 0 ? m->in_channels : 3, sizes[k][0],
+                                            sizes[k][1], shapes, &err);
+            if (verbose())
+                fprintf(stderr, "  shapes %dx%d: %s %s\n", sizes[k][0], sizes[k][1],
+                        tsr_status_str(src), src ? err.msg : "");
+        }
         free(shapes);
         tsr__nn_free(m);
     } else if (m) {

@@ -196,6 +196,75 @@ for p in sorted(glob.glob(os.path.join(SHARED, "models", "*", "*.param"))):
     name = os.path.basename(os.path.dirname(p)) + "-" + os.path.basename(p)[:-6]
     if len(param) + 1 + len(head) <= LIMIT:
         put("model", name + "-bin-cut", param + b"\0" + head)
+
+
+def shrink_model(text):
+    """A real .param with every channel count of 16 or more (but 48, 3 x 4^2 for a PixelShuffle)
+    divided by 16, the weight counts worked out again, and a .bin of fp16 weights to match: the
+    model's topology in a few KB."""
+    chans = {}  # blob -> (original channels, new channels)
+    out_lines, binparts = [], []
+    shrink = lambda c: c // 16 if c >= 16 and c % 16 == 0 and c != 48 else c
+    lines = text.decode().splitlines()
+    out_lines += lines[:2]
+    for line in lines[2:]:
+        f = line.split()
+        if not f:
+            continue
+        typ, name, nin, nout = f[0], f[1], int(f[2]), int(f[3])
+        ins, outs, kv = f[4:4 + nin], f[4 + nin:4 + nin + nout], f[4 + nin + nout:]
+        keys = dict(k.split("=", 1) for k in kv)
+        cin = [chans.get(b, (3, 3)) for b in ins]
+        co = cin[0] if cin else (3, 3)
+        weights = []  # (count, tagged, bias count)
+        if typ == "Input":
+            c = int(keys.get("2", "3")); co = (c, c)
+        elif typ in ("Convolution", "Deconvolution"):
+            o = int(keys["0"]); n = shrink(o)
+            kw = int(keys.get("1", "1")); kh = int(keys.get("11", kw))
+            keys["6"] = str(n * co[1] * kw * kh)
+            keys["0"] = str(n)
+            weights.append((int(keys["6"]), True, n if keys.get("5", "0") == "1" else 0))
+            co = (o, n)
+        elif typ == "InnerProduct":
+            o = int(keys["0"]); n = shrink(o)
+            spatial = max(1, int(keys["2"]) // o // max(1, co[0]))
+            keys["2"] = str(n * co[1] * spatial); keys["0"] = str(n)
+            weights.append((int(keys["2"]), True, n if keys.get("1", "0") == "1" else 0))
+            co = (o, n)
+        elif typ == "PReLU":
+            if int(keys.get("0", "1")) > 1:
+                keys["0"] = str(co[1])
+            weights.append((int(keys.get("0", "1")), False, 0))
+        elif typ == "Scale":
+            if keys.get("0", "0") != "-233":
+                keys["0"] = str(co[1])
+                weights.append((co[1], False, co[1] if keys.get("1", "0") == "1" else 0))
+        elif typ == "Concat":
+            co = (sum(c[0] for c in cin), sum(c[1] for c in cin))
+        elif typ == "PixelShuffle":
+            r = int(keys.get("0", "1")); co = (co[0] // (r * r), co[1] // (r * r))
+        for b in outs:
+            chans[b] = co
+        kv = " ".join("%s=%s" % (k, v) for k, v in keys.items())
+        out_lines.append(" ".join([typ, name, str(nin), str(nout)] + ins + outs + ([kv] if kv else [])))
+        for count, tagged, nbias in weights:
+            if tagged:
+                data = struct.pack("<I", 0x01306B47) + struct.pack("<%de" % count, *[(i % 7 - 3) / 64 for i in range(count)])
+                binparts.append(data + b"\0" * (-len(data) % 4))
+            else:
+                binparts.append(struct.pack("<%df" % count, *([0.25] * count)))
+            binparts.append(struct.pack("<%df" % nbias, *([0.0] * nbias)))
+    return ("\n".join(out_lines) + "\n").encode(), b"".join(binparts)
+
+
+for p in sorted(glob.glob(os.path.join(SHARED, "models", "*", "*.param"))):
+    if os.path.getsize(p) > LIMIT:
+        continue
+    param, binary = shrink_model(read(p))
+    name = os.path.basename(os.path.dirname(p)) + "-" + os.path.basename(p)[:-6]
+    if len(param) + 1 + len(binary) <= LIMIT:
+        put("model", name + "-shrunk", param + b"\0" + binary)
 conv = b"7767517\n2 2\nInput in 0 1 data 2=2\nConvolution c 1 1 data out 0=1 1=1 5=1 6=2\n"
 half = b"\x47\x6B\x30\x01\x00\x3C\x00\xC0"
 f32 = struct.pack("<ff", 1.0, -2.0)
