@@ -92,6 +92,9 @@ static void jpeg_fail_from_lib(j_common_ptr cinfo, tsr_status rc)
     (*cinfo->err->format_message)(cinfo, text);
     if (rc == TSR_ERR_IO)
         tsr__dec_fail(d, rc, "read error: %s", strerror(errno));
+    else if (rc == TSR_ERR_LIMIT && !p->mem_cap) /* the JPEGMEM environment variable's cap */
+        tsr__dec_fail(d, rc, "JPEG needs more decoder working memory than $JPEGMEM allows: %s",
+                      text);
     else if (rc == TSR_ERR_LIMIT)
         tsr__dec_fail(d, rc,
                       "JPEG needs more decoder working memory than its cap of %zu KiB (the "
