@@ -6,6 +6,12 @@
 #                   shell loops of tessera and vips, then the models against ncnn's CPU
 #                   (MODEL_BENCH_ARGS='--threads N --only NAME'; skipped without python ncnn)
 #   make install PREFIX=/usr/local
+#   make fuzz [FUZZ_TIME=60] [FUZZERS='graph image model']
+#                   build the libFuzzer harnesses of tests/fuzz/ with clang and ASan+UBSan (the
+#                   library too, in build-fuzz/) and run each for FUZZ_TIME seconds from its
+#                   corpus, tests/fuzz/corpus/NAME (read only: new inputs go to
+#                   build-fuzz/fuzz/new/NAME); a crash is saved in build-fuzz/fuzz/crashes/NAME
+#                   and fails the target. `make test` replays every corpus (build*/tests/fuzz/).
 
 PREFIX ?= /usr/local
 VERSION := 0.1.0
@@ -13,6 +19,12 @@ SAN ?= 0
 ifeq ($(SAN),1)
 BUILD ?= build-san
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+OPT ?= -O1 -g
+else ifeq ($(SAN),fuzz)
+# The library for the libFuzzer harnesses (make fuzz): coverage without libFuzzer's main.
+BUILD ?= build-fuzz
+SANFLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
+            -fno-sanitize-recover=undefined
 OPT ?= -O1 -g
 else ifeq ($(SAN),thread)
 BUILD ?= build-tsan
@@ -37,13 +49,18 @@ KERNELS := $(sort $(wildcard kernels/*.cl kernels/*.clh))
 LIB_OBJ := $(ENGINE_SRC:%.c=$(BUILD)/obj/%.o) $(NODE_SRC:%.c=$(BUILD)/obj/%.o) \
            $(BUILD)/obj/gen/kernels.o
 TEST_SRC := $(sort $(wildcard tests/unit/test_*.c tests/nodes/test_*.c tests/graphs/test_*.c))
-TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
+# Fuzz harnesses (tests/fuzz/fuzz_NAME.c): in the test run as corpus replays (replay_main.c).
+FUZZERS ?= graph image model
+FUZZ_TIME ?= 60
+FUZZ_REPLAY := $(FUZZERS:%=$(BUILD)/tests/fuzz/replay_%)
+TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC)) $(FUZZ_REPLAY)
 TEST_COMMON := $(sort $(wildcard tests/common/*.c))
 TEST_COMMON_OBJ := $(TEST_COMMON:%.c=$(BUILD)/obj/%.o)
 EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%,$(sort $(wildcard examples/*.c)))
 
 .SECONDARY:
-.PHONY: all deps test test-tsan check demo bench install clean format format-check tests-build
+.PHONY: all deps test test-tsan check demo bench install clean format format-check tests-build \
+        fuzz fuzz-build
 all: $(BUILD)/libtessera.a $(BUILD)/libtessera.so $(BUILD)/tessera $(BUILD)/tessera.pc \
      $(BUILD)/tessera-uninstalled.pc $(EXAMPLES)
 
@@ -104,7 +121,43 @@ $(BUILD)/tests/%: tests/%.c $(TEST_COMMON_OBJ) $(BUILD)/libtessera.a
 	$(CC) $(CFLAGS_ALL) -Itests/common -o $@ $< $(TEST_COMMON_OBJ) $(BUILD)/libtessera.a \
 	    $(TEST_LDLIBS) $(LDLIBS_ALL)
 
+# Replays every input of the harness's corpus (or the files and folders given) once.
+$(BUILD)/tests/fuzz/replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay_main.c $(BUILD)/libtessera.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) -DFUZZ_CORPUS='"tests/fuzz/corpus/$*"' -o $@ $< tests/fuzz/replay_main.c \
+	    $(BUILD)/libtessera.a $(LDLIBS_ALL)
+
 tests-build: all $(TEST_BIN)
+
+# libFuzzer builds (make SAN=fuzz CC=clang, from `make fuzz`).
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(BUILD)/libtessera.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) -fsanitize=fuzzer -o $@ $< $(BUILD)/libtessera.a $(LDLIBS_ALL)
+
+fuzz-build: $(FUZZERS:%=$(BUILD)/fuzz/fuzz_%)
+
+# Each harness for FUZZ_TIME seconds; all run, then the target fails if any found a crash.
+FUZZ_OPTS ?= -timeout=20 -rss_limit_mb=2048 -max_len=65536
+fuzz:
+	$(MAKE) SAN=fuzz CC=clang BUILD=build-fuzz fuzz-build
+	@set -u; failed=""; for f in $(FUZZERS); do \
+	    mkdir -p build-fuzz/fuzz/new/$$f build-fuzz/fuzz/crashes/$$f; \
+	    dict=; [ -f tests/fuzz/$$f.dict ] && dict=-dict=tests/fuzz/$$f.dict; \
+	    echo "== fuzz_$$f for $(FUZZ_TIME) s"; \
+	    ASAN_OPTIONS="detect_leaks=1:$${ASAN_OPTIONS:-}" \
+	    LSAN_OPTIONS="suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0" \
+	    UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" TSR_DEVICE=ref \
+	    build-fuzz/fuzz/fuzz_$$f $(FUZZ_OPTS) $$dict -max_total_time=$(FUZZ_TIME) \
+	        -artifact_prefix=build-fuzz/fuzz/crashes/$$f/ -print_final_stats=1 \
+	        build-fuzz/fuzz/new/$$f tests/fuzz/corpus/$$f \
+	        >build-fuzz/fuzz/$$f.log 2>&1 || failed="$$failed $$f"; \
+	    grep -E '^(#[0-9]+ +DONE|stat::number_of_executed_units|stat::peak_rss_mb)|ERROR|SUMMARY' \
+	        build-fuzz/fuzz/$$f.log | head -n 8; \
+	done; \
+	if [ -n "$$failed" ]; then \
+	    echo "fuzz: crashes in:$$failed (inputs in build-fuzz/fuzz/crashes/, logs in build-fuzz/fuzz/*.log)"; \
+	    exit 1; \
+	fi; echo "fuzz: no crash in $(FUZZ_TIME) s each ($(FUZZERS))"
 
 # The README's test command: packages, build, every test; then the same under ASan+UBSan.
 test: deps
@@ -159,6 +212,6 @@ format-check:
 	clang-format --dry-run --Werror engine/*.[ch] nodes/*.c tools/*.c tests/*/*.c examples/*.c
 
 clean:
-	rm -rf build build-san build-tsan
+	rm -rf build build-san build-tsan build-fuzz
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

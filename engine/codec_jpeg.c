@@ -8,9 +8,15 @@
  * jpeg_run / jpeg_encode_run; their locals are set before it and never changed. A multi-scan
  * (progressive) file is decoded whole inside jpeg_start_decompress: its progress monitor counts
  * scans (a cap against decoding bombs) and checks for a cancel, leaving through the same longjmp.
+ *
+ * Warnings follow the load option fail_on (as vips's): ERROR fails on those that mean damaged
+ * pixels, WARNING on every one, NONE on none (libjpeg fills what is missing with grey; what it
+ * recovered from goes to d->recovered). libjpeg's working memory is capped (jpeg_mem_cap).
  */
 #include <errno.h>
+#include <limits.h>
 #include <setjmp.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +34,14 @@ typedef struct jpegd_err {
     jpegd *p;
 } jpegd_err;
 
+/* Distinct warnings seen under fail_on none: the first text of each code, and how many. */
+#define JPEG_MAX_WARN_KINDS 6
+typedef struct jpeg_warn_kind {
+    int code;
+    unsigned count;
+    char text[JMSG_LENGTH_MAX];
+} jpeg_warn_kind;
+
 struct jpegd {
     tsr__dec *d;
     struct jpeg_decompress_struct jd;
@@ -37,6 +51,10 @@ struct jpegd {
     const char *stage; /* what the decoder was reading, for messages */
     int jinput;        /* inside jpeg_start_decompress: the monitor checks for a cancel */
     int64_t jrows;     /* rows of scans decoded there since the last check */
+    size_t mem_cap;    /* libjpeg's max_memory_to_use, 0 before the header is read */
+    jpeg_warn_kind warns[JPEG_MAX_WARN_KINDS];
+    int nwarns;
+    unsigned other_warns; /* past JPEG_MAX_WARN_KINDS kinds */
     jmp_buf jb;
 };
 
@@ -58,6 +76,14 @@ struct jpege {
 
 /* Decoding ----------------------------------------------------------------------------------- */
 
+/* libjpeg's working memory is capped at the decoded image's own size (float samples, which the
+ * pixel limit already bounds) plus a margin for tables and row buffers (256 rows of each
+ * component). A multi-scan (progressive) file keeps every DCT coefficient in memory, 2 bytes a
+ * sample, padded to whole MCUs: less than the float image for any file an encoder writes, but
+ * a crafted header (a thin image with 4x4 sampling factors) can ask for 16 times more. */
+#define JPEG_MEM_MARGIN ((size_t)4 << 20)
+#define JPEG_MEM_MARGIN_ROWS 256
+
 static void jpeg_fail_from_lib(j_common_ptr cinfo, tsr_status rc)
 {
     jpegd *p = ((jpegd_err *)cinfo->err)->p;
@@ -66,6 +92,15 @@ static void jpeg_fail_from_lib(j_common_ptr cinfo, tsr_status rc)
     (*cinfo->err->format_message)(cinfo, text);
     if (rc == TSR_ERR_IO)
         tsr__dec_fail(d, rc, "read error: %s", strerror(errno));
+    else if (rc == TSR_ERR_LIMIT && !p->mem_cap) /* the JPEGMEM environment variable's cap */
+        tsr__dec_fail(d, rc, "JPEG needs more decoder working memory than $JPEGMEM allows: %s",
+                      text);
+    else if (rc == TSR_ERR_LIMIT)
+        tsr__dec_fail(d, rc,
+                      "JPEG needs more decoder working memory than its cap of %zu KiB (the "
+                      "decoded image's size plus a margin; a multi-scan file keeps every "
+                      "coefficient in memory)",
+                      p->mem_cap >> 10);
     else if (rc == TSR_ERR_NOMEM)
         tsr__dec_fail(d, rc, "out of memory while decoding JPEG: %s", text);
     else if (rc == TSR_ERR_UNSUPPORTED)
@@ -84,6 +119,9 @@ static void jpeg_on_error(j_common_ptr cinfo)
     switch (cinfo->err->msg_code) {
     case JERR_BAD_PRECISION:
     case JERR_ARITH_NOTIMPL: rc = TSR_ERR_UNSUPPORTED; break;
+    /* Past max_memory_to_use, libjpeg-turbo (no backing store) asks for one and fails with
+     * JERR_NO_BACKING_STORE; a malloc that fails gives JERR_OUT_OF_MEMORY. */
+    case JERR_NO_BACKING_STORE: rc = TSR_ERR_LIMIT; break;
     case JERR_OUT_OF_MEMORY: rc = TSR_ERR_NOMEM; break;
     case JERR_FILE_READ: rc = TSR_ERR_IO; break;
     default: break;
@@ -91,18 +129,69 @@ static void jpeg_on_error(j_common_ptr cinfo)
     jpeg_fail_from_lib(cinfo, rc);
 }
 
+/* Under fail_on none, remember a warning for d->recovered: the first text of each kind, counted. */
+static void jpeg_note_warning(jpegd *p, j_common_ptr cinfo)
+{
+    int code = cinfo->err->msg_code;
+    for (int i = 0; i < p->nwarns; i++)
+        if (p->warns[i].code == code) {
+            p->warns[i].count++;
+            return;
+        }
+    if (p->nwarns == JPEG_MAX_WARN_KINDS) {
+        p->other_warns++;
+        return;
+    }
+    jpeg_warn_kind *k = &p->warns[p->nwarns++];
+    k->code = code;
+    k->count = 1;
+    (*cinfo->err->format_message)(cinfo, k->text);
+}
+
+/* "recovered from: Premature end of JPEG file; Corrupt JPEG data: bad Huffman code (3 times)" */
+static void jpeg_write_recovered(jpegd *p)
+{
+    tsr__dec *d = p->d;
+    if (!p->nwarns)
+        return;
+    size_t cap = sizeof d->recovered, n = 0;
+    int w = snprintf(d->recovered, cap, "recovered from:");
+    n = w > 0 ? (size_t)w : 0;
+    for (int i = 0; i < p->nwarns && n < cap; i++) {
+        const jpeg_warn_kind *k = &p->warns[i];
+        w = k->count > 1 ? snprintf(d->recovered + n, cap - n, "%s %s (%u times)", i ? ";" : "",
+                                    k->text, k->count)
+                         : snprintf(d->recovered + n, cap - n, "%s %s", i ? ";" : "", k->text);
+        n += w > 0 ? (size_t)w : 0;
+    }
+    if (p->other_warns && n < cap)
+        snprintf(d->recovered + n, cap - n, "; %u other warnings", p->other_warns);
+}
+
 /* libjpeg reports a truncated file or damaged entropy-coded data as a warning and goes on with
- * grey or garbage blocks; those pixels are not the file's, so they fail the decode. A file
- * missing only its EOI marker (every row decoded) and other warnings (junk between markers, odd
- * JFIF versions) leave the pixels intact and are let through. */
+ * grey or garbage blocks; under fail_on error those pixels are not the file's, so they fail the
+ * decode. A file missing only its EOI marker (every row decoded) and other warnings (junk
+ * between markers, odd JFIF versions) leave the pixels intact and are let through. fail_on
+ * warning fails on every warning; fail_on none on none, noting it for d->recovered. */
 static void jpeg_on_message(j_common_ptr cinfo, int level)
 {
     if (level != -1)
         return;
+    jpegd *p = ((jpegd_err *)cinfo->err)->p;
+    tsr__dec *d = p->d;
+    if (d->lo.fail_on == TSR_FAIL_ON_NONE) {
+        jpeg_note_warning(p, cinfo);
+        return;
+    }
+    if (d->lo.fail_on == TSR_FAIL_ON_WARNING) {
+        char text[JMSG_LENGTH_MAX];
+        (*cinfo->err->format_message)(cinfo, text);
+        tsr__dec_fail(d, TSR_ERR_DECODE, "JPEG warning (fail_on warning): %s (while reading %s)",
+                      text, p->stage);
+        longjmp(p->jb, 1);
+    }
     switch (cinfo->err->msg_code) {
     case JWRN_JPEG_EOF: {
-        jpegd *p = ((jpegd_err *)cinfo->err)->p;
-        tsr__dec *d = p->d;
         /* Every row is out and only the EOI marker is missing: the pixels are all the file's
          * (vips and browsers load such files too). */
         j_decompress_ptr dc = (j_decompress_ptr)cinfo;
@@ -222,6 +311,18 @@ static tsr_status jpeg_run(jpegd *p)
         return TSR_OK;
 
     p->stage = "the image data";
+    /* Working memory: the decoded image's own size plus a margin (JPEG_MEM_MARGIN). */
+    size_t cap, rows;
+    if (!tsr__mul_size((size_t)d->info.width * (size_t)d->info.height, (size_t)ch * sizeof(float),
+                       &cap) ||
+        !tsr__mul_size((size_t)d->info.width * JPEG_MEM_MARGIN_ROWS, (size_t)p->jd.num_components,
+                       &rows) ||
+        cap > SIZE_MAX / 4 || rows > SIZE_MAX / 4)
+        return tsr__dec_fail(d, TSR_ERR_LIMIT, "JPEG image too large for memory");
+    p->mem_cap = cap + rows + JPEG_MEM_MARGIN;
+    if (p->mem_cap > (size_t)LONG_MAX)
+        p->mem_cap = (size_t)LONG_MAX;
+    p->jd.mem->max_memory_to_use = (long)p->mem_cap;
     size_t samples;
     if (!tsr__mul_size(p->jd.image_width, p->jd.out_color_space == JCS_CMYK ? 4 : ch, &samples))
         return tsr__dec_fail(d, TSR_ERR_LIMIT, "JPEG row too long");
@@ -268,6 +369,7 @@ static tsr_status jpeg_run(jpegd *p)
     }
     p->stage = "the end of the file, up to EOI";
     jpeg_finish_decompress(&p->jd);
+    jpeg_write_recovered(p);
     tsr__meter_end(&d->meter);
     return TSR_OK;
 }

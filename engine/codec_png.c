@@ -13,6 +13,7 @@
  * deflates them. */
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,6 +29,8 @@ typedef struct pngd {
     png_bytep *rowp;
     int nomem;
     const char *stage; /* what the decoder was reading, for messages */
+    unsigned warnings; /* under fail_on none: how many, and the first one's text */
+    char first_warning[160];
 } pngd;
 
 /* Decoding ----------------------------------------------------------------------------------- */
@@ -46,6 +49,21 @@ static void png_on_error(png_structp png, png_const_charp msg)
 /* Warnings (bad ancillary chunks, unknown profiles) do not change the pixels: stay quiet, the
  * library never prints. */
 static void png_on_warning(png_structp png, png_const_charp msg) {}
+
+/* Decoding follows fail_on: error stays quiet on warnings; warning fails on any; none also
+ * takes benign errors and CRC errors as warnings (png_decode) and notes them for d->recovered. */
+static void png_on_dwarning(png_structp png, png_const_charp msg)
+{
+    pngd *p = png_get_error_ptr(png);
+    tsr__dec *d = p->d;
+    if (d->lo.fail_on == TSR_FAIL_ON_WARNING) {
+        tsr__dec_fail(d, TSR_ERR_DECODE, "PNG warning (fail_on warning): %s (while reading %s)",
+                      msg, p->stage);
+        png_longjmp(png, 1);
+    }
+    if (d->lo.fail_on == TSR_FAIL_ON_NONE && !p->warnings++)
+        snprintf(p->first_warning, sizeof p->first_warning, "%s", msg);
+}
 
 static png_voidp png_on_malloc(png_structp png, png_alloc_size_t size)
 {
@@ -205,6 +223,11 @@ static tsr_status png_run(pngd *p)
     /* Reading to IEND is what tells a complete file from one cut after its last IDAT. */
     p->stage = "the chunks after the image data, up to IEND";
     png_read_end(p->png, NULL);
+    if (p->warnings > 1)
+        snprintf(d->recovered, sizeof d->recovered, "recovered from: %s; %u more PNG warnings",
+                 p->first_warning, p->warnings - 1);
+    else if (p->warnings)
+        snprintf(d->recovered, sizeof d->recovered, "recovered from: %s", p->first_warning);
     tsr__meter_end(&d->meter);
     return TSR_OK;
 }
@@ -216,12 +239,16 @@ static tsr_status png_decode(tsr__dec *d)
         return tsr__dec_fail(d, TSR_ERR_NOMEM, "out of memory creating the PNG decoder");
     p->d = d;
     tsr_status rc;
-    p->png = png_create_read_struct_2(PNG_LIBPNG_VER_STRING, p, png_on_error, png_on_warning, p,
+    p->png = png_create_read_struct_2(PNG_LIBPNG_VER_STRING, p, png_on_error, png_on_dwarning, p,
                                       png_on_malloc, png_on_free);
     if (!p->png || !(p->pinfo = png_create_info_struct(p->png))) {
         rc = tsr__dec_fail(d, TSR_ERR_NOMEM, "out of memory creating the PNG decoder");
     } else {
         png_set_read_fn(p->png, p, png_on_read);
+        if (d->lo.fail_on == TSR_FAIL_ON_NONE) {
+            png_set_crc_action(p->png, PNG_CRC_WARN_USE, PNG_CRC_WARN_USE);
+            png_set_benign_errors(p->png, 1);
+        }
         rc = png_run(p);
     }
     if (p->png)
