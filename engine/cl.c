@@ -57,6 +57,10 @@ static void describe(cl_platform_id p, cl_device_id d, int index, tsr_device_inf
         info->max_alloc = alloc;
     if (clGetDeviceInfo(d, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof cu, &cu, NULL) == CL_SUCCESS)
         info->compute_units = cu;
+    cl_ulong cache = 0;
+    if (clGetDeviceInfo(d, CL_DEVICE_GLOBAL_MEM_CACHE_SIZE, sizeof cache, &cache, NULL) ==
+        CL_SUCCESS)
+        info->cache_size = cache;
 }
 
 typedef struct found {

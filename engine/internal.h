@@ -16,6 +16,8 @@
 #define TSR_MAX_PORTS 4
 #define TSR_MAX_PARAMS 16
 #define TSR_DEFAULT_MAX_PIXELS (1ull << 28)
+/* The smallest default tile target on a CPU device (one with a small or no reported cache). */
+#define TSR_TILE_TARGET_MIN (32ull << 20)
 
 /* ---------------------------------------------------------------------------------------------
  * Errors: one message buffer per engine (or per call for engine-less functions). Messages are
@@ -649,7 +651,8 @@ typedef struct tsr__stage {
 typedef struct tsr__plan {
     tsr__stage *stages;
     int n_stages;
-    size_t budget;       /* 0: none (reference engine) */
+    size_t budget;       /* 0: none (reference engine); the hard cap */
+    size_t target;       /* the stage estimate tiles aim at for speed (<= budget; 0: none) */
     size_t max_alloc;    /* largest single buffer the device allows; 0: no limit */
     unsigned char *host; /* per node: 1 if its output is materialized on the host */
     int *stage_of;       /* per node: the stage it runs in, -1 if none */
@@ -704,6 +707,10 @@ struct tsr_engine {
     tsr__pool *pool;    /* device buffers, capped at the budget; has its own lock */
     tsr__pool *staging; /* pinned host buffers for transfers */
     uint64_t vram_limit;
+    /* The stage estimate the planner aims its tiles at for speed (never above vram_limit):
+     * on a CPU device twice its reported cache, on a GPU the whole budget; TSR_TILE_TARGET
+     * overrides. 0: none (one tile whenever the budget allows). */
+    uint64_t tile_target;
     tsr_device_info ref_info;
     uint64_t max_pixels;
     uint64_t interrupt_gen; /* atomic: tsr_engine_interrupt() calls so far */

@@ -77,6 +77,7 @@ typedef struct tsr_device_info {
     uint64_t global_mem; /* CL_DEVICE_GLOBAL_MEM_SIZE, bytes */
     uint64_t max_alloc;  /* CL_DEVICE_MAX_MEM_ALLOC_SIZE, bytes */
     unsigned compute_units;
+    uint64_t cache_size; /* CL_DEVICE_GLOBAL_MEM_CACHE_SIZE, bytes (0: none reported) */
 } tsr_device_info;
 
 /* List every OpenCL device of every platform. On success *out is an array of *count entries,

@@ -114,6 +114,7 @@ class DeviceInfo(ctypes.Structure):
         ("global_mem", c_uint64),
         ("max_alloc", c_uint64),
         ("compute_units", ctypes.c_uint),
+        ("cache_size", c_uint64),
     ]
 
 

@@ -563,7 +563,7 @@ static void plan_json_ids(void **state)
     char *want = malloc(want_n);
     assert_non_null(want);
     snprintf(want, want_n,
-             "{\"event\":\"plan\",\"budget_bytes\":8178020352,\"stages\":[{\"root\":"
+             "{\"event\":\"plan\",\"budget_bytes\":8178020352,\"tile_target_bytes\":0,\"stages\":[{\"root\":"
              "\"q\\\"\\n\\\\\",\"nodes\":[\"%s\",\"q\\\"\\n\\\\\"],\"tile_width\":320,"
              "\"tile_height\":214,\"tiles\":9223372036854775807,\"estimate_bytes\":%zu}]}",
              long_id, (size_t)SIZE_MAX);
@@ -574,7 +574,7 @@ static void plan_json_ids(void **state)
     plan.budget = 0;
     js = tsr__plan_describe(&g, &plan, 1);
     assert_non_null(js);
-    assert_string_equal(js, "{\"event\":\"plan\",\"budget_bytes\":0,\"stages\":[]}");
+    assert_string_equal(js, "{\"event\":\"plan\",\"budget_bytes\":0,\"tile_target_bytes\":0,\"stages\":[]}");
     free(js);
     free(want);
     free(long_id);

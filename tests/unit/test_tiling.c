@@ -643,9 +643,75 @@ static void cap_holds_and_estimate_is_honest(void **state)
     }
 }
 
+/* The speed target: on this CPU device (PoCL) a stage too big for it is tiled under it, the
+ * output identical to one tile; a stage whose smallest tile exceeds it is planned under the
+ * budget; TSR_TILE_TARGET sets it, "none" removes it, garbage is refused at engine creation. */
+static void tile_target(void **state)
+{
+    char good[700], cut[700], yaml[2048];
+    big_sources(good, cut, sizeof good);
+    snprintf(yaml, sizeof yaml,
+             "version: 1\nnodes:\n"
+             "  src: { type: image.load, params: { path: '%s' } }\n"
+             "  b: { type: blur.gaussian, inputs: { image: src.image }, params: { sigma: 2 } }\n"
+             "  out: { type: image.save, inputs: { image: b.image }, params: { path: x.png } }\n",
+             good);
+    setenv("TSR_TILE_TARGET", "4M", 1);
+    tsr_engine *e = gr_engine(0);
+    tsr_graph *g = gr_load(e, yaml);
+    assert_int_equal(tsr_graph_infer(e, g), TSR_OK);
+    tsr__plan p;
+    assert_int_equal(tsr__plan_make(e, g, 0, 0, &p), TSR_OK);
+    assert_int_equal(p.target, 4u << 20);
+    assert_true(p.stages[0].tiles > 1);
+    assert_true(p.stages[0].estimate <= 4u << 20);
+    tsr__plan_clear(&p);
+    tsr_graph_free(g);
+    tsr_engine_free(e);
+    /* Smaller than any tile: the budget decides, as without a target (one tile here). */
+    setenv("TSR_TILE_TARGET", "1K", 1);
+    e = gr_engine(0);
+    g = gr_load(e, yaml);
+    assert_int_equal(tsr_graph_infer(e, g), TSR_OK);
+    assert_int_equal(tsr__plan_make(e, g, 0, 0, &p), TSR_OK);
+    assert_int_equal(p.stages[0].tiles, 1);
+    tsr__plan_clear(&p);
+    tsr_graph_free(g);
+    tsr_engine_free(e);
+    /* The default on a CPU device: twice its cache, at least 32 MiB. */
+    unsetenv("TSR_TILE_TARGET");
+    e = gr_engine(0);
+    const tsr_device_info *di = tsr_engine_device(e);
+    if (!di->is_gpu) {
+        uint64_t want = 2 * (di->cache_size ? di->cache_size : 8u << 20);
+        if (want < 32u << 20)
+            want = 32u << 20;
+        g = gr_load(e, yaml);
+        assert_int_equal(tsr_graph_infer(e, g), TSR_OK);
+        assert_int_equal(tsr__plan_make(e, g, 0, 0, &p), TSR_OK);
+        assert_int_equal(p.target, want < p.budget ? want : 0);
+        tsr__plan_clear(&p);
+        tsr_graph_free(g);
+    }
+    tsr_engine_free(e);
+    /* Refused with its name. */
+    setenv("TSR_TILE_TARGET", "lots", 1);
+    tsr_engine_options o;
+    memset(&o, 0, sizeof o);
+    tsr_engine *bad = NULL;
+    char msg[512] = "";
+    assert_int_not_equal(tsr_engine_new(&o, &bad, msg, sizeof msg), TSR_OK);
+    assert_null(bad);
+    assert_non_null(strstr(msg, "TSR_TILE_TARGET"));
+    setenv("TSR_TILE_TARGET", "none", 1);
+}
+
 int main(void)
 {
+    /* The budget tests pin plans made under the budget alone. */
+    setenv("TSR_TILE_TARGET", "none", 1);
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(tile_target),
         cmocka_unit_test(every_node_type_has_a_case),
         cmocka_unit_test(nodes_seamless_cl),
         cmocka_unit_test(nodes_seamless_ref),
