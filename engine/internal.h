@@ -649,7 +649,17 @@ typedef struct tsr__stage {
 typedef struct tsr__plan {
     tsr__stage *stages;
     int n_stages;
-    size_t budget;       /* 0: none (reference engine) */
+    size_t budget; /* 0: none (reference engine) */
+    /* Host memory (docs/MEMORY.md): the peak of host bytes alive at once over the run (source
+     * images, stage outputs, kept outputs, bound images, codec buffers), the node where it is
+     * reached, the device peak (largest stage estimate) and what is checked against the host
+     * budget: host_peak, plus device_peak when device buffers are host memory. */
+    size_t host_peak;
+    int host_peak_node; /* -1: none */
+    size_t device_peak;
+    size_t host_need;
+    int host_device; /* device_peak is in host_need */
+    size_t mem_limit;
     size_t max_alloc;    /* largest single buffer the device allows; 0: no limit */
     unsigned char *host; /* per node: 1 if its output is materialized on the host */
     int *stage_of;       /* per node: the stage it runs in, -1 if none */
@@ -704,6 +714,8 @@ struct tsr_engine {
     tsr__pool *pool;    /* device buffers, capped at the budget; has its own lock */
     tsr__pool *staging; /* pinned host buffers for transfers */
     uint64_t vram_limit;
+    uint64_t mem_limit; /* host memory budget (docs/MEMORY.md) */
+    int host_device;    /* device buffers are host memory: a CPU device, or the ref engine */
     tsr_device_info ref_info;
     uint64_t max_pixels;
     uint64_t interrupt_gen; /* atomic: tsr_engine_interrupt() calls so far */
@@ -711,12 +723,13 @@ struct tsr_engine {
     tsr__err err0;          /* its message */
 
     /* Guarded by mu: */
-    void *mu;          /* pthread_mutex_t * (internal.h does not include pthread.h) */
-    void *budget_cv;   /* pthread_cond_t *: signalled when a job gives its reservation back */
-    char *stats;       /* statistics of the last tsr_graph_run */
-    uint64_t reserved; /* device bytes reserved by running jobs (their plans' peaks) */
-    int running;       /* jobs holding a reservation */
-    tsr__lane *lanes;  /* idle lanes */
+    void *mu;               /* pthread_mutex_t * (internal.h does not include pthread.h) */
+    void *budget_cv;        /* pthread_cond_t *: signalled when a job gives its reservation back */
+    char *stats;            /* statistics of the last tsr_graph_run */
+    uint64_t reserved;      /* device bytes reserved by running jobs (their plans' peaks) */
+    uint64_t host_reserved; /* host bytes reserved by running jobs (their host estimates) */
+    int running;            /* jobs holding a reservation */
+    tsr__lane *lanes;       /* idle lanes */
     tsr__rcache *rcache;
 
     /* The model cache (engine/model.c), guarded by models_mu: */
