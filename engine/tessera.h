@@ -35,7 +35,7 @@ typedef enum tsr_status {
     TSR_ERR_INVALID = 2,      /* invalid argument from the caller */
     TSR_ERR_IO = 3,           /* a file cannot be opened, read, written or renamed */
     TSR_ERR_DECODE = 4,       /* corrupt, truncated or unsupported image data */
-    TSR_ERR_LIMIT = 5,        /* image larger than the configured pixel limit */
+    TSR_ERR_LIMIT = 5,        /* image over the pixel limit, or graph over the host budget */
     TSR_ERR_GRAPH = 6,        /* graph syntax or validation error (messages carry file:line:col) */
     TSR_ERR_DEVICE = 7,       /* an OpenCL call failed */
     TSR_ERR_DEVICE_NOMEM = 8, /* device memory exhausted or budget exceeded */
