@@ -656,11 +656,14 @@ char *tsr__plan_describe(const tsr_graph *g, const tsr__plan *p, int json)
         fprintf(f, "budget: %zu bytes (%.1f MiB)\n", p->budget, p->budget / 1048576.0);
     else
         fprintf(f, "budget: none (reference engine, host memory)\n");
-    fprintf(f, "host: estimate %zu bytes (%.1f MiB)", p->host_need, p->host_need / 1048576.0);
-    if (p->host_device)
-        fprintf(f, ": images %zu + device buffers %zu (host memory)", p->host_peak, p->device_peak);
+    /* The first host line depends only on the graph; the second on the device and the host. */
+    fprintf(f, "host: images peak %zu bytes (%.1f MiB)", p->host_peak, p->host_peak / 1048576.0);
     if (p->host_peak_node >= 0)
-        fprintf(f, ", peak at node '%s'", g->nodes[p->host_peak_node].id);
+        fprintf(f, " at node '%s'", g->nodes[p->host_peak_node].id);
+    fprintf(f, "\nhost estimate: %zu bytes (%.1f MiB)", p->host_need, p->host_need / 1048576.0);
+    if (p->host_device)
+        fprintf(f, " with %zu bytes of device buffers (the device's memory is host memory)",
+                p->device_peak);
     if (p->mem_limit)
         fprintf(f, "; host budget %zu bytes (%.1f MiB)\n", p->mem_limit, p->mem_limit / 1048576.0);
     else

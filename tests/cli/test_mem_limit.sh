@@ -7,7 +7,7 @@ cd "$(dirname "$0")/../.."
 . tests/cli/checks.bash
 $T op resize graphs/images/sample.png "$tmp/small.png" scale=0.25 -q # 120x80 RGB
 up() { $T op resize "$tmp/small.png" "$tmp/up.png" scale=4 -q "$@"; } # 480x320 RGB
-est_of() { sed -n 's/^host: estimate \([0-9]*\) bytes.*/\1/p'; }        # from --dry-run's text
+est_of() { sed -n 's/^host estimate: \([0-9]*\) bytes.*/\1/p'; }       # from --dry-run's text
 hbudget_of() { sed -n 's/.*; host budget \([0-9]*\) bytes.*/\1/p'; }
 stat() { sed -n "s/^$1: \\([0-9]*\\)\$/\\1/p" "$2"; }
 
@@ -86,6 +86,6 @@ check "tessera run --mem-limit refuses a graph over it" \
         grep -c 'of host memory')" = 1
 check "... and writes nothing" test ! -e "$tmp/d.png"
 ref=$(up --dry-run --device ref)
-check "the ref engine's estimate counts its buffers" grep -q "^host: estimate .*device buffers" \
+check "the ref engine's estimate counts its buffers" grep -q "^host estimate: .*device buffers" \
     <<<"$ref"
 cli_done test_mem_limit.sh

@@ -354,6 +354,7 @@ static const char *plan_graph_fmt =
  * it is the same on every machine; if the estimate model changes on purpose, update this text
  * from `tessera run --dry-run --vram-limit 16M` on the graph. */
 static const char *pinned_plan = "budget: 16777216 bytes (16.0 MiB)\n"
+                                 "host: images peak 97920000 bytes (93.4 MiB) at node 'inv'\n"
                                  "stage 1: blur\n"
                                  "  output 1600x1200, 3 channels\n"
                                  "  tile 1600x248, 5 tiles\n"
@@ -367,12 +368,79 @@ static const char *pinned_plan = "budget: 16777216 bytes (16.0 MiB)\n"
                                  "  tile 1600x432, 3 tiles\n"
                                  "  estimated peak 16777216 bytes (16.0 MiB)\n";
 
+/* The plan's text without its "host estimate:" line, which depends on the device (a CPU
+ * device's buffers are host memory) and on the host's memory (the default host budget). */
 static char *plan_text(tsr_engine *e, tsr_graph *g)
 {
     char *text = NULL;
     if (tsr_graph_plan_text(e, g, NULL, &text))
         fail_msg("plan: %s", tsr_errmsg(e));
+    char *h = strstr(text, "\nhost estimate: ");
+    assert_non_null(h);
+    char *end = strchr(h + 1, '\n');
+    assert_non_null(end);
+    memmove(h, end, strlen(end) + 1);
     return text;
+}
+
+/* The host estimate of plan_graph_fmt, computed by hand. Sources S = 1600x1200x3 float32, the
+ * upscaled L = 2400x1800x3. Execution order src, blur, up -> gam, inv, out1, out2:
+ *   src   S, plus the PNG decoder's worst case (1 byte a sample): S + S/4
+ *   blur  its output S while src is read: 2S; src freed (its only reader is done): S
+ *   gam   its output L while blur is read: S + L; blur still has a reader (inv)
+ *   inv   its output S: 2S + L, the peak; blur freed after its second reader: S + L
+ *   out1, out2: PNG encoders stream rows (nothing counted); gam, then inv freed.
+ * Then the host budget: one byte below the estimate refuses the plan with TSR_ERR_LIMIT and the
+ * figures, the estimate itself plans. */
+static void host_estimate_by_hand(void **state)
+{
+    char good[700], cut[700], yaml[4096];
+    big_sources(good, cut, sizeof good);
+    snprintf(yaml, sizeof yaml, plan_graph_fmt, cut, dir);
+    const size_t S = (size_t)BIG_W * BIG_H * 3 * 4, L = (size_t)2400 * 1800 * 3 * 4;
+    size_t need = 0;
+    for (int round = 0; round < 3; round++) {
+        tsr_engine_options o;
+        tsr_engine_options_init(&o);
+        o.device = getenv("TSR_TEST_DEVICE");
+        o.vram_limit = 16u << 20;
+        o.mem_limit = round == 0 ? 0 : round == 1 ? need - 1 : need;
+        char msg[1024] = "";
+        tsr_engine *e = NULL;
+        if (tsr_engine_new(&o, &e, msg, sizeof msg))
+            fail_msg("engine: %s", msg);
+        tsr_graph *g = gr_load(e, yaml);
+        assert_int_equal(tsr_graph_infer(e, g), TSR_OK);
+        tsr__plan p;
+        tsr_status rc = tsr__plan_make(e, g, 0, 0, &p);
+        if (round == 1) {
+            assert_int_equal(rc, TSR_ERR_LIMIT);
+            char want[256];
+            snprintf(want, sizeof want, "needs about %zu bytes", need);
+            assert_non_null(strstr(tsr_errmsg(e), want));
+            snprintf(want, sizeof want, "over the host budget of %zu bytes", need - 1);
+            assert_non_null(strstr(tsr_errmsg(e), want));
+            assert_non_null(strstr(tsr_errmsg(e), "at node 'inv'"));
+        } else {
+            if (rc)
+                fail_msg("plan: %s", tsr_errmsg(e));
+            assert_int_equal(BIG_W, 1600);
+            assert_int_equal(BIG_H, 1200);
+            assert_int_equal(p.host_peak, 2 * S + L);
+            assert_string_equal(g->nodes[p.host_peak_node].id, "inv");
+            assert_int_equal(p.device_peak, 16777216); /* the largest stage estimate */
+            /* An OpenCL CPU device's buffers are host memory: counted on top of the images. */
+            assert_int_equal(p.host_need, p.host_device ? 2 * S + L + p.device_peak : 2 * S + L);
+            need = p.host_need;
+            if (round == 0)
+                assert_int_equal(p.mem_limit, tsr_engine_mem_limit(e));
+            else
+                assert_int_equal(p.mem_limit, need);
+            tsr__plan_clear(&p);
+        }
+        tsr_graph_free(g);
+        tsr_engine_free(e);
+    }
 }
 
 static void planner_is_deterministic(void **state)
@@ -652,6 +720,7 @@ int main(void)
         cmocka_unit_test(chains_seamless_cl),
         cmocka_unit_test(chains_seamless_ref),
         cmocka_unit_test(planner_is_deterministic),
+        cmocka_unit_test(host_estimate_by_hand),
         cmocka_unit_test(strips_before_squares),
         cmocka_unit_test(budget_too_small_fails_before_pixels),
         cmocka_unit_test(cap_holds_and_estimate_is_honest),
