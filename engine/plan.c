@@ -487,7 +487,10 @@ static tsr_status host_estimate(tsr_engine *e, const tsr_graph *g, tsr__plan *p)
         if (p->stages[i].estimate > p->device_peak)
             p->device_peak = p->stages[i].estimate;
     p->host_device = e->host_device;
-    p->host_need = e->host_device ? add_sat(peak, p->device_peak) : peak;
+    p->staging = e->staging ? tsr__pool_cap(e->staging) : 0;
+    p->host_need = add_sat(peak, p->staging);
+    if (e->host_device)
+        p->host_need = add_sat(p->host_need, p->device_peak);
     p->mem_limit = (size_t)e->mem_limit;
     if (!p->mem_limit || p->host_need <= p->mem_limit)
         return TSR_OK;
@@ -505,6 +508,9 @@ static tsr_status host_estimate(tsr_engine *e, const tsr_graph *g, tsr__plan *p)
         snprintf(dev, sizeof dev,
                  ", of it %zu bytes of device buffers (the device's memory is host memory)",
                  p->device_peak);
+    if (p->staging)
+        snprintf(dev + strlen(dev), sizeof dev - strlen(dev), "%s%zu bytes of staging buffers",
+                 e->host_device ? " and " : ", of it ", p->staging);
     return tsr__seterr(tsr__eerr(e), TSR_ERR_LIMIT,
                        "the graph needs about %zu bytes (%.1f MiB) of host memory%s%s, over the "
                        "host budget of %zu bytes (%.1f MiB): raise --mem-limit or TSR_MEM_LIMIT",
@@ -620,6 +626,7 @@ static char *plan_json(const tsr_graph *g, const tsr__plan *p)
     tsr__json_kstr(&j, "host_peak_node",
                    p->host_peak_node >= 0 ? g->nodes[p->host_peak_node].id : NULL);
     tsr__json_kbool(&j, "host_device", p->host_device);
+    tsr__json_kuint(&j, "host_staging_bytes", p->staging);
     tsr__json_kuint(&j, "host_budget_bytes", p->mem_limit);
     tsr__json_key(&j, "stages");
     tsr__json_arr(&j);
@@ -661,8 +668,10 @@ char *tsr__plan_describe(const tsr_graph *g, const tsr__plan *p, int json)
     if (p->host_peak_node >= 0)
         fprintf(f, " at node '%s'", g->nodes[p->host_peak_node].id);
     fprintf(f, "\nhost estimate: %zu bytes (%.1f MiB)", p->host_need, p->host_need / 1048576.0);
+    if (p->staging)
+        fprintf(f, " with %zu bytes of staging buffers", p->staging);
     if (p->host_device)
-        fprintf(f, " with %zu bytes of device buffers (the device's memory is host memory)",
+        fprintf(f, " and %zu bytes of device buffers (the device's memory is host memory)",
                 p->device_peak);
     if (p->mem_limit)
         fprintf(f, "; host budget %zu bytes (%.1f MiB)\n", p->mem_limit, p->mem_limit / 1048576.0);
