@@ -89,7 +89,8 @@ static const char *main_help =
     "  TSR_MAX_PIXELS (largest image the engine holds, loaded or computed; default\n"
     "  268435456 pixels, 4 GiB as float32 RGBA).\n"
     "exit codes: 0 ok, 1 runtime error (or a batch with failed files), 2 usage or graph\n"
-    "  error (an image over the limits included), 3 device error, 4 cancelled without a signal, "
+    "  error (an image over the limits or a graph over --mem-limit included), 3 device error,\n"
+    "  4 cancelled without a signal, "
     "130 interrupted (SIGINT),\n"
     "  143 terminated (SIGTERM).\n";
 
