@@ -653,12 +653,13 @@ typedef struct tsr__plan {
     /* Host memory (docs/MEMORY.md): the peak of host bytes alive at once over the run (source
      * images, stage outputs, kept outputs, bound images, codec buffers), the node where it is
      * reached, the device peak (largest stage estimate) and what is checked against the host
-     * budget: host_peak, plus the staging cap, plus device_peak when device buffers are host
-     * memory. */
+     * budget: host_peak, plus the staging cap, plus device_host when device buffers are host
+     * memory (docs/MEMORY.md says how much of them). */
     size_t host_peak;
     int host_peak_node; /* -1: none */
     size_t device_peak;
-    size_t staging; /* the staging pool's cap: pinned host buffers for transfers (OpenCL) */
+    size_t device_host; /* device bytes counted as host memory: 0 unless host_device */
+    size_t staging;     /* the staging pool's cap: pinned host buffers for transfers (OpenCL) */
     size_t host_need;
     int host_device; /* device_peak is in host_need */
     size_t mem_limit;

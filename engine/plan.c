@@ -486,11 +486,21 @@ static tsr_status host_estimate(tsr_engine *e, const tsr_graph *g, tsr__plan *p)
     for (int i = 0; i < p->n_stages; i++)
         if (p->stages[i].estimate > p->device_peak)
             p->device_peak = p->stages[i].estimate;
+    /* Device buffers that are host memory: on the ref engine, one stage's buffers at a time
+     * (freed when the stage ends); on an OpenCL CPU device, the pool keeps a stage's blocks
+     * cached while later stages run, so every stage's, up to the pool's cap. */
     p->host_device = e->host_device;
+    p->device_host = 0;
+    if (e->host_device && !e->cl) {
+        p->device_host = p->device_peak;
+    } else if (e->host_device) {
+        for (int i = 0; i < p->n_stages; i++)
+            p->device_host = add_sat(p->device_host, p->stages[i].estimate);
+        if (p->budget && p->device_host > p->budget)
+            p->device_host = p->budget;
+    }
     p->staging = e->staging ? tsr__pool_cap(e->staging) : 0;
-    p->host_need = add_sat(peak, p->staging);
-    if (e->host_device)
-        p->host_need = add_sat(p->host_need, p->device_peak);
+    p->host_need = add_sat(add_sat(peak, p->staging), p->device_host);
     p->mem_limit = (size_t)e->mem_limit;
     if (!p->mem_limit || p->host_need <= p->mem_limit)
         return TSR_OK;
@@ -507,7 +517,7 @@ static tsr_status host_estimate(tsr_engine *e, const tsr_graph *g, tsr__plan *p)
     if (e->host_device)
         snprintf(dev, sizeof dev,
                  ", of it %zu bytes of device buffers (the device's memory is host memory)",
-                 p->device_peak);
+                 p->device_host);
     if (p->staging)
         snprintf(dev + strlen(dev), sizeof dev - strlen(dev), "%s%zu bytes of staging buffers",
                  e->host_device ? " and " : ", of it ", p->staging);
@@ -626,6 +636,7 @@ static char *plan_json(const tsr_graph *g, const tsr__plan *p)
     tsr__json_kstr(&j, "host_peak_node",
                    p->host_peak_node >= 0 ? g->nodes[p->host_peak_node].id : NULL);
     tsr__json_kbool(&j, "host_device", p->host_device);
+    tsr__json_kuint(&j, "host_device_bytes", p->device_host);
     tsr__json_kuint(&j, "host_staging_bytes", p->staging);
     tsr__json_kuint(&j, "host_budget_bytes", p->mem_limit);
     tsr__json_key(&j, "stages");
@@ -672,7 +683,7 @@ char *tsr__plan_describe(const tsr_graph *g, const tsr__plan *p, int json)
         fprintf(f, " with %zu bytes of staging buffers", p->staging);
     if (p->host_device)
         fprintf(f, " and %zu bytes of device buffers (the device's memory is host memory)",
-                p->device_peak);
+                p->device_host);
     if (p->mem_limit)
         fprintf(f, "; host budget %zu bytes (%.1f MiB)\n", p->mem_limit, p->mem_limit / 1048576.0);
     else

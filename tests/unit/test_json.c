@@ -572,7 +572,8 @@ static void plan_json_ids(void **state)
     snprintf(want, want_n,
              "{\"event\":\"plan\",\"budget_bytes\":8178020352,\"host_estimate_bytes\":%zu,"
              "\"host_images_bytes\":5,\"host_peak_node\":\"q\\\"\\n\\\\\",\"host_device\":false,"
-             "\"host_staging_bytes\":67108864,\"host_budget_bytes\":1,\"stages\":[{\"root\":"
+             "\"host_device_bytes\":0,\"host_staging_bytes\":67108864,\"host_budget_bytes\":1,"
+             "\"stages\":[{\"root\":"
              "\"q\\\"\\n\\\\\",\"nodes\":[\"%s\",\"q\\\"\\n\\\\\"],\"tile_width\":320,"
              "\"tile_height\":214,\"tiles\":9223372036854775807,\"estimate_bytes\":%zu}]}",
              (size_t)SIZE_MAX, long_id, (size_t)SIZE_MAX);
@@ -583,10 +584,11 @@ static void plan_json_ids(void **state)
     plan.host_peak_node = -1; /* no node: null */
     js = tsr__plan_describe(&g, &plan, 1);
     assert_non_null(js);
-    assert_string_equal(js, "{\"event\":\"plan\",\"budget_bytes\":0,\"host_estimate_bytes\":0,"
-                            "\"host_images_bytes\":0,\"host_peak_node\":null,"
-                            "\"host_device\":false,\"host_staging_bytes\":0,"
-                            "\"host_budget_bytes\":0,\"stages\":[]}");
+    assert_string_equal(js,
+                        "{\"event\":\"plan\",\"budget_bytes\":0,\"host_estimate_bytes\":0,"
+                        "\"host_images_bytes\":0,\"host_peak_node\":null,"
+                        "\"host_device\":false,\"host_device_bytes\":0,\"host_staging_bytes\":0,"
+                        "\"host_budget_bytes\":0,\"stages\":[]}");
     free(js);
     free(want);
     free(long_id);
