@@ -495,6 +495,36 @@ static void planner_is_deterministic(void **state)
     tsr_engine_free(e2);
 }
 
+/* A kept output (image.output) outlives its last reader: src (S) feeds inv -> image.output and
+ * gam -> image.save. src: S (+ S/4 decoding); inv: 2S; out keeps inv whole; gam: 3S, the peak
+ * (2S had inv been freed after out). */
+static void host_estimate_keeps_outputs(void **state)
+{
+    char good[700], cut[700], yaml[4096];
+    big_sources(good, cut, sizeof good);
+    snprintf(yaml, sizeof yaml,
+             "version: 1\nnodes:\n"
+             "  src: { type: image.load, params: { path: '%s' } }\n"
+             "  inv: { type: adjust.invert, inputs: { image: src.image } }\n"
+             "  out: { type: image.output, inputs: { image: inv.image } }\n"
+             "  gam: { type: adjust.gamma, inputs: { image: src.image }, params: { gamma: 2 } }\n"
+             "  save: { type: image.save, inputs: { image: gam.image }, params: { path: '%s/k.png' "
+             "} }\n",
+             cut, dir);
+    const size_t S = (size_t)BIG_W * BIG_H * 3 * 4;
+    tsr_engine *e = gr_engine(16u << 20);
+    tsr_graph *g = gr_load(e, yaml);
+    assert_int_equal(tsr_graph_infer(e, g), TSR_OK);
+    tsr__plan p;
+    if (tsr__plan_make(e, g, 0, 0, &p))
+        fail_msg("plan: %s", tsr_errmsg(e));
+    assert_int_equal(p.host_peak, 3 * S);
+    assert_string_equal(g->nodes[p.host_peak_node].id, "gam");
+    tsr__plan_clear(&p);
+    tsr_graph_free(g);
+    tsr_engine_free(e);
+}
+
 /* Estimate of one stage's forced tw x th grid (the planner's own figure). */
 static size_t forced_estimate(tsr_engine *e, tsr_graph *g, int tw, int th)
 {
@@ -728,6 +758,7 @@ int main(void)
         cmocka_unit_test(chains_seamless_ref),
         cmocka_unit_test(planner_is_deterministic),
         cmocka_unit_test(host_estimate_by_hand),
+        cmocka_unit_test(host_estimate_keeps_outputs),
         cmocka_unit_test(strips_before_squares),
         cmocka_unit_test(budget_too_small_fails_before_pixels),
         cmocka_unit_test(cap_holds_and_estimate_is_honest),
