@@ -125,6 +125,7 @@ typedef struct tsr_port_info {
     tsr_port_type type;       /* TSR_PORT_IMAGE (0) unless set */
     struct tsr__model *model; /* TSR_PORT_MODEL: borrowed from the engine's model cache */
     double number;            /* TSR_PORT_NUMBER */
+    int reoriented;           /* a decoder turns the image upright through a second copy */
 } tsr_port_info;
 
 typedef struct tsr_port_def {
@@ -398,6 +399,11 @@ const char *tsr__extension_list(void);
 /* Pixels a side the format can hold (0: unknown format); its name ("JPEG"). */
 uint32_t tsr__format_max_side(tsr_format f);
 const char *tsr__format_name(tsr_format f);
+/* Bytes of pixels of the host images alive in the process now, their peak since the last
+ * reset, and a reset (the peak restarts at what is alive): for tests and measurements. */
+size_t tsr__image_live_bytes(void);
+size_t tsr__image_peak_bytes(void);
+void tsr__image_reset_peak(void);
 /* Encode to a temporary file next to path (registered for tsr_cleanup_temp_files while it is
  * written), then rename over path: a failure or a cancel never leaves a partial file and never
  * touches an existing one. */

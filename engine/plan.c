@@ -334,7 +334,8 @@ static tsr_format node_format(const tsr_node *n)
  * not counted; whole-image buffers are: a PNG decoder keeps every row of an interlaced file,
  * WebP decodes to an 8-bit RGBA copy and encodes from one, a TIFF encoder holds the whole
  * encoded file (counted uncompressed), and writing to standard output ("-") holds the whole
- * encoded file too. */
+ * encoded file too. A file whose EXIF orientation turns it is copied into a second float32
+ * image while it loads. */
 static size_t codec_bytes(const tsr_node *n, const tsr_port_info *o)
 {
     int p = tsr__param_index(n->cls, "path");
@@ -342,8 +343,9 @@ static size_t codec_bytes(const tsr_node *n, const tsr_port_info *o)
         return 0;
     size_t px = (size_t)o->width * (size_t)o->height, samples = px * (size_t)o->channels;
     tsr_format f = node_format(n);
-    if (n->cls->flags & TSR_NODE_SOURCE)
-        return f == TSR_FORMAT_WEBP ? 4 * px : samples * depth_bytes(o->bit_depth);
+    if (n->cls->flags & TSR_NODE_SOURCE) /* a file turned upright is copied once more */
+        return (f == TSR_FORMAT_WEBP ? 4 * px : samples * depth_bytes(o->bit_depth)) +
+               (o->reoriented ? samples * sizeof(float) : 0);
     int d = tsr__param_index(n->cls, "bit_depth");
     int depth = d >= 0 && n->params[d].set ? n->params[d].ival : o->bit_depth;
     size_t db = depth_bytes(depth), bytes = 0;

@@ -525,6 +525,36 @@ static void host_estimate_keeps_outputs(void **state)
     tsr_engine_free(e);
 }
 
+/* Against a real run: the peak of host image bytes alive at once (tsr_image_new and the last
+ * tsr_image_free, counted by engine/image.c) while plan_graph_fmt runs equals the planner's
+ * host_peak, 2S + L (the PNG decoder's row buffers, counted only at the source, are below it). */
+static void host_estimate_matches_a_run(void **state)
+{
+    char good[700], cut[700], yaml[4096];
+    big_sources(good, cut, sizeof good);
+    snprintf(yaml, sizeof yaml, plan_graph_fmt, good, dir);
+    const size_t S = (size_t)BIG_W * BIG_H * 3 * 4, L = (size_t)2400 * 1800 * 3 * 4;
+    tsr_engine *e = gr_engine(256u << 20);
+    tsr_graph *g = gr_load(e, yaml);
+    assert_int_equal(tsr_graph_infer(e, g), TSR_OK);
+    tsr__plan p;
+    if (tsr__plan_make(e, g, 0, 0, &p))
+        fail_msg("plan: %s", tsr_errmsg(e));
+    size_t planned = p.host_peak;
+    tsr__plan_clear(&p);
+    size_t base = tsr__image_live_bytes();
+    tsr__image_reset_peak();
+    if (tsr_graph_run(e, g, NULL))
+        fail_msg("run: %s", tsr_errmsg(e));
+    size_t measured = tsr__image_peak_bytes() - base;
+    print_message("host images: planned %zu, measured %zu bytes\n", planned, measured);
+    assert_int_equal(planned, 2 * S + L);
+    assert_int_equal(measured, planned);
+    assert_int_equal(tsr__image_live_bytes(), base); /* every image freed */
+    tsr_graph_free(g);
+    tsr_engine_free(e);
+}
+
 /* Estimate of one stage's forced tw x th grid (the planner's own figure). */
 static size_t forced_estimate(tsr_engine *e, tsr_graph *g, int tw, int th)
 {
@@ -759,6 +789,7 @@ int main(void)
         cmocka_unit_test(planner_is_deterministic),
         cmocka_unit_test(host_estimate_by_hand),
         cmocka_unit_test(host_estimate_keeps_outputs),
+        cmocka_unit_test(host_estimate_matches_a_run),
         cmocka_unit_test(strips_before_squares),
         cmocka_unit_test(budget_too_small_fails_before_pixels),
         cmocka_unit_test(cap_holds_and_estimate_is_honest),
