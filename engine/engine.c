@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "internal.h"
 #include "model.h"
@@ -86,11 +87,12 @@ tsr_status tsr_parse_size(const char *text, uint64_t total, uint64_t *out, char 
     }
     if (end == p || *end || !(v > 0) || v * mult >= 1.8e19 || v * mult < 1) {
         if (msg && msglen)
-            snprintf(msg, msglen,
-                     "'%s' is not a memory size: expected a positive number with an optional "
-                     "unit (512M, 2G, 1.5GiB, 300MB, bytes) or a percentage of device memory "
-                     "(60%%)",
-                     p);
+            snprintf(
+                msg, msglen,
+                "'%s' is not a memory size: expected a positive number with an optional "
+                "unit (512M, 2G, 1.5GiB, 300MB, bytes) or a percentage of the memory it limits "
+                "(60%%)",
+                p);
         return TSR_ERR_INVALID;
     }
     *out = (uint64_t)(v * mult);
@@ -161,6 +163,49 @@ static tsr_status set_limits(tsr_engine *e, const tsr_engine_options *opt)
     return TSR_OK;
 }
 
+/* A number of bytes in a cgroup file ("max" or unreadable: 0). */
+static uint64_t read_cgroup_bytes(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    char buf[64] = "";
+    unsigned long long v = 0;
+    char *end = NULL;
+    if (fgets(buf, sizeof buf, f))
+        v = strtoull(buf, &end, 10);
+    fclose(f);
+    return end && end != buf && (*end == '\n' || *end == 0) ? (uint64_t)v : 0;
+}
+
+uint64_t tsr_host_memory(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    uint64_t phys = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : 0;
+    uint64_t cg = read_cgroup_bytes("/sys/fs/cgroup/memory.max");
+    if (!cg) /* cgroup v1; "no limit" reads as a huge number, above phys */
+        cg = read_cgroup_bytes("/sys/fs/cgroup/memory/memory.limit_in_bytes");
+    if (cg && (!phys || cg < phys))
+        return cg;
+    return phys;
+}
+
+/* The host budget: as given, else TSR_MEM_LIMIT, else 75% of the host's memory. */
+static tsr_status set_mem_limit(tsr_engine *e, const tsr_engine_options *opt)
+{
+    uint64_t total = tsr_host_memory(), limit = opt->mem_limit;
+    const char *env = getenv("TSR_MEM_LIMIT");
+    char msg[512];
+    if (!limit && env && *env) {
+        if (tsr_parse_size(env, total, &limit, msg, sizeof msg))
+            return tsr__seterr(tsr__eerr(e), TSR_ERR_INVALID, "TSR_MEM_LIMIT: %s", msg);
+    }
+    if (!limit)
+        limit = total ? total / 4 * 3 : 0; /* unknown host memory: no host budget */
+    e->mem_limit = limit;
+    return TSR_OK;
+}
+
 /* TSR_FAULT_ALLOC (tests): "N" fails the Nth device allocation, "N+" every one from the Nth,
  * "N-M" the Nth through the Mth, as if the device were out of memory. */
 static tsr_status set_fault(tsr_engine *e)
@@ -225,8 +270,11 @@ tsr_status tsr_engine_new(const tsr_engine_options *opt, tsr_engine **out, char 
         if (!e->max_pixels)
             e->max_pixels = TSR_DEFAULT_MAX_PIXELS;
     }
+    if ((rc = set_mem_limit(e, opt)))
+        goto fail;
     const char *device = opt->device ? opt->device : getenv("TSR_DEVICE");
     if (device && strcmp(device, "ref") == 0) {
+        e->host_device = 1;
         snprintf(e->ref_info.name, sizeof e->ref_info.name, "reference (plain C)");
         snprintf(e->ref_info.platform, sizeof e->ref_info.platform, "none");
         e->ref_info.index = -1;
@@ -241,6 +289,9 @@ tsr_status tsr_engine_new(const tsr_engine_options *opt, tsr_engine **out, char 
             rc = set_fault(e);
         if (rc)
             goto fail;
+        cl_device_type type = 0;
+        if (clGetDeviceInfo(e->cl->device, CL_DEVICE_TYPE, sizeof type, &type, NULL) == CL_SUCCESS)
+            e->host_device = (type & CL_DEVICE_TYPE_CPU) != 0;
         e->ctx0.queue = e->cl->queue;
     }
     *out = e;
@@ -326,4 +377,9 @@ void tsr_engine_trim(tsr_engine *e)
 uint64_t tsr_engine_vram_limit(const tsr_engine *e)
 {
     return e->vram_limit;
+}
+
+uint64_t tsr_engine_mem_limit(const tsr_engine *e)
+{
+    return e->mem_limit;
 }

@@ -14,7 +14,7 @@ const char *tsr_status_str(tsr_status rc)
     case TSR_ERR_INVALID: return "invalid argument";
     case TSR_ERR_IO: return "file input/output error";
     case TSR_ERR_DECODE: return "image decode error";
-    case TSR_ERR_LIMIT: return "image exceeds the pixel limit";
+    case TSR_ERR_LIMIT: return "over a limit (image pixels or host memory)";
     case TSR_ERR_GRAPH: return "graph error";
     case TSR_ERR_DEVICE: return "OpenCL device error";
     case TSR_ERR_DEVICE_NOMEM: return "out of device memory";

@@ -1136,6 +1136,9 @@ static void write_stats(run_state *rs, tsr_status rc, double total, int builds0,
     fprintf(f, "job.reserved_bytes: %llu\njob.queued_seconds: %.6f\njob.peak_device_bytes: %llu\n",
             (unsigned long long)j->stats.reserved_bytes, j->stats.queued_seconds,
             (unsigned long long)j->stats.peak_device_bytes);
+    fprintf(f, "job.reserved_host_bytes: %llu\n", (unsigned long long)j->stats.reserved_host_bytes);
+    fprintf(f, "host.estimate_bytes: %zu\nhost.images_bytes: %zu\nhost.budget_bytes: %zu\n",
+            rs->plan.host_need, rs->plan.host_peak, (size_t)e->mem_limit);
     for (int i = 0; i < rs->plan.n_stages; i++) {
         const tsr__stage *s = &rs->plan.stages[i];
         const char *id = rs->g->nodes[s->root].id;
@@ -1480,7 +1483,7 @@ tsr_status tsr__exec_job(tsr_job *j)
     j->ctx.run = &rs;
     j->ctx.node_progress = ctx_progress;
     j->ctx.node_warn = ctx_warn;
-    size_t reserve = 0;
+    size_t reserve = 0, host_reserve = 0;
     int reserved = 0;
     tsr__model **pinned = NULL;
     int n_pinned = 0;
@@ -1493,9 +1496,8 @@ tsr_status tsr__exec_job(tsr_job *j)
     if (!rc && opt->dry_run)
         goto done;
     if (!rc && e->cl) {
-        /* Pin the models this graph uses, reserve the plan's peak under the budget shared with
-         * the engine's other jobs, then give back the device memory of unpinned models this
-         * graph does not use. */
+        /* Pin the models this graph uses, then give back the device memory of unpinned models
+         * this graph does not use (below, once the budgets are reserved). */
         pinned = calloc((size_t)g->n_nodes + 1, sizeof *pinned);
         if (!pinned)
             rc = tsr__seterr(rs.err, TSR_ERR_NOMEM, "out of memory");
@@ -1504,14 +1506,17 @@ tsr_status tsr__exec_job(tsr_job *j)
                 pinned[n_pinned] = g->nodes[v].out_info[0].model;
                 tsr__model_pin(e, pinned[n_pinned++], 1);
             }
-        for (int i = 0; i < rs.plan.n_stages; i++)
-            if (rs.plan.stages[i].estimate > reserve)
-                reserve = rs.plan.stages[i].estimate;
-        if (!rc)
-            rc = tsr__budget_acquire(j, reserve, &j->stats.queued_seconds);
+        reserve = rs.plan.device_peak;
+    }
+    if (!rc) {
+        /* Reserve the plan's device peak and host estimate under the budgets shared with the
+         * engine's other jobs. */
+        host_reserve = rs.plan.host_need;
+        rc = tsr__budget_acquire(j, reserve, host_reserve, &j->stats.queued_seconds);
         reserved = !rc;
         j->stats.reserved_bytes = reserved ? reserve : 0;
-        if (!rc)
+        j->stats.reserved_host_bytes = reserved ? host_reserve : 0;
+        if (!rc && e->cl)
             tsr__model_unload_others(e, pinned, n_pinned);
     }
     if (!rc) {
@@ -1527,7 +1532,7 @@ done:;
     g->pending_loads = 0;
     run_state_free(&rs); /* device buffers back before the budget is */
     if (reserved)
-        tsr__budget_release(j, reserve);
+        tsr__budget_release(j, reserve, host_reserve);
     for (int i = 0; i < n_pinned; i++)
         tsr__model_pin(e, pinned[i], -1);
     free(pinned);

@@ -5,6 +5,34 @@
 
 #include "internal.h"
 
+/* Bytes of pixels of every host image alive in the process, and their peak (tests compare the
+ * planner's host estimate with them). */
+static size_t live_bytes, peak_bytes;
+
+size_t tsr__image_live_bytes(void)
+{
+    return __atomic_load_n(&live_bytes, __ATOMIC_RELAXED);
+}
+
+size_t tsr__image_peak_bytes(void)
+{
+    return __atomic_load_n(&peak_bytes, __ATOMIC_RELAXED);
+}
+
+void tsr__image_reset_peak(void)
+{
+    __atomic_store_n(&peak_bytes, tsr__image_live_bytes(), __ATOMIC_RELAXED);
+}
+
+static void count_alloc(size_t bytes)
+{
+    size_t now = __atomic_add_fetch(&live_bytes, bytes, __ATOMIC_RELAXED);
+    size_t peak = __atomic_load_n(&peak_bytes, __ATOMIC_RELAXED);
+    while (now > peak && !__atomic_compare_exchange_n(&peak_bytes, &peak, now, 1, __ATOMIC_RELAXED,
+                                                      __ATOMIC_RELAXED))
+        ;
+}
+
 tsr_status tsr_image_new(int width, int height, int channels, tsr_image **out)
 {
     *out = NULL;
@@ -23,6 +51,7 @@ tsr_status tsr_image_new(int width, int height, int channels, tsr_image **out)
     img->height = height;
     img->channels = channels;
     img->refcount = 1;
+    count_alloc(bytes);
     *out = img;
     return TSR_OK;
 }
@@ -38,6 +67,8 @@ void tsr_image_free(tsr_image *img)
 {
     if (!img || __atomic_sub_fetch(&img->refcount, 1, __ATOMIC_ACQ_REL) > 0)
         return;
+    __atomic_sub_fetch(&live_bytes, tsr__image_bytes(img->width, img->height, img->channels),
+                       __ATOMIC_RELAXED);
     free(img->data);
     free(img);
 }

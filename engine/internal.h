@@ -127,6 +127,7 @@ typedef struct tsr_port_info {
     tsr_port_type type;       /* TSR_PORT_IMAGE (0) unless set */
     struct tsr__model *model; /* TSR_PORT_MODEL: borrowed from the engine's model cache */
     double number;            /* TSR_PORT_NUMBER */
+    int reoriented;           /* a decoder turns the image upright through a second copy */
 } tsr_port_info;
 
 typedef struct tsr_port_def {
@@ -400,6 +401,11 @@ const char *tsr__extension_list(void);
 /* Pixels a side the format can hold (0: unknown format); its name ("JPEG"). */
 uint32_t tsr__format_max_side(tsr_format f);
 const char *tsr__format_name(tsr_format f);
+/* Bytes of pixels of the host images alive in the process now, their peak since the last
+ * reset, and a reset (the peak restarts at what is alive): for tests and measurements. */
+size_t tsr__image_live_bytes(void);
+size_t tsr__image_peak_bytes(void);
+void tsr__image_reset_peak(void);
 /* Encode to a temporary file next to path (registered for tsr_cleanup_temp_files while it is
  * written), then rename over path: a failure or a cancel never leaves a partial file and never
  * touches an existing one. */
@@ -653,6 +659,19 @@ typedef struct tsr__plan {
     int n_stages;
     size_t budget;       /* 0: none (reference engine); the hard cap */
     size_t target;       /* the stage estimate tiles aim at for speed (<= budget; 0: none) */
+    /* Host memory (docs/MEMORY.md): the peak of host bytes alive at once over the run (source
+     * images, stage outputs, kept outputs, bound images, codec buffers), the node where it is
+     * reached, the device peak (largest stage estimate) and what is checked against the host
+     * budget: host_peak, plus the staging cap, plus device_host when device buffers are host
+     * memory (docs/MEMORY.md says how much of them). */
+    size_t host_peak;
+    int host_peak_node; /* -1: none */
+    size_t device_peak;
+    size_t device_host; /* device bytes counted as host memory: 0 unless host_device */
+    size_t staging;     /* the staging pool's cap: pinned host buffers for transfers (OpenCL) */
+    size_t host_need;
+    int host_device; /* device_peak is in host_need */
+    size_t mem_limit;
     size_t max_alloc;    /* largest single buffer the device allows; 0: no limit */
     unsigned char *host; /* per node: 1 if its output is materialized on the host */
     int *stage_of;       /* per node: the stage it runs in, -1 if none */
@@ -711,6 +730,8 @@ struct tsr_engine {
      * on a CPU device twice its reported cache, on a GPU the whole budget; TSR_TILE_TARGET
      * overrides. 0: none (one tile whenever the budget allows). */
     uint64_t tile_target;
+    uint64_t mem_limit; /* host memory budget (docs/MEMORY.md) */
+    int host_device;    /* device buffers are host memory: a CPU device, or the ref engine */
     tsr_device_info ref_info;
     uint64_t max_pixels;
     uint64_t interrupt_gen; /* atomic: tsr_engine_interrupt() calls so far */
@@ -718,12 +739,13 @@ struct tsr_engine {
     tsr__err err0;          /* its message */
 
     /* Guarded by mu: */
-    void *mu;          /* pthread_mutex_t * (internal.h does not include pthread.h) */
-    void *budget_cv;   /* pthread_cond_t *: signalled when a job gives its reservation back */
-    char *stats;       /* statistics of the last tsr_graph_run */
-    uint64_t reserved; /* device bytes reserved by running jobs (their plans' peaks) */
-    int running;       /* jobs holding a reservation */
-    tsr__lane *lanes;  /* idle lanes */
+    void *mu;               /* pthread_mutex_t * (internal.h does not include pthread.h) */
+    void *budget_cv;        /* pthread_cond_t *: signalled when a job gives its reservation back */
+    char *stats;            /* statistics of the last tsr_graph_run */
+    uint64_t reserved;      /* device bytes reserved by running jobs (their plans' peaks) */
+    uint64_t host_reserved; /* host bytes reserved by running jobs (their host estimates) */
+    int running;            /* jobs holding a reservation */
+    tsr__lane *lanes;       /* idle lanes */
     tsr__rcache *rcache;
 
     /* The model cache (engine/model.c), guarded by models_mu: */

@@ -96,17 +96,18 @@ static void lane_put(tsr_engine *e, tsr__lane *l, tsr__ctx *c)
 
 /* ---- budget ------------------------------------------------------------------------------- */
 
-tsr_status tsr__budget_acquire(tsr_job *j, size_t bytes, double *waited_s)
+tsr_status tsr__budget_acquire(tsr_job *j, size_t bytes, size_t host_bytes, double *waited_s)
 {
     tsr_engine *e = j->e;
     double t0 = now_s();
     tsr_status rc = TSR_OK;
     tsr__engine_lock(e);
-    if (e->running == 0) { /* the pool's peaks describe the jobs running since it was idle */
+    if (e->running == 0 && e->pool) { /* the pool's peaks: the jobs running since it was idle */
         tsr__pool_reset_peaks(e->pool);
         tsr__pool_reset_peaks(e->staging);
     }
-    while (e->running > 0 && e->reserved + bytes > e->vram_limit) {
+    while (e->running > 0 && ((e->cl && e->reserved + bytes > e->vram_limit) ||
+                              (e->mem_limit && e->host_reserved + host_bytes > e->mem_limit))) {
         if (tsr__ctx_cancelled(&j->ctx)) {
             rc = TSR_ERR_CANCELLED;
             break;
@@ -123,6 +124,7 @@ tsr_status tsr__budget_acquire(tsr_job *j, size_t bytes, double *waited_s)
     }
     if (!rc) {
         e->reserved += bytes;
+        e->host_reserved += host_bytes;
         e->running++;
     }
     tsr__engine_unlock(e);
@@ -134,11 +136,12 @@ tsr_status tsr__budget_acquire(tsr_job *j, size_t bytes, double *waited_s)
     return TSR_OK;
 }
 
-void tsr__budget_release(tsr_job *j, size_t bytes)
+void tsr__budget_release(tsr_job *j, size_t bytes, size_t host_bytes)
 {
     tsr_engine *e = j->e;
     tsr__engine_lock(e);
     e->reserved -= bytes;
+    e->host_reserved -= host_bytes;
     e->running--;
     pthread_cond_broadcast(e->budget_cv);
     tsr__engine_unlock(e);

@@ -42,8 +42,8 @@ tsr_status tsr__exec_job(tsr_job *j);
 
 /* Budget admission: reserve `bytes` of the device budget for a job, waiting while other jobs
  * hold too much of it (TSR_ERR_CANCELLED if the job is cancelled while it waits). */
-tsr_status tsr__budget_acquire(tsr_job *j, size_t bytes, double *waited_s);
-void tsr__budget_release(tsr_job *j, size_t bytes);
+tsr_status tsr__budget_acquire(tsr_job *j, size_t bytes, size_t host_bytes, double *waited_s);
+void tsr__budget_release(tsr_job *j, size_t bytes, size_t host_bytes);
 
 /* Keep img (one more reference, or a reduced copy) as node v's output of the job. */
 tsr_status tsr__job_keep(tsr_job *j, int v, tsr_image *img);

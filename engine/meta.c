@@ -308,6 +308,7 @@ tsr_status tsr__dec_apply_meta(tsr__dec *d)
     if (d->lo.orientation != TSR_ORIENT_AUTO)
         return TSR_OK;
     int o = tsr__meta_orientation(&d->meta);
+    d->info.reoriented = o >= 2 && o <= 8;
     if (o >= 5) {
         int w = d->info.width;
         d->info.width = d->info.height;

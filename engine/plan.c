@@ -325,6 +325,225 @@ void tsr__plan_clear(tsr__plan *p)
     memset(p, 0, sizeof *p);
 }
 
+/* ---- host memory ----------------------------------------------------------------------------- */
+
+/* Bytes per sample a codec works in for a bit depth (8, 16, 32: float TIFF). */
+static size_t depth_bytes(int depth)
+{
+    return depth > 16 ? 4 : depth > 8 ? 2 : 1;
+}
+
+/* The format node n's "path" (and "format") params name. */
+static tsr_format node_format(const tsr_node *n)
+{
+    int f = tsr__param_index(n->cls, "format");
+    if (f >= 0 && n->params[f].set && n->params[f].str)
+        return (tsr_format)(n->params[f].ival + 1); /* "png|jpeg|webp|tiff" */
+    int p = tsr__param_index(n->cls, "path");
+    return p >= 0 && n->params[p].str ? tsr__format_from_path(n->params[p].str) : TSR_FORMAT_AUTO;
+}
+
+/* An upper bound of the working memory of the decoder (a source reading a file) or encoder (a
+ * sink writing one) of node n, beyond the float image itself, for image info o. Row bands are
+ * not counted; whole-image buffers are: a PNG decoder keeps every row of an interlaced file,
+ * WebP decodes to an 8-bit RGBA copy and encodes from one, a TIFF encoder holds the whole
+ * encoded file (counted uncompressed), and writing to standard output ("-") holds the whole
+ * encoded file too. A file whose EXIF orientation turns it is copied into a second float32
+ * image while it loads. */
+static size_t codec_bytes(const tsr_node *n, const tsr_port_info *o)
+{
+    int p = tsr__param_index(n->cls, "path");
+    if (p < 0 || !n->params[p].str || n->bound || n->px)
+        return 0;
+    size_t px = (size_t)o->width * (size_t)o->height, samples = px * (size_t)o->channels;
+    tsr_format f = node_format(n);
+    if (n->cls->flags & TSR_NODE_SOURCE) /* a file turned upright is copied once more */
+        return (f == TSR_FORMAT_WEBP ? 4 * px : samples * depth_bytes(o->bit_depth)) +
+               (o->reoriented ? samples * sizeof(float) : 0);
+    int d = tsr__param_index(n->cls, "bit_depth");
+    int depth = d >= 0 && n->params[d].set ? n->params[d].ival : o->bit_depth;
+    size_t db = depth_bytes(depth), bytes = 0;
+    if (f == TSR_FORMAT_TIFF)
+        bytes = samples * db;
+    else if (f == TSR_FORMAT_WEBP)
+        bytes = 4 * px + samples;
+    if (!strcmp(n->params[p].str, "-"))
+        bytes += samples * db;
+    return bytes;
+}
+
+/* The bytes a host image of node v's output takes. */
+static size_t out_bytes(const tsr_graph *g, int v)
+{
+    const tsr_port_info *o = &g->nodes[v].out_info[0];
+    return tsr__image_bytes(o->width, o->height, o->channels);
+}
+
+/* What a job keeps of node v's image (docs: kept outputs): the image itself when it fits
+ * keep_side (*ref set: it is then never freed), else a reduced copy of this many bytes. */
+static size_t kept_bytes(const tsr_graph *g, int keeper, int v, int *ref)
+{
+    const tsr_port_info *o = &g->nodes[v].out_info[0];
+    int w = o->width, h = o->height, big = w > h ? w : h, side = g->nodes[keeper].keep_side;
+    *ref = side <= 0 || big <= side;
+    if (*ref)
+        return 0;
+    int ow = (int)((int64_t)w * side / big), oh = (int)((int64_t)h * side / big);
+    return tsr__image_bytes(ow < 1 ? 1 : ow, oh < 1 ? 1 : oh, o->channels);
+}
+
+/* The peak of host bytes alive at once when the job runs, walking the graph as run_steps in
+ * engine/exec.c does (without the result cache): a source's image from its run to its last
+ * reader (a bound image for the whole run), a stage's output from the stage's start to its last
+ * reader, kept outputs to the end, plus a codec's working memory while it runs. */
+static tsr_status host_estimate(tsr_engine *e, const tsr_graph *g, tsr__plan *p)
+{
+    size_t n = (size_t)g->n_nodes;
+    char *needed = calloc(n ? n : 1, 1), *held = calloc(n ? n : 1, 1);
+    int *users = calloc(n ? n : 1, sizeof *users);
+    if (!needed || !users || !held) {
+        free(needed);
+        free(users);
+        free(held);
+        return tsr__seterr(tsr__eerr(e), TSR_ERR_NOMEM, "out of memory planning the graph");
+    }
+    for (size_t v = 0; v < n; v++)
+        needed[v] = (g->nodes[v].cls->flags & TSR_NODE_SINK) || g->nodes[v].keep;
+    for (int k = g->n_nodes - 1; k >= 0; k--) {
+        const tsr_node *nd = &g->nodes[g->order[k]];
+        if (needed[g->order[k]] && !(nd->cls->flags & TSR_NODE_VALUE))
+            for (int i = 0; i < nd->cls->n_inputs; i++)
+                if (nd->inputs[i].connected)
+                    needed[nd->inputs[i].node] = 1;
+    }
+    size_t live = 0, peak = 0;
+    int at = -1;
+    for (size_t v = 0; v < n; v++) {
+        const tsr_node *nd = &g->nodes[v];
+        if (needed[v] && nd->bound) { /* held by the graph for the whole run */
+            live = add_sat(
+                live, tsr__image_bytes(nd->bound->width, nd->bound->height, nd->bound->channels));
+            held[v] = 1;
+        }
+        if (!needed[v] || (nd->cls->flags & TSR_NODE_VALUE))
+            continue;
+        for (int i = 0; i < nd->cls->n_inputs; i++)
+            if (tsr__port_is_image(nd->cls, i))
+                users[nd->inputs[i].node] += p->host[nd->inputs[i].node];
+    }
+#define PEAK(bytes, node)                                                                          \
+    do {                                                                                           \
+        size_t b_ = (bytes);                                                                       \
+        if (b_ > peak || at < 0) {                                                                 \
+            peak = b_;                                                                             \
+            at = (node);                                                                           \
+        }                                                                                          \
+    } while (0)
+#define KEEP(keeper, v)                                                                            \
+    do {                                                                                           \
+        int ref_;                                                                                  \
+        live = add_sat(live, kept_bytes(g, (keeper), (v), &ref_));                                 \
+        held[v] |= ref_;                                                                           \
+    } while (0)
+#define RELEASE(v)                                                                                 \
+    do {                                                                                           \
+        if (!held[v])                                                                              \
+            live -= out_bytes(g, (v));                                                             \
+    } while (0)
+    for (int k = 0; k < g->n_nodes; k++) {
+        int v = g->order[k];
+        const tsr_node *nd = &g->nodes[v];
+        if (!needed[v] || (nd->cls->flags & TSR_NODE_VALUE))
+            continue;
+        if (nd->cls->flags & TSR_NODE_SOURCE) {
+            if (!nd->bound)
+                live = add_sat(live, out_bytes(g, v));
+            PEAK(add_sat(live, codec_bytes(nd, &nd->out_info[0])), v);
+            if (nd->keep)
+                KEEP(v, v);
+            if (users[v] == 0)
+                RELEASE(v);
+        } else if (nd->cls->flags & TSR_NODE_SINK) {
+            int src = nd->inputs[0].node;
+            PEAK(add_sat(live, codec_bytes(nd, &g->nodes[src].out_info[0])), v);
+            if (nd->keep || !strcmp(nd->cls->name, "image.output"))
+                KEEP(v, src);
+            PEAK(live, v);
+            if (p->host[src] && --users[src] == 0)
+                RELEASE(src);
+        } else if (p->host[v] && p->stage_of[v] >= 0) {
+            const tsr__stage *s = &p->stages[p->stage_of[v]];
+            live = add_sat(live, out_bytes(g, v));
+            PEAK(live, v);
+            for (int j = 0; j < s->n_nodes; j++) {
+                const tsr_node *m = &g->nodes[s->nodes[j]];
+                for (int i = 0; i < m->cls->n_inputs; i++) {
+                    int src = m->inputs[i].node;
+                    if (tsr__port_is_image(m->cls, i) && p->host[src] && --users[src] == 0)
+                        RELEASE(src);
+                }
+            }
+            if (nd->keep)
+                KEEP(v, v);
+            PEAK(live, v);
+            if (users[v] == 0)
+                RELEASE(v);
+        }
+    }
+#undef PEAK
+#undef KEEP
+#undef RELEASE
+    free(needed);
+    free(users);
+    free(held);
+    p->host_peak = peak;
+    p->host_peak_node = at;
+    p->device_peak = 0;
+    for (int i = 0; i < p->n_stages; i++)
+        if (p->stages[i].estimate > p->device_peak)
+            p->device_peak = p->stages[i].estimate;
+    /* Device buffers that are host memory: on the ref engine, one stage's buffers at a time
+     * (freed when the stage ends); on an OpenCL CPU device, the pool keeps a stage's blocks
+     * cached while later stages run, so every stage's, up to the pool's cap. */
+    p->host_device = e->host_device;
+    p->device_host = 0;
+    if (e->host_device && !e->cl) {
+        p->device_host = p->device_peak;
+    } else if (e->host_device) {
+        for (int i = 0; i < p->n_stages; i++)
+            p->device_host = add_sat(p->device_host, p->stages[i].estimate);
+        if (p->budget && p->device_host > p->budget)
+            p->device_host = p->budget;
+    }
+    p->staging = e->staging ? tsr__pool_cap(e->staging) : 0;
+    p->host_need = add_sat(add_sat(peak, p->staging), p->device_host);
+    p->mem_limit = (size_t)e->mem_limit;
+    if (!p->mem_limit || p->host_need <= p->mem_limit)
+        return TSR_OK;
+    char where[512] = "";
+    if (at >= 0) {
+        const tsr_node *nd = &g->nodes[at];
+        int src = nd->cls->flags & TSR_NODE_SINK ? nd->inputs[0].node : at;
+        const tsr_port_info *o = &g->nodes[src].out_info[0];
+        snprintf(where, sizeof where, " at node '%s' (%s %dx%dx%d float32, %zu bytes)", nd->id,
+                 src == at ? "its output" : "its input", o->width, o->height, o->channels,
+                 out_bytes(g, src));
+    }
+    char dev[256] = "";
+    if (e->host_device)
+        snprintf(dev, sizeof dev,
+                 ", of it %zu bytes of device buffers (the device's memory is host memory)",
+                 p->device_host);
+    if (p->staging)
+        snprintf(dev + strlen(dev), sizeof dev - strlen(dev), "%s%zu bytes of staging buffers",
+                 e->host_device ? " and " : ", of it ", p->staging);
+    return tsr__seterr(tsr__eerr(e), TSR_ERR_LIMIT,
+                       "the graph needs about %zu bytes (%.1f MiB) of host memory%s%s, over the "
+                       "host budget of %zu bytes (%.1f MiB): raise --mem-limit or TSR_MEM_LIMIT",
+                       p->host_need, p->host_need / 1048576.0, where, dev, p->mem_limit,
+                       p->mem_limit / 1048576.0);
+}
+
 tsr_status tsr__plan_make(tsr_engine *e, tsr_graph *g, int force_w, int force_h, tsr__plan *out)
 {
     memset(out, 0, sizeof *out);
@@ -408,6 +627,8 @@ tsr_status tsr__plan_make(tsr_engine *e, tsr_graph *g, int force_w, int force_h,
         int mh = o->height < TSR_MIN_TILE ? o->height : TSR_MIN_TILE;
         s->min_estimate = grid_estimate(g, out, s, &t, mw, mh, 0);
     }
+    if (!rc)
+        rc = host_estimate(e, g, out);
 done:
     free(scratch);
     free(consumers);
@@ -428,6 +649,14 @@ static char *plan_json(const tsr_graph *g, const tsr__plan *p)
     tsr__json_kstr(&j, "event", "plan");
     tsr__json_kuint(&j, "budget_bytes", p->budget);
     tsr__json_kuint(&j, "tile_target_bytes", p->target);
+    tsr__json_kuint(&j, "host_estimate_bytes", p->host_need);
+    tsr__json_kuint(&j, "host_images_bytes", p->host_peak);
+    tsr__json_kstr(&j, "host_peak_node",
+                   p->host_peak_node >= 0 ? g->nodes[p->host_peak_node].id : NULL);
+    tsr__json_kbool(&j, "host_device", p->host_device);
+    tsr__json_kuint(&j, "host_device_bytes", p->device_host);
+    tsr__json_kuint(&j, "host_staging_bytes", p->staging);
+    tsr__json_kuint(&j, "host_budget_bytes", p->mem_limit);
     tsr__json_key(&j, "stages");
     tsr__json_arr(&j);
     for (int i = 0; i < p->n_stages; i++) {
@@ -463,6 +692,20 @@ char *tsr__plan_describe(const tsr_graph *g, const tsr__plan *p, int json)
         fprintf(f, "budget: %zu bytes (%.1f MiB)\n", p->budget, p->budget / 1048576.0);
     else
         fprintf(f, "budget: none (reference engine, host memory)\n");
+    /* The first host line depends only on the graph; the second on the device and the host. */
+    fprintf(f, "host: images peak %zu bytes (%.1f MiB)", p->host_peak, p->host_peak / 1048576.0);
+    if (p->host_peak_node >= 0)
+        fprintf(f, " at node '%s'", g->nodes[p->host_peak_node].id);
+    fprintf(f, "\nhost estimate: %zu bytes (%.1f MiB)", p->host_need, p->host_need / 1048576.0);
+    if (p->staging)
+        fprintf(f, " with %zu bytes of staging buffers", p->staging);
+    if (p->host_device)
+        fprintf(f, " and %zu bytes of device buffers (the device's memory is host memory)",
+                p->device_host);
+    if (p->mem_limit)
+        fprintf(f, "; host budget %zu bytes (%.1f MiB)\n", p->mem_limit, p->mem_limit / 1048576.0);
+    else
+        fprintf(f, "; no host budget\n");
     if (p->target)
         fprintf(f, "tile target: %zu bytes (%.1f MiB), for speed\n", p->target,
                 p->target / 1048576.0);

@@ -35,7 +35,7 @@ typedef enum tsr_status {
     TSR_ERR_INVALID = 2,      /* invalid argument from the caller */
     TSR_ERR_IO = 3,           /* a file cannot be opened, read, written or renamed */
     TSR_ERR_DECODE = 4,       /* corrupt, truncated or unsupported image data */
-    TSR_ERR_LIMIT = 5,        /* image larger than the configured pixel limit */
+    TSR_ERR_LIMIT = 5,        /* image over the pixel limit, or graph over the host budget */
     TSR_ERR_GRAPH = 6,        /* graph syntax or validation error (messages carry file:line:col) */
     TSR_ERR_DEVICE = 7,       /* an OpenCL call failed */
     TSR_ERR_DEVICE_NOMEM = 8, /* device memory exhausted or budget exceeded */
@@ -112,6 +112,13 @@ typedef struct tsr_engine_options {
     uint64_t vram_limit;
     /* Cap on pinned host staging buffers (transfers); 0: 64 MiB. */
     uint64_t staging_limit;
+    /* Host memory budget in bytes: a job whose plan's host estimate (docs/MEMORY.md: source
+     * images, materialized stage outputs, kept outputs, codec buffers; device buffers too on a
+     * CPU device or the "ref" engine) passes it fails at planning with TSR_ERR_LIMIT before
+     * any pixel moves, and jobs running at once share it. 0: $TSR_MEM_LIMIT (parsed like
+     * tsr_parse_size, a percentage of the host's memory), else 75% of the host's memory, where
+     * the host's memory is the physical memory or the cgroup's memory.max when that is lower. */
+    uint64_t mem_limit;
 } tsr_engine_options;
 
 /* Parse a memory size: "512M", "2G", "1.5GiB", "300MB", "65536" (bytes), or a percentage of
@@ -163,6 +170,11 @@ tsr_status tsr_engine_pool_stats(tsr_engine *e, int staging, tsr_pool_stats *out
 void tsr_engine_trim(tsr_engine *e);
 /* The device memory budget in bytes (0 on the "ref" engine). */
 uint64_t tsr_engine_vram_limit(const tsr_engine *e);
+/* The host memory budget in bytes (tsr_engine_options.mem_limit). */
+uint64_t tsr_engine_mem_limit(const tsr_engine *e);
+/* The host's memory as the host budget's percentages and default see it: physical memory, or
+ * the cgroup v2 memory.max (v1 memory.limit_in_bytes) when set and lower; 0 if unknown. */
+uint64_t tsr_host_memory(void);
 
 /* Schema of every node type as a JSON document (for GUIs). Free with tsr_free(). */
 char *tsr_nodes_json(void);
@@ -443,20 +455,21 @@ void tsr_cleanup_temp_files(void);
  * honoured), status and message, statistics and events.
  */
 typedef struct tsr_job_stats {
-    double seconds;             /* wall time of the run */
-    double queued_seconds;      /* time spent waiting for device budget held by other jobs */
-    int nodes;                  /* nodes in the graph */
-    int nodes_run;              /* nodes computed (not reused from the result cache) */
-    int nodes_reused;           /* materialized outputs taken from the result cache */
-    int64_t tiles;              /* tiles run */
-    int64_t downgrades;         /* tile halvings after out-of-memory */
-    int kernels_compiled;       /* programs built during the run */
-    int kernels_from_cache;     /* programs loaded from the disk cache */
-    int models_loaded;          /* models read from disk for this graph */
-    int models_uploaded;        /* models whose weights went to the device during the run */
-    uint64_t reserved_bytes;    /* device budget this job reserved (its plan's peak) */
+    double seconds;          /* wall time of the run */
+    double queued_seconds;   /* time spent waiting for device or host budget held by other jobs */
+    int nodes;               /* nodes in the graph */
+    int nodes_run;           /* nodes computed (not reused from the result cache) */
+    int nodes_reused;        /* materialized outputs taken from the result cache */
+    int64_t tiles;           /* tiles run */
+    int64_t downgrades;      /* tile halvings after out-of-memory */
+    int kernels_compiled;    /* programs built during the run */
+    int kernels_from_cache;  /* programs loaded from the disk cache */
+    int models_loaded;       /* models read from disk for this graph */
+    int models_uploaded;     /* models whose weights went to the device during the run */
+    uint64_t reserved_bytes; /* device budget this job reserved (its plan's peak) */
     uint64_t peak_device_bytes; /* pool in-use peak while it ran (all jobs of the engine) */
     int files_written;
+    uint64_t reserved_host_bytes; /* host budget this job reserved (its plan's host estimate) */
 } tsr_job_stats;
 
 /* Make a job for graph g on engine e (not started): a snapshot of g (later changes to g do not

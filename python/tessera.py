@@ -125,6 +125,7 @@ class EngineOptions(ctypes.Structure):
         ("max_pixels", c_uint64),
         ("vram_limit", c_uint64),
         ("staging_limit", c_uint64),
+        ("mem_limit", c_uint64),
     ]
 
 
@@ -228,6 +229,7 @@ class JobStats(ctypes.Structure):
         ("reserved_bytes", c_uint64),
         ("peak_device_bytes", c_uint64),
         ("files_written", c_int),
+        ("reserved_host_bytes", c_uint64),
     ]
 
 
@@ -289,6 +291,7 @@ _engine_is_ref = _fn("tsr_engine_is_ref", c_int, c_void_p)
 _engine_pool_stats = _fn("tsr_engine_pool_stats", c_enum, c_void_p, c_int, P(PoolStats))
 _engine_trim = _fn("tsr_engine_trim", None, c_void_p)
 _engine_vram_limit = _fn("tsr_engine_vram_limit", c_uint64, c_void_p)
+_engine_mem_limit = _fn("tsr_engine_mem_limit", c_uint64, c_void_p)
 _nodes_json = _fn("tsr_nodes_json", c_void_p)
 _image_new = _fn("tsr_image_new", c_enum, c_int, c_int, c_int, _VP)
 _image_ref = _fn("tsr_image_ref", c_void_p, c_void_p)
@@ -564,10 +567,11 @@ class Engine:
 
     device: None ($TSR_DEVICE, else the first GPU, else the first device), "ref" (plain C, no
     OpenCL), an index ("0") or part of a device name. vram_limit: bytes or a size text ("512M");
-    None: the default rule. cache_dir, max_pixels, staging_limit: as tsr_engine_options."""
+    None: the default rule. mem_limit: the host memory budget, the same way (a size text, not a
+    percentage). cache_dir, max_pixels, staging_limit: as tsr_engine_options."""
 
     def __init__(self, device=None, vram_limit=None, cache_dir=None, max_pixels=None,
-                 staging_limit=None):
+                 staging_limit=None, mem_limit=None):
         self._h = None
         self._children = weakref.WeakSet()  # graphs and jobs, closed before the engine
         opt = EngineOptions()
@@ -579,6 +583,7 @@ class Engine:
         opt.max_pixels = _size(max_pixels, "max_pixels")
         opt.vram_limit = _size(vram_limit, "vram_limit")
         opt.staging_limit = _size(staging_limit, "staging_limit")
+        opt.mem_limit = _size(mem_limit, "mem_limit")
         h, msg = c_void_p(), ctypes.create_string_buffer(2048)
         rc = _engine_new(ctypes.byref(opt), ctypes.byref(h), msg, len(msg))
         if rc:
@@ -626,6 +631,10 @@ class Engine:
     @property
     def vram_limit(self):
         return _engine_vram_limit(self.handle)
+
+    @property
+    def mem_limit(self):
+        return _engine_mem_limit(self.handle)
 
     def pool_stats(self, staging=False):
         s = PoolStats()

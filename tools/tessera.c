@@ -84,10 +84,13 @@ static const char *main_help =
     "\n"
     "options: --help, --version. 'tessera COMMAND --help' describes each command.\n"
     "environment: TSR_DEVICE (ref | N | name), TSR_CACHE_DIR (kernel binaries),\n"
+    "  TSR_VRAM_LIMIT and TSR_MEM_LIMIT (device and host memory budgets, as --vram-limit\n"
+    "  and --mem-limit),\n"
     "  TSR_MAX_PIXELS (largest image the engine holds, loaded or computed; default\n"
     "  268435456 pixels, 4 GiB as float32 RGBA).\n"
     "exit codes: 0 ok, 1 runtime error (or a batch with failed files), 2 usage or graph\n"
-    "  error (an image over the limits included), 3 device error, 4 cancelled without a signal, "
+    "  error (an image over the limits or a graph over --mem-limit included), 3 device error,\n"
+    "  4 cancelled without a signal, "
     "130 interrupted (SIGINT),\n"
     "  143 terminated (SIGTERM).\n";
 
@@ -102,6 +105,8 @@ static const char *run_help =
     "  --device D              OpenCL device: index, part of its name, or 'ref' (plain C)\n"
     "  --vram-limit SIZE       device memory budget: 512M, 2G, 1.5GiB, or 60% of the\n"
     "                          device's memory (default: all but max(256 MiB, 10%))\n"
+    "  --mem-limit SIZE        host memory budget: 8G, or 50% of the host's memory (default:\n"
+    "                          75% of it; a graph whose estimate is over it fails, exit 2)\n"
     "  --tile WxH              force the tile size (default: the largest that fits)\n"
     "  --dry-run               print the plan (stages, tiles, estimated memory) and stop\n"
     "  --json                  every event as one JSON line on stdout (chain-start, plan,\n"
@@ -163,8 +168,9 @@ static const char *op_help =
     "Runs one node type that takes one image and gives one (resize, blur.gaussian, ...) on the\n"
     "file IN and writes OUT, like `vips resize in.png out.png 0.5`: the graph\n"
     "image.load -> TYPE -> image.save, validated and run as `tessera run` runs a graph (the\n"
-    "run options -q, --json, --stats, --device, --vram-limit, --tile, --no-clobber apply; the\n"
-    "nodes are named in, op and out in messages). PARAM=VALUE sets the node's params;\n"
+    "run options -q, --json, --stats, --device, --vram-limit, --mem-limit, --tile, --no-clobber\n"
+    "apply; the nodes are named in, op and out in messages). PARAM=VALUE sets the node's\n"
+    "params; "
     "in.PARAM=VALUE and out.PARAM=VALUE those of image.load and image.save (out.quality=90,\n"
     "out.format=png, ...). IN and OUT may be - (standard input and output; give\n"
     "out.format). `tessera op TYPE --help` lists the node's params.\n";
@@ -327,7 +333,7 @@ static const char *signal_name(int sig)
 /* ---- options of run and validate ------------------------------------------------------------ */
 
 typedef struct run_args {
-    const char *graph, *device, *vram, *output_dir, *input_node;
+    const char *graph, *device, *vram, *mem, *output_dir, *input_node;
     const char **sets, **batch;
     int n_sets, n_batch;
     int quiet, stats, dry_run, json, keep_going, no_clobber;
@@ -335,9 +341,9 @@ typedef struct run_args {
     int shard_i, shard_n; /* shard_n 0: no --shard */
 } run_args;
 
-static const char *const value_options[] = {"--set",   "--device",     "--vram-limit",
-                                            "--tile",  "--batch",      "--output-dir",
-                                            "--shard", "--input-node", NULL};
+static const char *const value_options[] = {
+    "--set",   "--device",     "--vram-limit", "--mem-limit",  "--tile",
+    "--batch", "--output-dir", "--shard",      "--input-node", NULL};
 
 /* The value option that `a` names ("--set" or "--set=..."), with *inline_value set for the
  * second form; NULL if a is not one. */
@@ -390,6 +396,8 @@ static int parse_run_args(int argc, char **argv, int validate_only, run_args *a,
                 a->device = v;
             } else if (!strcmp(opt, "--vram-limit")) {
                 a->vram = v;
+            } else if (!strcmp(opt, "--mem-limit")) {
+                a->mem = v;
             } else if (!strcmp(opt, "--tile")) {
                 if (sscanf(v, "%dx%d%c", &a->tile_w, &a->tile_h, &junk) != 2 || a->tile_w < 1 ||
                     a->tile_h < 1) {
@@ -1417,6 +1425,16 @@ static int cmd_run(int argc, char **argv, int validate_only)
         char perr[1024];
         if (tsr_parse_size(a.vram, total, &o.vram_limit, perr, sizeof perr)) {
             snprintf(msg, sizeof msg, "--vram-limit: %s", perr);
+            if (json)
+                json_error_lines(TSR_ERR_INVALID, msg);
+            code = usage_error(cmd, "%s", msg);
+            goto done;
+        }
+    }
+    if (a.mem) { /* a percentage is of the host's memory */
+        char perr[1024];
+        if (tsr_parse_size(a.mem, tsr_host_memory(), &o.mem_limit, perr, sizeof perr)) {
+            snprintf(msg, sizeof msg, "--mem-limit: %s", perr);
             if (json)
                 json_error_lines(TSR_ERR_INVALID, msg);
             code = usage_error(cmd, "%s", msg);

@@ -645,6 +645,89 @@ static void jobs_share_the_budget(void **state)
     tsr_engine_free(e);
 }
 
+/* The host budget is shared like the device's: with room for one job's host estimate and a
+ * half, a second job waits until the first (held 400 ms in its first stage) is done; with room
+ * for both it does not. */
+static void hold_first_stage(void *user, const tsr_event *ev)
+{
+    if (ev->type == TSR_EV_STAGE) {
+        struct timespec ts = {0, 400 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static tsr_engine *engine_with_mem_limit(uint64_t mem_limit)
+{
+    tsr_engine_options o;
+    tsr_engine_options_init(&o);
+    o.device = getenv("TSR_TEST_DEVICE");
+    o.mem_limit = mem_limit;
+    char msg[1024] = "";
+    tsr_engine *e = NULL;
+    if (tsr_engine_new(&o, &e, msg, sizeof msg))
+        fail_msg("engine: %s", msg);
+    return e;
+}
+
+static void jobs_share_the_host_budget(void **state)
+{
+    const char *yaml = "version: 1\nnodes:\n"
+                       "  in: { type: image.input }\n"
+                       "  r: { type: resize, inputs: { image: in.image }, params: { scale: 2 } }\n"
+                       "  out: { type: image.output, inputs: { image: r.image } }\n";
+    tsr_image *src = tu_random_image(300, 200, 3, 7);
+    /* One job's estimate, from a lone run. */
+    tsr_engine *probe = engine_with_mem_limit(0);
+    tsr_graph *pg = load(probe, yaml);
+    tsr_job *pj;
+    assert_int_equal(tsr_job_new(probe, pg, NULL, &pj), TSR_OK);
+    assert_int_equal(tsr_job_bind_image(pj, "in", src), TSR_OK);
+    assert_int_equal(tsr_job_start(pj), TSR_OK);
+    assert_int_equal(tsr_job_wait(pj, -1), TSR_OK);
+    tsr_job_stats st;
+    tsr_job_get_stats(pj, &st);
+    uint64_t need = st.reserved_host_bytes;
+    /* the bound source (held by the graph) and the 600x400 output, at least */
+    assert_true(need >= (uint64_t)(300 * 200 + 600 * 400) * 3 * 4);
+    tsr_job_free(pj);
+    tsr_graph_free(pg);
+    tsr_engine_free(probe);
+    for (int both_fit = 0; both_fit < 2; both_fit++) {
+        tsr_engine *e = engine_with_mem_limit(both_fit ? 2 * need : need + need / 2);
+        tsr_graph *g = load(e, yaml);
+        tsr_run_options slow;
+        memset(&slow, 0, sizeof slow);
+        slow.event = hold_first_stage;
+        tsr_job *a, *b;
+        assert_int_equal(tsr_job_new(e, g, &slow, &a), TSR_OK);
+        assert_int_equal(tsr_job_new(e, g, NULL, &b), TSR_OK);
+        assert_int_equal(tsr_job_bind_image(a, "in", src), TSR_OK);
+        assert_int_equal(tsr_job_bind_image(b, "in", src), TSR_OK);
+        assert_int_equal(tsr_job_start(a), TSR_OK);
+        struct timespec ts = {0, 100 * 1000000L}; /* a reserves, then holds its first stage */
+        nanosleep(&ts, NULL);
+        assert_int_equal(tsr_job_start(b), TSR_OK);
+        assert_int_equal(tsr_job_wait(a, -1), TSR_OK);
+        assert_int_equal(tsr_job_wait(b, -1), TSR_OK);
+        tsr_job_stats sa, sb;
+        tsr_job_get_stats(a, &sa);
+        tsr_job_get_stats(b, &sb);
+        print_message("host budget %s: job b queued %.3f s\n", both_fit ? "for both" : "for one",
+                      sb.queued_seconds);
+        assert_int_equal(sa.reserved_host_bytes, need);
+        assert_int_equal(sb.reserved_host_bytes, need);
+        if (both_fit)
+            assert_true(sb.queued_seconds < 0.2);
+        else
+            assert_true(sb.queued_seconds > 0.15);
+        tsr_job_free(a);
+        tsr_job_free(b);
+        tsr_graph_free(g);
+        tsr_engine_free(e);
+    }
+    tsr_image_free(src);
+}
+
 typedef struct net_thread {
     tsr_engine *e;
     tsr_graph *g;
@@ -915,12 +998,19 @@ static void rerun_recomputes_downstream(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(lifecycle_and_memory_io),  cmocka_unit_test(bind_pixels_ownership),
-        cmocka_unit_test(cancel_before_start),      cmocka_unit_test(free_while_running),
-        cmocka_unit_test(cancel_leaves_nothing),    cmocka_unit_test(cancel_network),
-        cmocka_unit_test(cancels_leak_nothing),     cmocka_unit_test(jobs_share_the_budget),
-        cmocka_unit_test(models_shared_by_threads), cmocka_unit_test(events_in_order),
-        cmocka_unit_test(watch_gives_a_preview),    cmocka_unit_test(rerun_recomputes_downstream),
+        cmocka_unit_test(lifecycle_and_memory_io),
+        cmocka_unit_test(bind_pixels_ownership),
+        cmocka_unit_test(cancel_before_start),
+        cmocka_unit_test(free_while_running),
+        cmocka_unit_test(cancel_leaves_nothing),
+        cmocka_unit_test(cancel_network),
+        cmocka_unit_test(cancels_leak_nothing),
+        cmocka_unit_test(jobs_share_the_budget),
+        cmocka_unit_test(jobs_share_the_host_budget),
+        cmocka_unit_test(models_shared_by_threads),
+        cmocka_unit_test(events_in_order),
+        cmocka_unit_test(watch_gives_a_preview),
+        cmocka_unit_test(rerun_recomputes_downstream),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

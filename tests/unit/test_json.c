@@ -555,7 +555,14 @@ static void plan_json_ids(void **state)
                      .tile_h = 214,
                      .tiles = INT64_MAX,
                      .estimate = SIZE_MAX};
-    tsr__plan plan = {.stages = &st, .n_stages = 1, .budget = 8178020352u};
+    tsr__plan plan = {.stages = &st,
+                      .n_stages = 1,
+                      .budget = 8178020352u,
+                      .host_need = SIZE_MAX,
+                      .host_peak = 5,
+                      .host_peak_node = 1,
+                      .staging = 64u << 20,
+                      .mem_limit = 1};
     char *js = tsr__plan_describe(&g, &plan, 1);
     assert_non_null(js);
 
@@ -563,18 +570,27 @@ static void plan_json_ids(void **state)
     char *want = malloc(want_n);
     assert_non_null(want);
     snprintf(want, want_n,
-             "{\"event\":\"plan\",\"budget_bytes\":8178020352,\"tile_target_bytes\":0,\"stages\":[{\"root\":"
+             "{\"event\":\"plan\",\"budget_bytes\":8178020352,\"tile_target_bytes\":0,\"host_"
+             "estimate_bytes\":%zu,"
+             "\"host_images_bytes\":5,\"host_peak_node\":\"q\\\"\\n\\\\\",\"host_device\":false,"
+             "\"host_device_bytes\":0,\"host_staging_bytes\":67108864,\"host_budget_bytes\":1,"
+             "\"stages\":[{\"root\":"
              "\"q\\\"\\n\\\\\",\"nodes\":[\"%s\",\"q\\\"\\n\\\\\"],\"tile_width\":320,"
              "\"tile_height\":214,\"tiles\":9223372036854775807,\"estimate_bytes\":%zu}]}",
-             long_id, (size_t)SIZE_MAX);
+             (size_t)SIZE_MAX, long_id, (size_t)SIZE_MAX);
     assert_string_equal(js, want);
     free(js);
 
-    plan.n_stages = 0;
-    plan.budget = 0;
+    memset(&plan, 0, sizeof plan);
+    plan.host_peak_node = -1; /* no node: null */
     js = tsr__plan_describe(&g, &plan, 1);
     assert_non_null(js);
-    assert_string_equal(js, "{\"event\":\"plan\",\"budget_bytes\":0,\"tile_target_bytes\":0,\"stages\":[]}");
+    assert_string_equal(
+        js,
+        "{\"event\":\"plan\",\"budget_bytes\":0,\"tile_target_bytes\":0,\"host_estimate_bytes\":0,"
+        "\"host_images_bytes\":0,\"host_peak_node\":null,"
+        "\"host_device\":false,\"host_device_bytes\":0,\"host_staging_bytes\":0,"
+        "\"host_budget_bytes\":0,\"stages\":[]}");
     free(js);
     free(want);
     free(long_id);

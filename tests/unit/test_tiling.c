@@ -354,6 +354,7 @@ static const char *plan_graph_fmt =
  * it is the same on every machine; if the estimate model changes on purpose, update this text
  * from `tessera run --dry-run --vram-limit 16M` on the graph. */
 static const char *pinned_plan = "budget: 16777216 bytes (16.0 MiB)\n"
+                                 "host: images peak 97920000 bytes (93.4 MiB) at node 'inv'\n"
                                  "stage 1: blur\n"
                                  "  output 1600x1200, 3 channels\n"
                                  "  tile 1600x248, 5 tiles\n"
@@ -367,12 +368,86 @@ static const char *pinned_plan = "budget: 16777216 bytes (16.0 MiB)\n"
                                  "  tile 1600x432, 3 tiles\n"
                                  "  estimated peak 16777216 bytes (16.0 MiB)\n";
 
+/* The plan's text without its "host estimate:" line, which depends on the device (a CPU
+ * device's buffers are host memory) and on the host's memory (the default host budget). */
 static char *plan_text(tsr_engine *e, tsr_graph *g)
 {
     char *text = NULL;
     if (tsr_graph_plan_text(e, g, NULL, &text))
         fail_msg("plan: %s", tsr_errmsg(e));
+    char *h = strstr(text, "\nhost estimate: ");
+    assert_non_null(h);
+    char *end = strchr(h + 1, '\n');
+    assert_non_null(end);
+    memmove(h, end, strlen(end) + 1);
     return text;
+}
+
+/* The host estimate of plan_graph_fmt, computed by hand. Sources S = 1600x1200x3 float32, the
+ * upscaled L = 2400x1800x3. Execution order src, blur, up -> gam, inv, out1, out2:
+ *   src   S, plus the PNG decoder's worst case (1 byte a sample): S + S/4
+ *   blur  its output S while src is read: 2S; src freed (its only reader is done): S
+ *   gam   its output L while blur is read: S + L; blur still has a reader (inv)
+ *   inv   its output S: 2S + L, the peak; blur freed after its second reader: S + L
+ *   out1, out2: PNG encoders stream rows (nothing counted); gam, then inv freed.
+ * Then the host budget: one byte below the estimate refuses the plan with TSR_ERR_LIMIT and the
+ * figures, the estimate itself plans. */
+static void host_estimate_by_hand(void **state)
+{
+    char good[700], cut[700], yaml[4096];
+    big_sources(good, cut, sizeof good);
+    snprintf(yaml, sizeof yaml, plan_graph_fmt, cut, dir);
+    const size_t S = (size_t)BIG_W * BIG_H * 3 * 4, L = (size_t)2400 * 1800 * 3 * 4;
+    size_t need = 0;
+    for (int round = 0; round < 3; round++) {
+        tsr_engine_options o;
+        tsr_engine_options_init(&o);
+        o.device = getenv("TSR_TEST_DEVICE");
+        o.vram_limit = 16u << 20;
+        o.mem_limit = round == 0 ? 0 : round == 1 ? need - 1 : need;
+        char msg[1024] = "";
+        tsr_engine *e = NULL;
+        if (tsr_engine_new(&o, &e, msg, sizeof msg))
+            fail_msg("engine: %s", msg);
+        tsr_graph *g = gr_load(e, yaml);
+        assert_int_equal(tsr_graph_infer(e, g), TSR_OK);
+        tsr__plan p;
+        tsr_status rc = tsr__plan_make(e, g, 0, 0, &p);
+        if (round == 1) {
+            assert_int_equal(rc, TSR_ERR_LIMIT);
+            char want[256];
+            snprintf(want, sizeof want, "needs about %zu bytes", need);
+            assert_non_null(strstr(tsr_errmsg(e), want));
+            snprintf(want, sizeof want, "over the host budget of %zu bytes", need - 1);
+            assert_non_null(strstr(tsr_errmsg(e), want));
+            assert_non_null(strstr(tsr_errmsg(e), "at node 'inv'"));
+        } else {
+            if (rc)
+                fail_msg("plan: %s", tsr_errmsg(e));
+            assert_int_equal(BIG_W, 1600);
+            assert_int_equal(BIG_H, 1200);
+            assert_int_equal(p.host_peak, 2 * S + L);
+            assert_string_equal(g->nodes[p.host_peak_node].id, "inv");
+            assert_int_equal(p.device_peak, 16777216); /* the largest stage estimate */
+            /* Pinned staging buffers are counted at their cap, and an OpenCL CPU device's
+             * buffers (host memory) at the sum of the stage estimates, at most the budget. */
+            assert_int_equal(p.staging, 64u << 20); /* the staging pool's default cap */
+            size_t sum = 0; /* every stage's blocks may stay cached, up to the pool's cap */
+            for (int i = 0; i < p.n_stages; i++)
+                sum += p.stages[i].estimate;
+            size_t dev = !p.host_device ? 0 : sum < (16u << 20) ? sum : 16u << 20;
+            assert_int_equal(p.device_host, dev);
+            assert_int_equal(p.host_need, 2 * S + L + p.staging + dev);
+            need = p.host_need;
+            if (round == 0)
+                assert_int_equal(p.mem_limit, tsr_engine_mem_limit(e));
+            else
+                assert_int_equal(p.mem_limit, need);
+            tsr__plan_clear(&p);
+        }
+        tsr_graph_free(g);
+        tsr_engine_free(e);
+    }
 }
 
 static void planner_is_deterministic(void **state)
@@ -418,6 +493,66 @@ static void planner_is_deterministic(void **state)
     tsr_graph_free(g3);
     tsr_engine_free(e1);
     tsr_engine_free(e2);
+}
+
+/* A kept output (image.output) outlives its last reader: src (S) feeds inv -> image.output and
+ * gam -> image.save. src: S (+ S/4 decoding); inv: 2S; out keeps inv whole; gam: 3S, the peak
+ * (2S had inv been freed after out). */
+static void host_estimate_keeps_outputs(void **state)
+{
+    char good[700], cut[700], yaml[4096];
+    big_sources(good, cut, sizeof good);
+    snprintf(yaml, sizeof yaml,
+             "version: 1\nnodes:\n"
+             "  src: { type: image.load, params: { path: '%s' } }\n"
+             "  inv: { type: adjust.invert, inputs: { image: src.image } }\n"
+             "  out: { type: image.output, inputs: { image: inv.image } }\n"
+             "  gam: { type: adjust.gamma, inputs: { image: src.image }, params: { gamma: 2 } }\n"
+             "  save: { type: image.save, inputs: { image: gam.image }, params: { path: '%s/k.png' "
+             "} }\n",
+             cut, dir);
+    const size_t S = (size_t)BIG_W * BIG_H * 3 * 4;
+    tsr_engine *e = gr_engine(16u << 20);
+    tsr_graph *g = gr_load(e, yaml);
+    assert_int_equal(tsr_graph_infer(e, g), TSR_OK);
+    tsr__plan p;
+    if (tsr__plan_make(e, g, 0, 0, &p))
+        fail_msg("plan: %s", tsr_errmsg(e));
+    assert_int_equal(p.host_peak, 3 * S);
+    assert_string_equal(g->nodes[p.host_peak_node].id, "gam");
+    tsr__plan_clear(&p);
+    tsr_graph_free(g);
+    tsr_engine_free(e);
+}
+
+/* Against a real run: the peak of host image bytes alive at once (tsr_image_new and the last
+ * tsr_image_free, counted by engine/image.c) while plan_graph_fmt runs equals the planner's
+ * host_peak, 2S + L (the PNG decoder's row buffers, counted only at the source, are below it). */
+static void host_estimate_matches_a_run(void **state)
+{
+    char good[700], cut[700], yaml[4096];
+    big_sources(good, cut, sizeof good);
+    snprintf(yaml, sizeof yaml, plan_graph_fmt, good, dir);
+    const size_t S = (size_t)BIG_W * BIG_H * 3 * 4, L = (size_t)2400 * 1800 * 3 * 4;
+    tsr_engine *e = gr_engine(256u << 20);
+    tsr_graph *g = gr_load(e, yaml);
+    assert_int_equal(tsr_graph_infer(e, g), TSR_OK);
+    tsr__plan p;
+    if (tsr__plan_make(e, g, 0, 0, &p))
+        fail_msg("plan: %s", tsr_errmsg(e));
+    size_t planned = p.host_peak;
+    tsr__plan_clear(&p);
+    size_t base = tsr__image_live_bytes();
+    tsr__image_reset_peak();
+    if (tsr_graph_run(e, g, NULL))
+        fail_msg("run: %s", tsr_errmsg(e));
+    size_t measured = tsr__image_peak_bytes() - base;
+    print_message("host images: planned %zu, measured %zu bytes\n", planned, measured);
+    assert_int_equal(planned, 2 * S + L);
+    assert_int_equal(measured, planned);
+    assert_int_equal(tsr__image_live_bytes(), base); /* every image freed */
+    tsr_graph_free(g);
+    tsr_engine_free(e);
 }
 
 /* Estimate of one stage's forced tw x th grid (the planner's own figure). */
@@ -718,6 +853,9 @@ int main(void)
         cmocka_unit_test(chains_seamless_cl),
         cmocka_unit_test(chains_seamless_ref),
         cmocka_unit_test(planner_is_deterministic),
+        cmocka_unit_test(host_estimate_by_hand),
+        cmocka_unit_test(host_estimate_keeps_outputs),
+        cmocka_unit_test(host_estimate_matches_a_run),
         cmocka_unit_test(strips_before_squares),
         cmocka_unit_test(budget_too_small_fails_before_pixels),
         cmocka_unit_test(cap_holds_and_estimate_is_honest),
