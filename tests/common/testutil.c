@@ -1,4 +1,5 @@
 #include "testutil.h"
+#include "codec.h"
 
 #include <dirent.h>
 #include <math.h>
@@ -119,6 +120,23 @@ tsr_image *tu_load(const char *path)
     if (tsr__image_load(path, 0, NULL, NULL, &img, &err))
         fail_msg("load %s: %s", path, err.msg);
     return img;
+}
+
+tsr_status tu_codec_decode(const tsr__codec *c, const void *buf, size_t len, int header_only,
+                           tsr__dec *d, tsr__err *err)
+{
+    memset(d, 0, sizeof *d);
+    tsr__err_clear(err);
+    FILE *fp = fmemopen((void *)buf, len, "rb");
+    if (!fp)
+        fail_msg("fmemopen of %zu bytes failed", len);
+    d->fp = fp;
+    d->name = c->name;
+    d->header_only = header_only;
+    d->err = err;
+    tsr_status rc = c->decode(d);
+    fclose(fp);
+    return rc;
 }
 
 unsigned char *tu_slurp(const char *path, size_t *len)

@@ -34,6 +34,13 @@ tsr_image *tu_load(const char *path);
  * it cannot be read. */
 unsigned char *tu_slurp(const char *path, size_t *len);
 
+/* Run one codec's decoder over a buffer, to see what it hands image_io.c (d->info, d->meta,
+ * d->recovered) that a load does not return. The caller frees d->img and d->meta. */
+struct tsr__dec;
+struct tsr__codec;
+tsr_status tu_codec_decode(const struct tsr__codec *c, const void *buf, size_t len, int header_only,
+                           struct tsr__dec *d, tsr__err *err);
+
 /* Names in a directory ending in a suffix, sorted. */
 typedef struct tu_name_list {
     char name[256][256];

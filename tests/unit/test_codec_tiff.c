@@ -28,21 +28,10 @@ static tsr_status decode_mem(const void *buf, size_t len, uint64_t max_pixels,
     return tsr__image_decode(buf, len, "mem.tif", max_pixels, NULL, ctl, out, err);
 }
 
-/* Run the codec itself over a buffer, to see what it hands the caller (d->meta, d->info). */
 static tsr_status codec_decode(const void *buf, size_t len, int header_only, tsr__dec *d,
                                tsr__err *err)
 {
-    memset(d, 0, sizeof *d);
-    tsr__err_clear(err);
-    FILE *fp = fmemopen((void *)buf, len, "rb");
-    assert_non_null(fp);
-    d->fp = fp;
-    d->name = "codec.tif";
-    d->header_only = header_only;
-    d->err = err;
-    tsr_status rc = tsr__codec_tiff.decode(d);
-    fclose(fp);
-    return rc;
+    return tu_codec_decode(&tsr__codec_tiff, buf, len, header_only, d, err);
 }
 
 static void *encode(const tsr_image *img, int depth, tsr_tiff_compression comp, size_t *len)
@@ -165,8 +154,7 @@ static void orientation_reported(void **state)
     const tsr__load_opts ignore = {.orientation = TSR_ORIENT_IGNORE};
     assert_int_equal(tsr__image_load(GOLDEN "orient6.tif", 0, &ignore, NULL, &stored, &err0),
                      TSR_OK);
-    assert_int_equal(tsr__image_load(GOLDEN "orient6.tif", 0, NULL, NULL, &upright, &err0),
-                     TSR_OK);
+    assert_int_equal(tsr__image_load(GOLDEN "orient6.tif", 0, NULL, NULL, &upright, &err0), TSR_OK);
     assert_int_equal(upright->width, 23);
     assert_int_equal(upright->height, 37);
     for (int c = 0; c < 3; c++)

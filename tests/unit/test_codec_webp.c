@@ -101,22 +101,10 @@ static void webp_opts(tsr_save_options *o, int lossless, int quality)
     o->quality = quality;
 }
 
-/* The codec itself on a buffer, for what tsr__image_load does not return (metadata). The
- * caller frees d->img and d->meta. */
-static tsr_status codec_decode(const unsigned char *buf, size_t len, int header_only, tsr__dec *d,
+static tsr_status codec_decode(const void *buf, size_t len, int header_only, tsr__dec *d,
                                tsr__err *err)
 {
-    memset(d, 0, sizeof *d);
-    tsr__err_clear(err);
-    FILE *fp = fmemopen((void *)buf, len, "rb");
-    assert_non_null(fp);
-    d->fp = fp;
-    d->name = "mem";
-    d->header_only = header_only;
-    d->err = err;
-    tsr_status rc = tsr__codec_webp.decode(d);
-    fclose(fp);
-    return rc;
+    return tu_codec_decode(&tsr__codec_webp, buf, len, header_only, d, err);
 }
 
 static void dec_free(tsr__dec *d)
