@@ -188,7 +188,10 @@ demo: deps all
 $(BUILD)/bench-cancel: $(BUILD)/obj/tools/bench-cancel.o $(BUILD)/libtessera.a
 	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS_ALL)
 
-bench: deps all $(BUILD)/bench-cancel
+$(BUILD)/bench-copy: $(BUILD)/obj/tools/bench-copy.o
+	$(CC) $(SANFLAGS) -o $@ $^ -lOpenCL
+
+bench: deps all $(BUILD)/bench-cancel $(BUILD)/bench-copy
 	bash tools/bench.sh $(BUILD)/tessera
 	$(BUILD)/bench-cancel 50
 	bash tools/bench-batch.sh $(BUILD)/tessera 100
