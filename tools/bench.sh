@@ -7,7 +7,8 @@
 # plus upload/download for the first/last node), for vips the same operation between files in
 # its native uncompressed .v format, for OpenCV the call on an array in memory
 # (tools/bench-opencv.py: in-process, uint8 and float32 arrays; wall = imread + call + imwrite,
-# float32 rows with the conversions). Best of $REPS runs.
+# float32 rows with the conversions; after the table, each float32 row over its uint8 twin).
+# Best of $REPS runs.
 # "RSS MiB": peak resident memory of the process (/usr/bin/time %M; the largest of the runs), for
 # the tools run as a process (tessera, vips; OpenCV runs in-process, so none).
 # "GB/s": float32 bytes the node reads and writes (input + output, 3 channels x 4 bytes a pixel)
@@ -158,6 +159,16 @@ wl="sharpen sigma 1 amount 0.8"
 row "$wl" "tessera (OpenCL)" "$(tessera_time "$dir/sharpen.yaml" "")" "$b_same"
 row "$wl" "tessera (plain C ref)" "$(tessera_time "$dir/sharpen.yaml" ref)" "$b_same"
 cv_rows "$wl" "$b_same"
+# What float32 costs OpenCV: each f32 row against its u8 twin.
+if grep -q 'u8	' "$dir/cv"; then
+    echo "OpenCV float32 / uint8 time (process; wall, with the conversions):"
+    awk -F'\t' '$2 ~ / u8$/ {k = $1 "|" substr($2, 1, length($2) - 3); w8[k] = $3; p8[k] = $4}
+        $2 ~ / f32$/ {k = $1 "|" substr($2, 1, length($2) - 4)
+            if (k in p8 && p8[k] > 0 && w8[k] > 0) {
+                split(k, a, "|")
+                printf "  %-28s %-26s %6.2fx %6.2fx\n", a[1], a[2], $4 / p8[k], $3 / w8[k]
+            }}' "$dir/cv"
+fi
 echo "(GB/s: float32 input + output bytes over process seconds; tessera's process time of the"
 echo " first/last node includes the upload/download, so its bytes cross memory more than once."
 echo " OpenCV u8 rows move a quarter of those bytes; its f32 rows show what float32 costs it."
