@@ -95,19 +95,22 @@ copy_dev=$(awk '$2 == "device" {print $3}' "$dir/copy")
 
 # OpenCV, in one python process; its rows are slotted in under each workload below.
 : >"$dir/cv"
-cv_note="OpenCV skipped: python3 not found"
+cv_skip="python3 not found"
+cv_note=""
 if command -v python3 >/dev/null; then
     python3 "$here/bench-opencv.py" "$dir/in.png" "$dir" "$REPS" 5 1 0.8 >"$dir/cv" ||
         echo "skip	tools/bench-opencv.py failed (exit $?)" >"$dir/cv"
     if grep -q '^skip' "$dir/cv"; then
-        cv_note="OpenCV skipped: $(awk -F'\t' '/^skip/ {print $2; exit}' "$dir/cv")"
+        cv_skip=$(awk -F'\t' '/^skip/ {print $2; exit}' "$dir/cv")
     else
-        cv_note="OpenCV $(awk -F'\t' '/^version/ {print $2; exit}' "$dir/cv") (in-process)"
+        cv_skip=""
+        cv_note=" and OpenCV $(awk -F'\t' '/^version/ {print $2; exit}' "$dir/cv") (in-process)"
     fi
 fi
 
 dev=$(TSR_DEVICE= "$tessera" devices 2>/dev/null | awk '/^[0-9]+\*/ {sub(/^[0-9]+\* /, ""); sub(/ \[.*/, ""); print; exit}')
-echo "Tessera $("$tessera" --version | awk '{print $2}') vs $(vips --version) and $cv_note,"
+echo "Tessera $("$tessera" --version | awk '{print $2}') vs $(vips --version)$cv_note,"
+[ -z "$cv_skip" ] || echo "OpenCV skipped: $cv_skip"
 echo "input ${w}x${h} RGB, best of $REPS"
 echo "tessera device: ${dev:-?}; $(nproc) CPU cores"
 echo "copy bandwidth (256 MiB, bytes read + written, best of 5): host memcpy ${copy_host:--} GB/s," \
