@@ -116,9 +116,9 @@ echo "tessera device: ${dev:-?}; $(nproc) CPU cores"
 echo "copy bandwidth (256 MiB, bytes read + written, best of 5): host memcpy ${copy_host:--} GB/s," \
     "device clEnqueueCopyBuffer ${copy_dev:--} GB/s"
 echo
-fmt='%-28s %-30s %8s %10s %8s %7s\n'
-printf "$fmt" "workload" "implementation" "wall s" "process s" "RSS MiB" "GB/s"
-printf "$fmt" "----------------------------" "------------------------------" "------" "---------" \
+hdr() { printf '%-28s %-30s %8s %10s %8s %7s\n' "$@"; }
+hdr "workload" "implementation" "wall s" "process s" "RSS MiB" "GB/s"
+hdr "----------------------------" "------------------------------" "------" "---------" \
     "-------" "----"
 # row WORKLOAD IMPL "wall process rss_kib" [BYTES]: RSS and GB/s are "-" where not measured
 row() {
