@@ -2,9 +2,16 @@
 #   make            library, CLI, pkg-config files, examples
 #   make test       install missing packages, build, run every test (then `make test SAN=1`)
 #   make demo       install missing packages, build, run graphs/upscale.yaml
-#   make bench      speed table against libvips, cancel latency, a batch of 100 images against
-#                   shell loops of tessera and vips, then the models against ncnn's CPU
-#                   (MODEL_BENCH_ARGS='--threads N --only NAME'; skipped without python ncnn)
+#   make bench      speed table against libvips and OpenCV (tools/bench-opencv.py, in-process,
+#                   uint8 and float32; skipped without python cv2: pip install
+#                   opencv-python-headless), the memory budget through a chain, the tile target
+#                   against fixed budgets, cancel latency, a batch of 100 images against shell
+#                   loops of tessera and vips, then the models against ncnn's CPU
+#                   (MODEL_BENCH_ARGS='--threads N --only NAME'; skipped without python ncnn).
+#                   Columns: wall s (whole command), process s (the operation alone), RSS MiB
+#                   (peak resident, tools run as a process), GB/s (float32 input + output bytes
+#                   over process s, beside the copy bandwidth of build/bench-copy in the
+#                   header). REPS=N sets the best-of count (default 3).
 #   make install PREFIX=/usr/local
 #   make fuzz [FUZZ_TIME=60] [FUZZERS='graph image model']
 #                   build the libFuzzer harnesses of tests/fuzz/ with clang and ASan+UBSan (the
@@ -188,7 +195,10 @@ demo: deps all
 $(BUILD)/bench-cancel: $(BUILD)/obj/tools/bench-cancel.o $(BUILD)/libtessera.a
 	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS_ALL)
 
-bench: deps all $(BUILD)/bench-cancel
+$(BUILD)/bench-copy: $(BUILD)/obj/tools/bench-copy.o
+	$(CC) $(SANFLAGS) -o $@ $^ -lOpenCL
+
+bench: deps all $(BUILD)/bench-cancel $(BUILD)/bench-copy
 	bash tools/bench.sh $(BUILD)/tessera
 	$(BUILD)/bench-cancel 50
 	bash tools/bench-batch.sh $(BUILD)/tessera 100
