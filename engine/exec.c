@@ -743,8 +743,22 @@ static int chunk_rows(run_state *rs, int w)
 }
 
 /* Move rectangle r of host image img to or from device buffer m through pinned staging. */
+static tsr_status transfer_(tsr_exec *ex, run_state *rs, tsr_image *img, tsr_rect r, cl_mem m,
+                            int to_device);
+
 static tsr_status transfer(tsr_exec *ex, run_state *rs, tsr_image *img, tsr_rect r, cl_mem m,
                            int to_device)
+{
+    if (!tsr__prof_on())
+        return transfer_(ex, rs, img, r, m, to_device);
+    double t0 = now_s();
+    tsr_status rc = transfer_(ex, rs, img, r, m, to_device);
+    tsr__prof_add(to_device ? "transfer_upload" : "transfer_download", now_s() - t0);
+    return rc;
+}
+
+static tsr_status transfer_(tsr_exec *ex, run_state *rs, tsr_image *img, tsr_rect r, cl_mem m,
+                            int to_device)
 {
     int rows = chunk_rows(rs, r.w);
     if (rows > r.h)

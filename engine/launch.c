@@ -317,10 +317,13 @@ static int prof_on(void)
     return prof_n >= 0;
 }
 
-static void prof_add(cl_kernel k, double s)
+int tsr__prof_on(void)
 {
-    char name[64] = "?";
-    clGetKernelInfo(k, CL_KERNEL_FUNCTION_NAME, sizeof name, name, NULL);
+    return prof_on();
+}
+
+void tsr__prof_add(const char *name, double s)
+{
     int i = 0;
     while (i < prof_n && strcmp(prof[i].name, name))
         i++;
@@ -344,7 +347,9 @@ tsr_status tsr__launch_nd(tsr_exec *ex, cl_kernel k, const size_t global[3], con
     double t0 = now_s();
     tsr_status rc = launch_nd(ex, k, global, local);
     clFinish(ex->queue);
-    prof_add(k, now_s() - t0);
+    char name[64] = "?";
+    clGetKernelInfo(k, CL_KERNEL_FUNCTION_NAME, sizeof name, name, NULL);
+    tsr__prof_add(name, now_s() - t0);
     return rc;
 }
 
