@@ -52,8 +52,11 @@ TSR_PARAM_TABLE_DECL(resize, RESIZE_PARAMS)
 
 /* Indices in the `filter` choices; the kernel's RS_* constants use the same numbers. */
 enum { RS_NEAREST, RS_BILINEAR, RS_BICUBIC, RS_MITCHELL, RS_LANCZOS3 };
-/* Output pixels per work item in the two passes: as in kernels/resize.cl. */
-#define RS_PER_ITEM 8
+/* Rows per work item of the horizontal pass, and the padding of its transposed input's columns:
+ * RS_ROWS_H in kernels/resize.cl. */
+#define RS_ROWS_H 16
+/* Output columns per work item of the vertical pass: RS_COLS_V in kernels/resize.cl. */
+#define RS_COLS_V 32
 
 /* Output sides are capped at 2^20: the tap arithmetic (2o+1) * n_in then stays far inside int64,
  * and t's numerator, below 2 * 3 * max(n_in, n_out), is exact in float32 whenever the input side
@@ -159,7 +162,7 @@ static size_t rs_taps_bytes(int count, int k)
 
 /* Both axes' tables for output rectangle r, as run_cl uploads them; 0 on overflow. */
 /* resize's planned buffers (all per tile). */
-enum { RS_BUF_SCRATCH = 0, RS_BUF_XTAB = 1, RS_BUF_YTAB = 2 };
+enum { RS_BUF_SCRATCH = 0, RS_BUF_XTAB = 1, RS_BUF_YTAB = 2, RS_BUF_TIN = 3 };
 
 /* Taps of output pixels [o0, o0 + count) on one axis, in one block laid out as kernels/resize.cl
  * reads it: lo[count] (first input pixel, absolute), n[count] (taps), wsum[count] (the weights
@@ -317,10 +320,14 @@ static void resize_plan(const tsr_node *n, const tsr_port_info *in, const tsr_re
         size_t bytes = tsr__image_bytes(out->w, y1 - y0 + 1, in[0].channels);
         size_t bx = rs_taps_bytes(out->w, rs_taps_max(filter, in[0].width, ow));
         size_t by = rs_taps_bytes(out->h, rs_taps_max(filter, in[0].height, oh));
-        p->n_bufs = 3;
+        /* And the horizontal pass's input transposed (tsr_resize_t), its columns padded. */
+        int rows_t = (y1 - y0 + 1 + RS_ROWS_H - 1) / RS_ROWS_H * RS_ROWS_H;
+        size_t bt = tsr__image_bytes(x1 - x0 + 1, rows_t, in[0].channels);
+        p->n_bufs = 4;
         p->bufs[RS_BUF_SCRATCH] = (tsr_buf_req){bytes ? bytes : SIZE_MAX, TSR_BUF_TILE};
         p->bufs[RS_BUF_XTAB] = (tsr_buf_req){bx ? bx : SIZE_MAX, TSR_BUF_TILE};
         p->bufs[RS_BUF_YTAB] = (tsr_buf_req){by ? by : SIZE_MAX, TSR_BUF_TILE};
+        p->bufs[RS_BUF_TIN] = (tsr_buf_req){bt ? bt : SIZE_MAX, TSR_BUF_TILE};
     }
 }
 
@@ -348,10 +355,10 @@ static tsr_status resize_run_cl(tsr_exec *ex, const tsr_node *n, const tsr_regio
     }
     int row0, row1;
     rs_span(filter, out->rect.y, out->rect.h, in[0].img_h, oh, &row0, &row1);
-    int rows = row1 - row0 + 1;
+    int rows = row1 - row0 + 1, rows_t = (rows + RS_ROWS_H - 1) / RS_ROWS_H * RS_ROWS_H;
     cl_mem scratch = ex->bufs[RS_BUF_SCRATCH], xtab = ex->bufs[RS_BUF_XTAB],
-           ytab = ex->bufs[RS_BUF_YTAB];
-    if (!scratch || !xtab || !ytab)
+           ytab = ex->bufs[RS_BUF_YTAB], tin = ex->bufs[RS_BUF_TIN];
+    if (!scratch || !xtab || !ytab || !tin)
         return tsr__seterr(ex->err, TSR_ERR_INTERNAL,
                            "node '%s' (resize): the planned scratch and table buffers are missing",
                            n->id);
@@ -367,21 +374,29 @@ static tsr_status resize_run_cl(tsr_exec *ex, const tsr_node *n, const tsr_regio
     cl_int st =
         clEnqueueWriteBuffer(ex->queue, xtab, CL_TRUE, 0, tx.bytes, tx.block, 0, NULL, NULL);
     if (st == CL_SUCCESS)
-        st = clEnqueueWriteBuffer(ex->queue, ytab, CL_TRUE, 0, ty.bytes, ty.block, 0, NULL,
-                                  NULL);
+        st = clEnqueueWriteBuffer(ex->queue, ytab, CL_TRUE, 0, ty.bytes, ty.block, 0, NULL, NULL);
     if (st != CL_SUCCESS) {
         rc = tsr__exec_cl_error(ex, st, "clEnqueueWriteBuffer (tap tables)");
         goto fail;
     }
+    rc = tsr__exec_kernel(ex, "tsr_resize_t", &k);
+    if (rc)
+        goto fail;
+    rc = tsr__exec_args(ex, k, 7, TSR_ARG(in[0].mem), TSR_ARG(tin), TSR_ARG(g), TSR_ARG(row0),
+                        TSR_ARG(rows), TSR_ARG(rows_t), TSR_ARG(ch));
+    if (rc)
+        goto fail;
+    rc = tsr__exec_launch(ex, k, (size_t)in[0].rect.w, (size_t)rows_t / RS_ROWS_H, 1);
+    if (rc)
+        goto fail;
     rc = tsr__exec_kernel(ex, "tsr_resize_h", &k);
     if (rc)
         goto fail;
-    rc = tsr__exec_args(ex, k, 8, TSR_ARG(in[0].mem), TSR_ARG(scratch), TSR_ARG(g), TSR_ARG(xtab),
-                        TSR_ARG(tx.k), TSR_ARG(row0), TSR_ARG(rows), TSR_ARG(ch));
+    rc = tsr__exec_args(ex, k, 8, TSR_ARG(tin), TSR_ARG(scratch), TSR_ARG(g), TSR_ARG(xtab),
+                        TSR_ARG(tx.k), TSR_ARG(rows), TSR_ARG(rows_t), TSR_ARG(ch));
     if (rc)
         goto fail;
-    rc = tsr__exec_launch(ex, k, (size_t)out->rect.w,
-                          (size_t)(rows + RS_PER_ITEM - 1) / RS_PER_ITEM, 1);
+    rc = tsr__exec_launch(ex, k, (size_t)out->rect.w, (size_t)rows_t / RS_ROWS_H, 1);
     if (rc)
         goto fail;
     rc = tsr__exec_kernel(ex, "tsr_resize_v", &k);
@@ -391,7 +406,7 @@ static tsr_status resize_run_cl(tsr_exec *ex, const tsr_node *n, const tsr_regio
                         TSR_ARG(ty.k), TSR_ARG(row0), TSR_ARG(rows), TSR_ARG(ch));
     if (rc)
         goto fail;
-    rc = tsr__exec_launch(ex, k, (size_t)(out->rect.w + RS_PER_ITEM - 1) / RS_PER_ITEM,
+    rc = tsr__exec_launch(ex, k, (size_t)(out->rect.w + RS_COLS_V - 1) / RS_COLS_V,
                           (size_t)out->rect.h, 1);
 fail:
     rs_taps_free(&tx);
