@@ -39,6 +39,46 @@ __kernel void tsr_resize_nearest(__global const float *in, __global float *out, 
  * items whose loop counts come from memory). The channel loop is outermost so that the
  * accumulators stay in registers. */
 
+/* Rows per work item of tsr_resize_h_gather. */
+#define RS_PER_ITEM 8
+
+/* Horizontal pass when shrinking (see tsr_resize_h for enlarging, and nodes/resize.c for the
+ * choice): tmp holds `rows` input rows starting at image row row0, out_w columns wide (the output
+ * tile's columns), planar per channel. Item (x, r) does RS_PER_ITEM consecutive rows
+ * from r * RS_PER_ITEM at column x, which share taps and weights, as one vector; rows past the
+ * end (in the last item of a column) repeat the last row and are not stored, so that the lanes
+ * never branch apart. */
+__kernel void tsr_resize_h_gather(__global const float *in, __global float *tmp, tsr_geom g,
+                                  __global const float *tab, int k, int row0, int rows,
+                                  int channels)
+{
+    int x = get_global_id(0), r0 = get_global_id(1) * RS_PER_ITEM;
+    if (x >= g.out_w || r0 >= rows)
+        return;
+    int lo = RS_LO(tab, 0, x), n = RS_N(tab, 0, g.out_w, x);
+    float wsum = RS_WSUM(tab, 0, g.out_w, x);
+    __global const float *w = RS_W(tab, 0, g.out_w, k, x);
+    size_t plane = (size_t)g.in_w * g.in_h;
+    __global const float *src[RS_PER_ITEM];
+    for (int p = 0; p < RS_PER_ITEM; p++)
+        src[p] = in + (size_t)(row0 + min(r0 + p, rows - 1) - g.in_y) * g.in_w + (lo - g.in_x);
+    for (int c = 0; c < channels; c++) {
+        float8 acc = (float8)(0.0f);
+        for (int i = 0; i < n; i++) {
+            size_t at = c * plane + i;
+            acc += w[i] * (float8)(src[0][at], src[1][at], src[2][at], src[3][at], src[4][at],
+                                   src[5][at], src[6][at], src[7][at]);
+        }
+        acc = wsum != 0.0f ? acc / wsum : acc;
+        __global float *dst = tmp + ((size_t)c * rows + r0) * g.out_w + x;
+        float r[RS_PER_ITEM];
+        vstore8(acc, 0, r);
+        for (int p = 0; p < RS_PER_ITEM; p++)
+            if (r0 + p < rows)
+                dst[(size_t)p * g.out_w] = r[p];
+    }
+}
+
 /* Rows per work item of the horizontal pass, and the multiple its transposed input's columns
  * are padded to: must match RS_ROWS_H in nodes/resize.c. */
 #define RS_ROWS_H 16
@@ -63,13 +103,13 @@ __kernel void tsr_resize_t(__global const float *in, __global float *tin, tsr_ge
     }
 }
 
-/* Horizontal pass: tmp holds `rows` input rows starting at image row row0, out_w columns wide
- * (the output tile's columns), planar per channel. It reads the input transposed (tin, see
- * tsr_resize_t), so that item (x, b), output column x for RS_ROWS_H consecutive rows from
- * b * RS_ROWS_H, which share taps and weights, loads each tap's sixteen rows as one contiguous
- * vector: a gather of eight scalars per tap before. Rows past the end (in the last item of a
- * column) are computed from the padding and not stored. The vector arithmetic is element-wise,
- * so per pixel it is the reference's scalar operations in the reference's order. */
+/* Horizontal pass when enlarging: tmp holds `rows` input rows starting at image row row0, out_w
+ * columns wide (the output tile's columns), planar per channel. It reads the input transposed (tin,
+ * see tsr_resize_t), so that item (x, b), output column x for RS_ROWS_H consecutive rows from b *
+ * RS_ROWS_H, which share taps and weights, loads each tap's sixteen rows as one contiguous vector:
+ * a gather of eight scalars per tap before. Rows past the end (in the last item of a column) are
+ * computed from the padding and not stored. The vector arithmetic is element-wise, so per pixel it
+ * is the reference's scalar operations in the reference's order. */
 __kernel void tsr_resize_h(__global const float *tin, __global float *tmp, tsr_geom g,
                            __global const float *tab, int k, int rows, int rows_t, int channels)
 {
