@@ -743,8 +743,22 @@ static int chunk_rows(run_state *rs, int w)
 }
 
 /* Move rectangle r of host image img to or from device buffer m through pinned staging. */
+static tsr_status transfer_(tsr_exec *ex, run_state *rs, tsr_image *img, tsr_rect r, cl_mem m,
+                            int to_device);
+
 static tsr_status transfer(tsr_exec *ex, run_state *rs, tsr_image *img, tsr_rect r, cl_mem m,
                            int to_device)
+{
+    if (!tsr__prof_on())
+        return transfer_(ex, rs, img, r, m, to_device);
+    double t0 = now_s();
+    tsr_status rc = transfer_(ex, rs, img, r, m, to_device);
+    tsr__prof_add(to_device ? "transfer_upload" : "transfer_download", now_s() - t0);
+    return rc;
+}
+
+static tsr_status transfer_(tsr_exec *ex, run_state *rs, tsr_image *img, tsr_rect r, cl_mem m,
+                            int to_device)
 {
     int rows = chunk_rows(rs, r.w);
     if (rows > r.h)
@@ -752,6 +766,29 @@ static tsr_status transfer(tsr_exec *ex, run_state *rs, tsr_image *img, tsr_rect
     size_t row_bytes = (size_t)r.w * sizeof(float), plane = (size_t)img->width * img->height;
     cl_mem st = NULL;
     ex->kernel = to_device ? "upload" : "download";
+    if (rs->e->host_device && r.w == img->width) {
+        /* A CPU device's buffers are host memory, so staging only adds a copy; and full-width
+         * rows are contiguous in the image: each chunk is one blocking read or write straight
+         * between the image and the buffer (a cancel is still seen between chunks). */
+        for (int c = 0; c < img->channels; c++)
+            for (int y = 0; y < r.h; y += rows) {
+                if (tsr__exec_cancelled(ex))
+                    return tsr__seterr(ex->err, TSR_ERR_CANCELLED, "cancelled in node '%s' (%s)",
+                                       ex->node->id, to_device ? "upload" : "download");
+                int n = rows < r.h - y ? rows : r.h - y;
+                size_t bytes = row_bytes * (size_t)n;
+                size_t off = ((size_t)c * r.h + (size_t)y) * row_bytes;
+                float *h = img->data + c * plane + (size_t)(r.y + y) * img->width;
+                cl_int err =
+                    to_device
+                        ? clEnqueueWriteBuffer(ex->queue, m, CL_TRUE, off, bytes, h, 0, NULL, NULL)
+                        : clEnqueueReadBuffer(ex->queue, m, CL_TRUE, off, bytes, h, 0, NULL, NULL);
+                if (err != CL_SUCCESS)
+                    return tsr__exec_cl_error(
+                        ex, err, to_device ? "clEnqueueWriteBuffer" : "clEnqueueReadBuffer");
+            }
+        return TSR_OK;
+    }
     tsr_status rc = tsr__pool_alloc(rs->e->staging, row_bytes * (size_t)rows, &st, ex->err);
     if (rc) {
         tsr__err_prefix(ex->err, "node '%s': ", ex->node->id);

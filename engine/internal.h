@@ -606,6 +606,9 @@ tsr_status tsr__exec_launch(tsr_exec *ex, cl_kernel k, size_t gx, size_t gy, siz
  * before or between two slices, after the queue has drained. One thread at a time per context
  * (the context's launch state), as everywhere else. */
 tsr_status tsr__launch_nd(tsr_exec *ex, cl_kernel k, const size_t global[3], const size_t local[3]);
+/* TSR_KERNEL_PROFILE=1 (engine/launch.c): whether it is on; add seconds to a named total. */
+int tsr__prof_on(void);
+void tsr__prof_add(const char *name, double s);
 
 /* What a context's launches did, for tests and measurements. */
 typedef struct tsr__launch_counts {

@@ -288,7 +288,73 @@ fail:
     return rc;
 }
 
+/* TSR_KERNEL_PROFILE=1: every launch is waited for, before and after, and its wall time added
+ * to its kernel's total, printed to stderr at exit. A diagnostic for kernel work (it serialises
+ * the queue): tools/bench-kernels.sh uses it to split kernel time from transfers. */
+#define PROF_MAX 64
+static struct {
+    char name[64];
+    double s;
+    long n;
+} prof[PROF_MAX];
+static int prof_n = -1;
+
+static void prof_print(void)
+{
+    for (int i = 0; i < prof_n; i++)
+        fprintf(stderr, "kernel.%s.seconds: %.6f (%ld launches)\n", prof[i].name, prof[i].s,
+                prof[i].n);
+}
+
+static int prof_on(void)
+{
+    if (prof_n < 0) {
+        const char *e = getenv("TSR_KERNEL_PROFILE");
+        prof_n = e && *e == '1' ? 0 : -2;
+        if (prof_n == 0)
+            atexit(prof_print);
+    }
+    return prof_n >= 0;
+}
+
+int tsr__prof_on(void)
+{
+    return prof_on();
+}
+
+void tsr__prof_add(const char *name, double s)
+{
+    int i = 0;
+    while (i < prof_n && strcmp(prof[i].name, name))
+        i++;
+    if (i == prof_n) {
+        if (prof_n == PROF_MAX)
+            return;
+        snprintf(prof[prof_n++].name, sizeof prof[0].name, "%s", name);
+    }
+    prof[i].s += s;
+    prof[i].n++;
+}
+
+static tsr_status launch_nd(tsr_exec *ex, cl_kernel k, const size_t global[3],
+                            const size_t local[3]);
+
 tsr_status tsr__launch_nd(tsr_exec *ex, cl_kernel k, const size_t global[3], const size_t local[3])
+{
+    if (!prof_on())
+        return launch_nd(ex, k, global, local);
+    clFinish(ex->queue);
+    double t0 = now_s();
+    tsr_status rc = launch_nd(ex, k, global, local);
+    clFinish(ex->queue);
+    char name[64] = "?";
+    clGetKernelInfo(k, CL_KERNEL_FUNCTION_NAME, sizeof name, name, NULL);
+    tsr__prof_add(name, now_s() - t0);
+    return rc;
+}
+
+static tsr_status launch_nd(tsr_exec *ex, cl_kernel k, const size_t global[3],
+                            const size_t local[3])
 {
     if (!global[0] || !global[1] || !global[2])
         return TSR_OK;

@@ -21,8 +21,10 @@ void tsr__plan_pointwise(const tsr_node *n, const tsr_port_info *in, const tsr_r
 
 /* ---- Gaussian blur ------------------------------------------------------------------------- */
 
-/* Output columns per work item of the device passes: TSR_BLUR_COLS in kernels/blur.gaussian.cl. */
-#define GAUSS_COLS 8
+/* Output columns and rows per work item of the device passes: TSR_BLUR_COLS and TSR_BLUR_ROWS
+ * in kernels/blur.gaussian.cl. */
+#define GAUSS_COLS 16
+#define GAUSS_ROWS 4
 
 /* 4 sigma holds all but 6e-5 of the Gaussian's mass (both tails together), a quarter of an
  * 8-bit step on the worst step edge; OpenCV's float path also sizes its kernel at ~4 sigma. */
@@ -201,12 +203,14 @@ tsr_status tsr__gauss_cl(tsr_exec *ex, const tsr_region *in, const tsr_region *o
     rc = tsr__exec_args(ex, k, 8, TSR_ARG(in->mem), TSR_ARG(scratch), TSR_ARG(g), TSR_ARG(wbuf),
                         TSR_ARG(r), TSR_ARG(edge), TSR_ARG(y0), TSR_ARG(rows));
     if (!rc)
-        rc = tsr__exec_launch(ex, k, cols, (size_t)rows, (size_t)planes);
+        rc = tsr__exec_launch(ex, k, cols, ((size_t)rows + GAUSS_ROWS - 1) / GAUSS_ROWS,
+                              (size_t)planes);
     if (rc || (rc = gauss_kernel(ex, "tsr_blur_gaussian_v", &k)))
         return rc;
     rc = tsr__exec_args(ex, k, 8, TSR_ARG(scratch), TSR_ARG(out->mem), TSR_ARG(g), TSR_ARG(wbuf),
                         TSR_ARG(r), TSR_ARG(edge), TSR_ARG(y0), TSR_ARG(rows));
     if (!rc)
-        rc = tsr__exec_launch(ex, k, cols, (size_t)out->rect.h, (size_t)planes);
+        rc = tsr__exec_launch(ex, k, cols, ((size_t)out->rect.h + GAUSS_ROWS - 1) / GAUSS_ROWS,
+                              (size_t)planes);
     return rc;
 }

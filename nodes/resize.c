@@ -52,8 +52,21 @@ TSR_PARAM_TABLE_DECL(resize, RESIZE_PARAMS)
 
 /* Indices in the `filter` choices; the kernel's RS_* constants use the same numbers. */
 enum { RS_NEAREST, RS_BILINEAR, RS_BICUBIC, RS_MITCHELL, RS_LANCZOS3 };
-/* Output pixels per work item in the two passes: as in kernels/resize.cl. */
+/* Rows per work item of the horizontal pass, and the padding of its transposed input's columns:
+ * RS_ROWS_H in kernels/resize.cl; rows per item of its gathering variant, RS_PER_ITEM. */
+#define RS_ROWS_H 16
 #define RS_PER_ITEM 8
+
+/* The horizontal pass reads a transposed copy of the input (tsr_resize_t, then tsr_resize_h:
+ * contiguous loads, one transposing pass) when the output is at least as wide as the input, and
+ * gathers rows from the input as it is (tsr_resize_h_gather) when shrinking, where the transpose
+ * would cost more than the gathers it saves (x0.25: 0.024 + 0.024 s against 0.035 s). */
+static int rs_transposed(int in_w, int out_w)
+{
+    return out_w >= in_w;
+}
+/* Output columns per work item of the vertical pass: RS_COLS_V in kernels/resize.cl. */
+#define RS_COLS_V 32
 
 /* Output sides are capped at 2^20: the tap arithmetic (2o+1) * n_in then stays far inside int64,
  * and t's numerator, below 2 * 3 * max(n_in, n_out), is exact in float32 whenever the input side
@@ -159,7 +172,7 @@ static size_t rs_taps_bytes(int count, int k)
 
 /* Both axes' tables for output rectangle r, as run_cl uploads them; 0 on overflow. */
 /* resize's planned buffers (all per tile). */
-enum { RS_BUF_SCRATCH = 0, RS_BUF_XTAB = 1, RS_BUF_YTAB = 2 };
+enum { RS_BUF_SCRATCH = 0, RS_BUF_XTAB = 1, RS_BUF_YTAB = 2, RS_BUF_TIN = 3 };
 
 /* Taps of output pixels [o0, o0 + count) on one axis, in one block laid out as kernels/resize.cl
  * reads it: lo[count] (first input pixel, absolute), n[count] (taps), wsum[count] (the weights
@@ -321,6 +334,13 @@ static void resize_plan(const tsr_node *n, const tsr_port_info *in, const tsr_re
         p->bufs[RS_BUF_SCRATCH] = (tsr_buf_req){bytes ? bytes : SIZE_MAX, TSR_BUF_TILE};
         p->bufs[RS_BUF_XTAB] = (tsr_buf_req){bx ? bx : SIZE_MAX, TSR_BUF_TILE};
         p->bufs[RS_BUF_YTAB] = (tsr_buf_req){by ? by : SIZE_MAX, TSR_BUF_TILE};
+        if (rs_transposed(in[0].width, ow)) {
+            /* And the horizontal pass's input transposed (tsr_resize_t), its columns padded. */
+            int rows_t = (y1 - y0 + 1 + RS_ROWS_H - 1) / RS_ROWS_H * RS_ROWS_H;
+            size_t bt = tsr__image_bytes(x1 - x0 + 1, rows_t, in[0].channels);
+            p->n_bufs = 4;
+            p->bufs[RS_BUF_TIN] = (tsr_buf_req){bt ? bt : SIZE_MAX, TSR_BUF_TILE};
+        }
     }
 }
 
@@ -348,10 +368,12 @@ static tsr_status resize_run_cl(tsr_exec *ex, const tsr_node *n, const tsr_regio
     }
     int row0, row1;
     rs_span(filter, out->rect.y, out->rect.h, in[0].img_h, oh, &row0, &row1);
-    int rows = row1 - row0 + 1;
+    int rows = row1 - row0 + 1, rows_t = (rows + RS_ROWS_H - 1) / RS_ROWS_H * RS_ROWS_H;
     cl_mem scratch = ex->bufs[RS_BUF_SCRATCH], xtab = ex->bufs[RS_BUF_XTAB],
            ytab = ex->bufs[RS_BUF_YTAB];
-    if (!scratch || !xtab || !ytab)
+    int transposed = rs_transposed(in[0].img_w, ow);
+    cl_mem tin = transposed ? ex->bufs[RS_BUF_TIN] : NULL;
+    if (!scratch || !xtab || !ytab || (transposed && !tin))
         return tsr__seterr(ex->err, TSR_ERR_INTERNAL,
                            "node '%s' (resize): the planned scratch and table buffers are missing",
                            n->id);
@@ -367,23 +389,45 @@ static tsr_status resize_run_cl(tsr_exec *ex, const tsr_node *n, const tsr_regio
     cl_int st =
         clEnqueueWriteBuffer(ex->queue, xtab, CL_TRUE, 0, tx.bytes, tx.block, 0, NULL, NULL);
     if (st == CL_SUCCESS)
-        st = clEnqueueWriteBuffer(ex->queue, ytab, CL_TRUE, 0, ty.bytes, ty.block, 0, NULL,
-                                  NULL);
+        st = clEnqueueWriteBuffer(ex->queue, ytab, CL_TRUE, 0, ty.bytes, ty.block, 0, NULL, NULL);
     if (st != CL_SUCCESS) {
         rc = tsr__exec_cl_error(ex, st, "clEnqueueWriteBuffer (tap tables)");
         goto fail;
     }
+    if (!transposed) {
+        rc = tsr__exec_kernel(ex, "tsr_resize_h_gather", &k);
+        if (!rc)
+            rc = tsr__exec_args(ex, k, 8, TSR_ARG(in[0].mem), TSR_ARG(scratch), TSR_ARG(g),
+                                TSR_ARG(xtab), TSR_ARG(tx.k), TSR_ARG(row0), TSR_ARG(rows),
+                                TSR_ARG(ch));
+        if (!rc)
+            rc = tsr__exec_launch(ex, k, (size_t)out->rect.w,
+                                  (size_t)(rows + RS_PER_ITEM - 1) / RS_PER_ITEM, 1);
+        if (rc)
+            goto fail;
+        goto vertical;
+    }
+    rc = tsr__exec_kernel(ex, "tsr_resize_t", &k);
+    if (rc)
+        goto fail;
+    rc = tsr__exec_args(ex, k, 7, TSR_ARG(in[0].mem), TSR_ARG(tin), TSR_ARG(g), TSR_ARG(row0),
+                        TSR_ARG(rows), TSR_ARG(rows_t), TSR_ARG(ch));
+    if (rc)
+        goto fail;
+    rc = tsr__exec_launch(ex, k, (size_t)in[0].rect.w, (size_t)rows_t / RS_ROWS_H, 1);
+    if (rc)
+        goto fail;
     rc = tsr__exec_kernel(ex, "tsr_resize_h", &k);
     if (rc)
         goto fail;
-    rc = tsr__exec_args(ex, k, 8, TSR_ARG(in[0].mem), TSR_ARG(scratch), TSR_ARG(g), TSR_ARG(xtab),
-                        TSR_ARG(tx.k), TSR_ARG(row0), TSR_ARG(rows), TSR_ARG(ch));
+    rc = tsr__exec_args(ex, k, 8, TSR_ARG(tin), TSR_ARG(scratch), TSR_ARG(g), TSR_ARG(xtab),
+                        TSR_ARG(tx.k), TSR_ARG(rows), TSR_ARG(rows_t), TSR_ARG(ch));
     if (rc)
         goto fail;
-    rc = tsr__exec_launch(ex, k, (size_t)out->rect.w,
-                          (size_t)(rows + RS_PER_ITEM - 1) / RS_PER_ITEM, 1);
+    rc = tsr__exec_launch(ex, k, (size_t)out->rect.w, (size_t)rows_t / RS_ROWS_H, 1);
     if (rc)
         goto fail;
+vertical:
     rc = tsr__exec_kernel(ex, "tsr_resize_v", &k);
     if (rc)
         goto fail;
@@ -391,7 +435,7 @@ static tsr_status resize_run_cl(tsr_exec *ex, const tsr_node *n, const tsr_regio
                         TSR_ARG(ty.k), TSR_ARG(row0), TSR_ARG(rows), TSR_ARG(ch));
     if (rc)
         goto fail;
-    rc = tsr__exec_launch(ex, k, (size_t)(out->rect.w + RS_PER_ITEM - 1) / RS_PER_ITEM,
+    rc = tsr__exec_launch(ex, k, (size_t)(out->rect.w + RS_COLS_V - 1) / RS_COLS_V,
                           (size_t)out->rect.h, 1);
 fail:
     rs_taps_free(&tx);

@@ -12,6 +12,9 @@
 
 #include "nodeutil.h"
 
+/* Output columns per work item of tsr_sharpen: TSR_SHARPEN_COLS in kernels/sharpen.cl. */
+#define SHARPEN_COLS 16
+
 /* amount stops at 10: past that the halo ringing dwarfs the detail it brings out. The threshold
  * is in pixel units (0..1 nominal range), like GIMP's and Photoshop's on a 0..1 scale. */
 #define SHARPEN_PARAMS(X)                                                                          \
@@ -57,7 +60,8 @@ static tsr_status sharpen_run_cl(tsr_exec *ex, const tsr_node *n, const tsr_regi
                         TSR_ARG(colour), TSR_ARG(amount), TSR_ARG(threshold));
     if (rc)
         return rc;
-    return tsr__exec_launch(ex, k, (size_t)out->rect.w, (size_t)out->rect.h, (size_t)out->channels);
+    return tsr__exec_launch(ex, k, ((size_t)out->rect.w + SHARPEN_COLS - 1) / SHARPEN_COLS,
+                            (size_t)out->rect.h, (size_t)out->channels);
 }
 
 static tsr_status sharpen_run_ref(tsr_exec *ex, const tsr_node *n, const tsr_region *in,

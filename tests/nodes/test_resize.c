@@ -315,12 +315,15 @@ static void plan_rects(void **state)
     assert_int_equal(p.in[0].h, 4);
     /* Scratch: 8 columns x 4 rows x 3 channels; then the tap tables, a row of k weights plus
      * (first tap, count, weight sum) per output column and row. A triangle of half-width 1
-     * input pixel covers k = 2 pixels at most. Three buffers, all per tile. */
-    assert_int_equal(p.n_bufs, 3);
+     * input pixel covers k = 2 pixels at most. Then the input region transposed for the
+     * horizontal pass when enlarging, 6 columns of 4 rows padded to 16. Four buffers, all per
+     * tile. */
+    assert_int_equal(p.n_bufs, 4);
     assert_int_equal(p.bufs[0].bytes, (size_t)8 * 4 * 3 * 4);
     assert_int_equal(p.bufs[1].bytes, (size_t)8 * (2 + 3) * 4);
     assert_int_equal(p.bufs[2].bytes, (size_t)4 * (2 + 3) * 4);
-    for (int i = 0; i < 3; i++)
+    assert_int_equal(p.bufs[3].bytes, (size_t)6 * 16 * 3 * 4);
+    for (int i = 0; i < 4; i++)
         assert_int_equal(p.bufs[i].life, TSR_BUF_TILE);
     tsr__node_free(n);
     /* /2 lanczos3: support 6 input pixels around 0.5 and 62.5: taps -5..6 and 57..68, clipped. */
@@ -336,6 +339,7 @@ static void plan_rects(void **state)
     assert_int_equal(p.bufs[0].bytes, (size_t)1 * 7 * 3 * 4);
     assert_int_equal(p.bufs[1].bytes, (size_t)1 * (12 + 3) * 4);
     assert_int_equal(p.bufs[2].bytes, (size_t)1 * (12 + 3) * 4);
+    assert_int_equal(p.n_bufs, 3); /* shrinking: no transposed input */
     tsr__node_free(n);
     /* nearest needs no scratch: one pixel per output pixel. */
     n = make("nearest", "scale=3", NULL);

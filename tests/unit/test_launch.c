@@ -377,14 +377,15 @@ static void resize_slices_match_whole(void **state)
 
 /* ---- small launches stay whole --------------------------------------------------------------- */
 
-/* A 64x64 blur: two launches of a few thousand work items, well under a millisecond. The
+/* A 256x256 blur: two launches of a few thousand work items (16x4 pixels each), well under a
+ * millisecond, of more than one work group (a launch of one group is never sliced). The
  * first run times the kernels (never seen: sliced to time them); after that they are
  * enqueued whole, with no wait. A slice slowed down by another process can make the next run
  * slice again (and re-time): of five runs, at least four must be whole. */
 static void small_launches_stay_whole(void **state)
 {
     tsr_engine *e = fresh_engine();
-    tsr_image *in = tu_random_image(64, 64, 3, 41);
+    tsr_image *in = tu_random_image(256, 256, 3, 41);
     tsr_node *n = blur_node("2", "clamp");
     tsr__launch_counts c0 = tsr__launch_counts_of(&e->ctx0);
     tsr_image *out = tu_run(e, n, in, 0, 0);

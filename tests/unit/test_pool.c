@@ -784,10 +784,12 @@ static void staging_counters(void **state)
     tsr_image *ref = run_chain(big, &d, "big-staging", 0, 0);
     tsr_pool_stats s = engine_stats(big, 1);
     assert_true(s.cap_bytes == 64 * MIB);
-    /* One upload (the source) and one download (the root) for the single tile. */
-    assert_int_equal(s.allocations, 2);
+    /* One upload (the source) and one download (the root) for the single tile; on a CPU
+     * device (buffers in host memory) such full-width transfers skip staging. */
+    assert_int_equal(s.allocations, big->host_device ? 0 : 2);
     assert_int_equal(s.hits + s.misses, s.allocations);
-    assert_true(s.peak_held_bytes > 0 && s.peak_held_bytes <= s.cap_bytes);
+    assert_true(s.peak_held_bytes <= s.cap_bytes);
+    assert_true(big->host_device || s.peak_held_bytes > 0);
     assert_int_equal(s.in_use_bytes, 0);
     tsr_engine_free(big);
 
