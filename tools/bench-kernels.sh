@@ -3,7 +3,7 @@
 # kernels plus upload of its input and download of its output, since it is the graph's only
 # compute node), 3000x2000 RGB float32 planar, best of $REPS; vips on the same data between .v
 # files; achieved bandwidth = float32 plane bytes read + written / seconds, beside the host's
-# memcpy bandwidth (tools/memcpy-bw.c, 256 MiB copies, best of 5).
+# memcpy bandwidth (build/bench-copy from tools/bench-copy.c, 256 MiB copies, best of 5).
 # Usage: tools/bench-kernels.sh [build/tessera] [workload...]; workloads: blur sharpen up4 down4
 set -euo pipefail
 tessera=${1:-build/tessera}
@@ -17,7 +17,8 @@ export TSR_CACHE_DIR="$dir/cache"
 vips resize graphs/images/sample.png "$dir/in.png" 6.25 --kernel cubic
 vips copy "$dir/in.png" "$dir/in.v"
 read -r w h < <(vipsheader -f width "$dir/in.png" | tr '\n' ' '; vipsheader -f height "$dir/in.png")
-${CC:-cc} -O2 -o "$dir/memcpy-bw" tools/memcpy-bw.c
+copybench=$(dirname "$tessera")/bench-copy
+[ -x "$copybench" ] || make -s "$copybench"
 
 graph() { # NAME TYPE PARAMS
     cat > "$dir/$1.yaml" <<YAML
@@ -55,7 +56,7 @@ vips_time() {
     done
     printf '%s\n' "${procs[@]}" | best
 }
-copy_gbs=$("$dir/memcpy-bw")
+copy_gbs=$("$copybench" 256 | awk '$2 == "host" {print $3}')
 echo "input ${w}x${h} RGB float32, best of $REPS; $(nproc) CPU cores; memcpy ${copy_gbs} GB/s"
 printf '%-22s %10s %10s %10s %12s\n' workload "tessera s" "vips s" "tsr GB/s" "memcpy GB/s"
 px=$((w * h * 3 * 4))
