@@ -29,6 +29,7 @@
  * cl_kernel): a launch whose arguments make each item k times slower than when the kernel was
  * last timed (a larger blur radius) runs its first slice, or the whole launch when the old time
  * called it small, for up to k x 5 ms before the times catch up. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -297,24 +298,33 @@ static struct {
     double s;
     long n;
 } prof[PROF_MAX];
-static int prof_n = -1;
+/* Jobs run on several threads: the switch is read once (pthread_once), the table is guarded. */
+static int prof_n;
+static int prof_enabled;
+static pthread_once_t prof_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t prof_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static void prof_print(void)
 {
+    pthread_mutex_lock(&prof_mu);
     for (int i = 0; i < prof_n; i++)
         fprintf(stderr, "kernel.%s.seconds: %.6f (%ld launches)\n", prof[i].name, prof[i].s,
                 prof[i].n);
+    pthread_mutex_unlock(&prof_mu);
+}
+
+static void prof_init(void)
+{
+    const char *e = getenv("TSR_KERNEL_PROFILE");
+    prof_enabled = e && *e == '1';
+    if (prof_enabled)
+        atexit(prof_print);
 }
 
 static int prof_on(void)
 {
-    if (prof_n < 0) {
-        const char *e = getenv("TSR_KERNEL_PROFILE");
-        prof_n = e && *e == '1' ? 0 : -2;
-        if (prof_n == 0)
-            atexit(prof_print);
-    }
-    return prof_n >= 0;
+    pthread_once(&prof_once, prof_init);
+    return prof_enabled;
 }
 
 int tsr__prof_on(void)
@@ -324,16 +334,17 @@ int tsr__prof_on(void)
 
 void tsr__prof_add(const char *name, double s)
 {
+    pthread_mutex_lock(&prof_mu);
     int i = 0;
     while (i < prof_n && strcmp(prof[i].name, name))
         i++;
-    if (i == prof_n) {
-        if (prof_n == PROF_MAX)
-            return;
+    if (i == prof_n && prof_n < PROF_MAX)
         snprintf(prof[prof_n++].name, sizeof prof[0].name, "%s", name);
+    if (i < prof_n) {
+        prof[i].s += s;
+        prof[i].n++;
     }
-    prof[i].s += s;
-    prof[i].n++;
+    pthread_mutex_unlock(&prof_mu);
 }
 
 static tsr_status launch_nd(tsr_exec *ex, cl_kernel k, const size_t global[3],
