@@ -40,6 +40,19 @@ int tsr_blur_edge(int v, int n, int edge)
 #define TSR_BLUR_COLS 16
 #define TSR_BLUR_ROWS 4
 
+/* The first n <= TSR_BLUR_COLS lanes of acc to d (a tile's last columns may be fewer). */
+void tsr_blur_store(float16 acc, __global float *d, int n)
+{
+    if (n == TSR_BLUR_COLS) {
+        vstore16(acc, 0, d);
+    } else {
+        float t[TSR_BLUR_COLS];
+        vstore16(acc, 0, t);
+        for (int m = 0; m < n; m++)
+            d[m] = t[m];
+    }
+}
+
 /* Horizontal sums of the n <= TSR_BLUR_COLS columns from image column ix of one row, with the
  * edge policy applied where a tap reaches past the image (lanes from n on are 0). A tap that
  * stays inside the image for all lanes is one vector load; only the others gather lane by lane,
@@ -107,14 +120,7 @@ __kernel void tsr_blur_gaussian_h(__global const float *in, __global float *scra
         __global const float *row = plane + (size_t)(y0 + j0 + k - g.in_y) * g.in_w;
         float16 acc = tsr_blur_h_edge(row, &g, w, r, edge, ix, n);
         __global float *d = dst + (size_t)k * g.out_w;
-        if (n == TSR_BLUR_COLS) {
-            vstore16(acc, 0, d);
-        } else {
-            float t[TSR_BLUR_COLS];
-            vstore16(acc, 0, t);
-            for (int m = 0; m < n; m++)
-                d[m] = t[m];
-        }
+        tsr_blur_store(acc, d, n);
     }
 }
 
@@ -176,13 +182,6 @@ __kernel void tsr_blur_gaussian_v(__global const float *scratch, __global float 
     for (int k = 0; k < TSR_BLUR_ROWS && y + k < g.out_h; k++) {
         float16 acc = tsr_blur_v_edge(col, &g, w, r, edge, y0, iy + k, n);
         __global float *d = dst + (size_t)k * g.out_w;
-        if (n == TSR_BLUR_COLS) {
-            vstore16(acc, 0, d);
-        } else {
-            float t[TSR_BLUR_COLS];
-            vstore16(acc, 0, t);
-            for (int m = 0; m < n; m++)
-                d[m] = t[m];
-        }
+        tsr_blur_store(acc, d, n);
     }
 }
