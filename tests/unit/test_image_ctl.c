@@ -399,13 +399,16 @@ static void jpeg_decode_cancel(void **state)
  * Encoding */
 
 /* A cancelled encode over an existing file: the file keeps its bytes, and the directory holds
- * nothing else, for each format and for a cancel at the first and at a later look. */
+ * nothing else, for each format (PNG, JPEG, TIFF, WebP) and for a cancel at the first and at a
+ * later look. */
 static void encode_cancel_keeps_output(void **state)
 {
     tsr_image *img = smooth_image(1500, 1000, 3);
     const char *dir = fresh_dir("keep");
-    static const char *names[] = {"out.png", "out.jpg"};
-    for (int f = 0; f < 2; f++) {
+    static const char *names[] = {"out.png", "out.jpg", "out.tif", "out.webp"};
+    static const char *listed[] = {"out.png", "out.jpg,out.png", "out.jpg,out.png,out.tif",
+                                   "out.jpg,out.png,out.tif,out.webp"};
+    for (int f = 0; f < 4; f++) {
         char path[600];
         snprintf(path, sizeof path, "%s/%s", dir, names[f]);
         tsr__err err;
@@ -428,7 +431,7 @@ static void encode_cancel_keeps_output(void **state)
             assert_int_equal(len2, len);
             assert_memory_equal(now, before, len);
             free(now);
-            assert_string_equal(dir_names(dir), f == 0 ? "out.png" : "out.jpg,out.png");
+            assert_string_equal(dir_names(dir), listed[f]);
         }
         free(before);
     }
