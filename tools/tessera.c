@@ -118,7 +118,8 @@ static const char *run_help =
     "\n"
     "batch (docs/BATCH.md): one run of GRAPH per input file, one engine for all of them.\n"
     "  --batch PATTERN         input files: a glob pattern ('in/*.png', quoted) or a\n"
-    "                          directory (its .png, .jpg, .jpeg files); repeatable.\n"
+    "                          directory (its .png, .jpg, .jpeg, .webp, .tif, .tiff\n"
+    "                          files); repeatable.\n"
     "                          Inputs are sorted by path (byte order)\n"
     "  --output-dir DIR        where outputs go (made if missing): each image.save writes\n"
     "                          DIR/STEM.EXT (STEM of the input, EXT of the save's path), or\n"
@@ -140,9 +141,9 @@ static const char *run_help =
 static const char *compare_help =
     "usage: tessera compare A B [--max-diff N] [--min-psnr DB] [--min-ssim S]\n"
     "\n"
-    "Decodes both images (PNG or JPEG, any depth) and prints the largest and mean absolute\n"
-    "difference, PSNR (dB, peak: full scale) and SSIM (Gaussian window 11x11, sigma 1.5),\n"
-    "then 'levels', the unit of the differences:\n"
+    "Decodes both images (PNG, JPEG, WebP or TIFF, any depth) and prints the largest\n"
+    "and mean absolute difference, PSNR (dB, peak: full scale) and SSIM (Gaussian\n"
+    "window 11x11, sigma 1.5), then 'levels', the unit of the differences:\n"
     "  255    both images 8-bit: levels 0..255, each sample rounded to its level, so the\n"
     "         differences are whole numbers and --max-diff 1 accepts a one-level\n"
     "         difference and refuses two\n"
@@ -730,12 +731,15 @@ static int is_regular(const char *path)
 
 static int has_image_ext(const char *name)
 {
+    static const char *const exts[] = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff"};
     const char *dot = strrchr(name, '.');
-    return dot &&
-           (!strcasecmp(dot, ".png") || !strcasecmp(dot, ".jpg") || !strcasecmp(dot, ".jpeg"));
+    for (size_t i = 0; dot && i < sizeof exts / sizeof exts[0]; i++)
+        if (!strcasecmp(dot, exts[i]))
+            return 1;
+    return 0;
 }
 
-/* Add the files one --batch value names: a directory (its .png/.jpg/.jpeg files, hidden ones
+/* Add the files one --batch value names: a directory (its image files by extension, hidden ones
  * left out), an existing file (taken literally, whatever characters its name holds), or a glob
  * pattern. A value that names nothing is an error. */
 static int collect_inputs(const char *spec, strlist *out, char *msg, size_t msglen)
@@ -760,7 +764,9 @@ static int collect_inputs(const char *spec, strlist *out, char *msg, size_t msgl
         }
         closedir(d);
         if (!oom && out->n == before) {
-            snprintf(msg, msglen, "--batch '%s': no .png, .jpg or .jpeg file in the directory",
+            snprintf(msg, msglen,
+                     "--batch '%s': no .png, .jpg, .jpeg, .webp, .tif or .tiff file in the "
+                     "directory",
                      spec);
             return EXIT_USAGE;
         }

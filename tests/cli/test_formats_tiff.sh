@@ -39,5 +39,9 @@ check "a TIFF as input and as - output" \
 check "out.bit_depth=12 is refused with exit 2" test "$(code $T op adjust.invert $in $tmp/x.tif out.bit_depth=12)" = 2
 check "a truncated TIFF is refused naming the file" \
     bash -c "head -c 3000 $tmp/inv16.tif >$tmp/cut.tif; $T op adjust.invert $tmp/cut.tif $tmp/x.png 2>&1 | grep -q 'cut.tif: truncated TIFF file: its first directory is at offset'"
+mkdir -p $tmp/batch
+cp tests/golden/tiff/rgb8_lzw.tif tests/golden/webp/lossless_rgb.webp $tmp/batch/
+check "--batch DIR takes its .tif and .webp files" \
+    bash -c "$T run graphs/blur.yaml --batch $tmp/batch --output-dir $tmp/bo -q && test -f $tmp/bo/rgb8_lzw.png && test -f $tmp/bo/lossless_rgb.png"
 
 cli_done formats_tiff
