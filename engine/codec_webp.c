@@ -181,7 +181,9 @@ static tsr_status webp_run(tsr__dec *d, const unsigned char *buf, size_t len, We
                              "truncated WebP file (%zu bytes, too short for its header)", len);
     uint64_t riff = 8 + ((uint64_t)buf[4] | (uint64_t)buf[5] << 8 | (uint64_t)buf[6] << 16 |
                          (uint64_t)buf[7] << 24);
-    if (riff > len)
+    /* fail_on none: what the bytes hold is decoded, the rows past the cut left black. */
+    int lenient = d->lo.fail_on == TSR_FAIL_ON_NONE;
+    if (riff > len && !lenient)
         return tsr__dec_fail(d, TSR_ERR_DECODE,
                              "truncated WebP file (%zu bytes, expected %llu from its RIFF header)",
                              len, (unsigned long long)riff);
@@ -248,6 +250,18 @@ static tsr_status webp_run(tsr__dec *d, const unsigned char *buf, size_t len, We
             break;
         if (st != VP8_STATUS_SUSPENDED)
             return webp_dec_status(d, st, len, "the image data");
+        if (fed == len && lenient) {
+            size_t w = (size_t)f.width, plane = w * (size_t)f.height;
+            for (int c = 0; c < d->info.channels; c++)
+                memset(d->img->data + (size_t)c * plane + (size_t)done * w, 0,
+                       (size_t)(f.height - done) * w * sizeof(float));
+            snprintf(d->recovered, sizeof d->recovered,
+                     "recovered from: truncated WebP file (%zu bytes, expected %llu; %d of %d "
+                     "rows decoded, the rest left black)",
+                     len, (unsigned long long)riff, done, f.height);
+            done = f.height;
+            break;
+        }
         if (fed == len)
             return webp_dec_status(d, VP8_STATUS_NOT_ENOUGH_DATA, len, "the image data");
         if (tsr__io_cancelled(d->ctl))
@@ -256,6 +270,11 @@ static tsr_status webp_run(tsr__dec *d, const unsigned char *buf, size_t len, We
     if (done != f.height)
         return tsr__dec_fail(d, TSR_ERR_INTERNAL, "WebP decoder gave %d rows of %d", done,
                              f.height);
+    if (riff > len && !d->recovered[0]) /* cut after the image data: every row is there */
+        snprintf(d->recovered, sizeof d->recovered,
+                 "recovered from: truncated WebP file (%zu bytes, expected %llu; every row "
+                 "decoded)",
+                 len, (unsigned long long)riff);
     tsr__meter_end(&d->meter);
     return TSR_OK;
 }

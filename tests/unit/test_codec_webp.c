@@ -760,9 +760,53 @@ static void progress_and_cancel_latency(void **state)
     tsr_image_free(img);
 }
 
+static void warn_into(void *user, const char *msg)
+{
+    snprintf(user, 256, "%s", msg);
+}
+
+/* fail_on none: a cut lossless file loads, its rows up to the cut exactly as the reference
+ * decode (dwebp), the rest black, and says so once through ctl->warn; the default refuses it. */
+static void fail_on_none_recovers(void **state)
+{
+    size_t len;
+    unsigned char *whole = tu_slurp(GOLDEN "lossless_rgb.webp", &len);
+    tsr_image *ref = tu_load(GOLDEN "lossless_rgb.ref.png");
+    size_t cut = len * 6 / 10;
+    tsr__err err;
+    tsr__err_clear(&err);
+    tsr_image *img = NULL;
+    assert_int_equal(tsr__image_decode(whole, cut, "cut.webp", 0, NULL, NULL, &img, &err),
+                     TSR_ERR_DECODE);
+    assert_null(img);
+    assert_non_null(strstr(err.msg, "truncated WebP file"));
+    char said[256] = "";
+    tsr__io_ctl ctl = {NULL, NULL, said, warn_into};
+    const tsr__load_opts none = {.fail_on = TSR_FAIL_ON_NONE};
+    assert_int_equal(tsr__image_decode(whole, cut, "cut.webp", 0, &none, &ctl, &img, &err), TSR_OK);
+    int rows = -1, total = -1;
+    const char *p = strstr(said, "; ");
+    assert_non_null(p);
+    assert_int_equal(sscanf(p, "; %d of %d rows decoded", &rows, &total), 2);
+    assert_int_equal(total, ref->height);
+    assert_true(rows > 0 && rows < total);
+    size_t w = (size_t)ref->width, plane = w * (size_t)ref->height;
+    for (int c = 0; c < 3; c++)
+        for (size_t y = 0; y < (size_t)ref->height; y++)
+            for (size_t x = 0; x < w; x++) {
+                float got = img->data[c * plane + y * w + x];
+                float want = (int)y < rows ? ref->data[c * plane + y * w + x] : 0.0f;
+                assert_true(got == want);
+            }
+    tsr_image_free(img);
+    tsr_image_free(ref);
+    free(whole);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(fail_on_none_recovers),
         cmocka_unit_test(golden_files_match),
         cmocka_unit_test(golden_metadata),
         cmocka_unit_test(animated_refused),
