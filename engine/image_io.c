@@ -64,11 +64,8 @@ tsr_format tsr__format_from_path(const char *path)
     return TSR_FORMAT_AUTO;
 }
 
-/* "PNG, JPEG, WebP or TIFF" and ".png, .jpg, ..." for messages. */
-static const char *format_list(void)
-{
-    return "PNG, JPEG, WebP or TIFF";
-}
+/* The formats of the table, for messages. */
+#define FORMAT_LIST "PNG, JPEG, WebP or TIFF"
 
 const char *tsr__extension_list(void)
 {
@@ -183,8 +180,8 @@ tsr_status tsr__dec_check_limit(tsr__dec *d, uint64_t w, uint64_t h, const char 
     return TSR_OK;
 }
 
-/* Sniff the format from the first bytes and run the matching decoder. */
-/* meta: the file's metadata moves there on success (NULL: dropped). */
+/* Sniff the format from the first bytes and run the matching decoder; meta: the file's
+ * metadata moves there on success (NULL: dropped). */
 static tsr_status decode_once(FILE *fp, const char *name, uint64_t max_pixels, int header_only,
                               const tsr__load_opts *lo, const tsr__io_ctl *ctl, tsr_port_info *info,
                               tsr_image **out, tsr__meta *meta, tsr__err *err, int *eof_only)
@@ -215,7 +212,7 @@ static tsr_status decode_once(FILE *fp, const char *name, uint64_t max_pixels, i
     if (n < sizeof sig && ferror(fp)) {
         rc = tsr__dec_fail(d, TSR_ERR_IO, "read error: %s", strerror(errno));
     } else if (n == 0) {
-        rc = tsr__dec_fail(d, TSR_ERR_DECODE, "empty file (expected a %s image)", format_list());
+        rc = tsr__dec_fail(d, TSR_ERR_DECODE, "empty file (expected a %s image)", FORMAT_LIST);
     } else if (codec) {
         if (fseek(fp, 0, SEEK_SET))
             rc = tsr__dec_fail(d, TSR_ERR_IO, "cannot seek: %s", strerror(errno));
@@ -231,7 +228,7 @@ static tsr_status decode_once(FILE *fp, const char *name, uint64_t max_pixels, i
                            "not a %s file (expected the PNG signature 89 50 4E 47 0D 0A 1A 0A, "
                            "the JPEG marker FF D8 FF, RIFF....WEBP, or the TIFF header II*\\0 / "
                            "MM\\0*)",
-                           format_list());
+                           FORMAT_LIST);
     }
     if (!rc && !header_only && d->recovered[0] && ctl && ctl->warn)
         ctl->warn(ctl->user, d->recovered);
@@ -451,7 +448,7 @@ tsr_status tsr__image_decode(const unsigned char *buf, size_t len, const char *n
     *out = NULL;
     if (len == 0) /* fmemopen may refuse an empty buffer */
         return tsr__seterr(err, TSR_ERR_DECODE, "%s: empty file (expected a %s image)", name,
-                           format_list());
+                           FORMAT_LIST);
     /* One decoder over a stdio stream serves both files and memory. */
     FILE *fp = fmemopen((void *)buf, len, "rb");
     if (!fp)

@@ -122,6 +122,12 @@ tsr_image *tu_load(const char *path)
     return img;
 }
 
+void tu_assert_msg_has(const tsr__err *err, const char *needle)
+{
+    if (!strstr(err->msg, needle))
+        fail_msg("message \"%s\" does not contain \"%s\"", err->msg, needle);
+}
+
 tsr_status tu_codec_decode(const tsr__codec *c, const void *buf, size_t len, int header_only,
                            tsr__dec *d, tsr__err *err)
 {

@@ -34,6 +34,9 @@ tsr_image *tu_load(const char *path);
  * it cannot be read. */
 unsigned char *tu_slurp(const char *path, size_t *len);
 
+/* Fails the test unless err's message contains `needle`. */
+void tu_assert_msg_has(const tsr__err *err, const char *needle);
+
 /* Run one codec's decoder over a buffer, to see what it hands image_io.c (d->info, d->meta,
  * d->recovered) that a load does not return. The caller frees d->img and d->meta. */
 struct tsr__dec;

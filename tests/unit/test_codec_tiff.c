@@ -14,12 +14,6 @@
 
 #define GOLDEN "tests/golden/tiff/"
 
-static void assert_msg_has(const tsr__err *err, const char *text)
-{
-    if (!strstr(err->msg, text))
-        fail_msg("message '%s' lacks '%s'", err->msg, text);
-}
-
 static tsr_status decode_mem(const void *buf, size_t len, uint64_t max_pixels,
                              const tsr__io_ctl *ctl, tsr_image **out, tsr__err *err)
 {
@@ -190,8 +184,8 @@ static void unsupported_refused(void **state)
         tsr_image *img = NULL;
         assert_int_equal(tsr__image_load(path, 0, NULL, NULL, &img, &err), TSR_ERR_UNSUPPORTED);
         assert_null(img);
-        assert_msg_has(&err, cases[i].says);
-        assert_msg_has(&err, "(expected ");
+        tu_assert_msg_has(&err, cases[i].says);
+        tu_assert_msg_has(&err, "(expected ");
     }
 }
 
@@ -313,7 +307,7 @@ static void quantization_and_default_depth(void **state)
     tsr__err err;
     tsr__err_clear(&err);
     assert_int_equal(tsr__image_encode(img, &o, NULL, &buf, &len, &err), TSR_ERR_INVALID);
-    assert_msg_has(&err, "bit depth 12 (expected 8, 16 or 32 for TIFF)");
+    tu_assert_msg_has(&err, "bit depth 12 (expected 8, 16 or 32 for TIFF)");
     tsr_image_free(img);
 }
 
@@ -404,7 +398,7 @@ static void pixel_limit(void **state)
     tsr_image *img = NULL;
     assert_int_equal(decode_mem(buf, len, 0, NULL, &img, &err), TSR_ERR_LIMIT);
     assert_null(img);
-    assert_msg_has(&err, "TIFF image of 60000x60000 = 3600000000 pixels exceeds the limit");
+    tu_assert_msg_has(&err, "TIFF image of 60000x60000 = 3600000000 pixels exceeds the limit");
     free(buf);
     /* A real file over a small limit. */
     assert_int_equal(tsr__image_load(GOLDEN "rgb8_none.tif", 100, NULL, NULL, &img, &err),
@@ -424,7 +418,7 @@ static void tile_bomb(void **state)
     tsr_image *img = NULL;
     assert_int_equal(decode_mem(buf, len, 0, NULL, &img, &err), TSR_ERR_DECODE);
     assert_null(img);
-    assert_msg_has(&err, "out of proportion to the 16x16 image");
+    tu_assert_msg_has(&err, "out of proportion to the 16x16 image");
     free(buf);
 }
 
@@ -499,10 +493,10 @@ static void messages(void **state)
     tsr__err err;
     tsr_image *img = NULL;
     assert_int_equal(decode_mem(buf, 6, 0, NULL, &img, &err), TSR_ERR_DECODE);
-    assert_msg_has(&err, "mem.tif: invalid TIFF file: ");
+    tu_assert_msg_has(&err, "mem.tif: invalid TIFF file: ");
     assert_int_equal(decode_mem(buf, len - 200, 0, NULL, &img, &err), TSR_ERR_DECODE);
-    assert_msg_has(&err, "mem.tif: truncated TIFF file: ");
-    assert_msg_has(&err, "(while reading row ");
+    tu_assert_msg_has(&err, "mem.tif: truncated TIFF file: ");
+    tu_assert_msg_has(&err, "(while reading row ");
     assert_null(strstr(err.msg, ": :"));
     free(buf);
     /* Ours put the directory last. */
@@ -510,14 +504,14 @@ static void messages(void **state)
     buf = encode(src, 8, TSR_TIFF_LZW, &len);
     tsr_image_free(src);
     assert_int_equal(decode_mem(buf, len - 10, 0, NULL, &img, &err), TSR_ERR_DECODE);
-    assert_msg_has(&err, "mem.tif: invalid TIFF file: ");
+    tu_assert_msg_has(&err, "mem.tif: invalid TIFF file: ");
     assert_int_equal(decode_mem(buf, len / 2, 0, NULL, &img, &err), TSR_ERR_DECODE);
     char want[128];
     snprintf(want, sizeof want, "past the end of its %zu bytes", len / 2);
-    assert_msg_has(&err, "mem.tif: truncated TIFF file: its first directory is at offset ");
-    assert_msg_has(&err, want);
+    tu_assert_msg_has(&err, "mem.tif: truncated TIFF file: its first directory is at offset ");
+    tu_assert_msg_has(&err, want);
     assert_int_equal(decode_mem("II*", 3, 0, NULL, &img, &err), TSR_ERR_DECODE);
-    assert_msg_has(&err, "truncated TIFF file (3 bytes, too short for its header)");
+    tu_assert_msg_has(&err, "truncated TIFF file (3 bytes, too short for its header)");
     free(buf);
 }
 
@@ -548,8 +542,8 @@ static void fail_on(void **state)
     assert_int_equal(tsr__image_load(GOLDEN "private_tag.tif", 0, &lo, NULL, &img, &err),
                      TSR_ERR_DECODE);
     assert_null(img);
-    assert_msg_has(&err, "TIFF warning (fail_on warning): ");
-    assert_msg_has(&err, "Unknown field with tag 65000");
+    tu_assert_msg_has(&err, "TIFF warning (fail_on warning): ");
+    tu_assert_msg_has(&err, "Unknown field with tag 65000");
     FILE *f = fopen(GOLDEN "index.tsv", "r");
     assert_non_null(f);
     char line[512], name[128], path[256];
@@ -567,7 +561,7 @@ static void fail_on(void **state)
     unsigned char *buf = tu_slurp(GOLDEN "rgb8_strips4.tif", &len);
     size_t cut = len * 2 / 3;
     assert_int_equal(decode_mem(buf, cut, 0, NULL, &img, &err), TSR_ERR_DECODE);
-    assert_msg_has(&err, "(while reading row ");
+    tu_assert_msg_has(&err, "(while reading row ");
     lo.fail_on = TSR_FAIL_ON_NONE;
     tsr__io_ctl ctl = {NULL, NULL, NULL, on_warn};
     warned = 0;
@@ -622,7 +616,7 @@ static void cancel(void **state)
         assert_int_equal(tsr__image_load(path, 0, NULL, &ctl, &img, &err), TSR_ERR_CANCELLED);
         assert_null(img);
         assert_int_equal(calls, 1);
-        assert_msg_has(&err, "cancelled while decoding '");
+        tu_assert_msg_has(&err, "cancelled while decoding '");
     }
     tsr_image *img = level_image(40, 200, 3, 0, 9);
     for (int depth = 8; depth <= 32; depth *= 2) {

@@ -61,12 +61,6 @@ static int tmpdir_entries(void)
     return n;
 }
 
-static void assert_msg_has(const tsr__err *err, const char *needle)
-{
-    if (!strstr(err->msg, needle))
-        fail_msg("message \"%s\" does not contain \"%s\"", err->msg, needle);
-}
-
 static tsr_status load(const char *path, uint64_t max_pixels, tsr_image **out, tsr__err *err)
 {
     tsr__err_clear(err);
@@ -271,7 +265,7 @@ static void animated_refused(void **state)
     tsr_image *img;
     assert_int_equal(load(GOLDEN "animated.webp", 0, &img, &err), TSR_ERR_UNSUPPORTED);
     assert_null(img);
-    assert_msg_has(&err, "animated WebP is not supported");
+    tu_assert_msg_has(&err, "animated WebP is not supported");
 }
 
 static void sniff(void **state)
@@ -449,7 +443,7 @@ static void truncated_files_refused(void **state)
                 fail_msg("%s cut to %zu bytes: %s (%s)", names[f], n, tsr_status_str(rc), err.msg);
             assert_null(img);
             assert_int_equal(strncmp(err.msg, "mem: ", 5), 0);
-            assert_msg_has(&err, n == 0 ? "empty file" : "truncated WebP file");
+            tu_assert_msg_has(&err, n == 0 ? "empty file" : "truncated WebP file");
         }
         const size_t cuts[] = {5, 12, 20, 30, len / 2, len - 1};
         for (size_t c = 0; c < sizeof cuts / sizeof cuts[0]; c++) {
@@ -462,8 +456,8 @@ static void truncated_files_refused(void **state)
             tsr_image *img;
             assert_int_equal(load(path, 0, &img, &err), TSR_ERR_DECODE);
             assert_null(img);
-            assert_msg_has(&err, path);
-            assert_msg_has(&err, "truncated WebP file");
+            tu_assert_msg_has(&err, path);
+            tu_assert_msg_has(&err, "truncated WebP file");
         }
         free(buf);
     }
@@ -499,7 +493,7 @@ static void corrupted_files_refused(void **state)
             fail_msg("%s, byte %zu flipped: %s (%s)", path, cases[i].at, tsr_status_str(rc),
                      err.msg);
         assert_null(img);
-        assert_msg_has(&err, cases[i].says);
+        tu_assert_msg_has(&err, cases[i].says);
         free(buf);
     }
     static const char *const names[] = {"lossless_rgba", "lossy_rgba", "meta"};
@@ -548,7 +542,7 @@ static void pixel_limit(void **state)
     tsr_image *img;
     assert_int_equal(decode_mem(vp8l, sizeof vp8l, 1u << 20, NULL, &img, &err), TSR_ERR_LIMIT);
     assert_null(img);
-    assert_msg_has(&err, "WebP image of 16383x16383 = 268402689 pixels exceeds the limit");
+    tu_assert_msg_has(&err, "WebP image of 16383x16383 = 268402689 pixels exceeds the limit");
 
     unsigned char vp8x[30] = "RIFF....WEBPVP8X";
     put_le32(vp8x + 4, sizeof vp8x - 8);
@@ -558,7 +552,7 @@ static void pixel_limit(void **state)
         vp8x[24 + k] = vp8x[27 + k] = (unsigned char)(side >> (8 * k));
     assert_int_equal(decode_mem(vp8x, sizeof vp8x, 0, NULL, &img, &err), TSR_ERR_LIMIT);
     assert_null(img);
-    assert_msg_has(&err, "WebP image of 20000x20000");
+    tu_assert_msg_has(&err, "WebP image of 20000x20000");
 
     /* A file longer than the decoder's first read (64 KiB) is refused from that read. */
     tsr_image *big = levels_image(300, 300, 3, 9);
@@ -569,7 +563,7 @@ static void pixel_limit(void **state)
     assert_true(len > 65536);
     assert_int_equal(decode_mem(buf, len, 300 * 299, NULL, &img, &err), TSR_ERR_LIMIT);
     assert_null(img);
-    assert_msg_has(&err, "WebP image of 300x300 = 90000 pixels exceeds the limit of 89700");
+    tu_assert_msg_has(&err, "WebP image of 300x300 = 90000 pixels exceeds the limit of 89700");
     assert_int_equal(decode_mem(buf, len, 300 * 300, NULL, &img, &err), TSR_OK);
     tsr_image_free(img);
     free(buf);
@@ -601,8 +595,8 @@ static void too_large_save_refused(void **state)
         int before = tmpdir_entries();
         const char *path = tmp_path("big.webp");
         assert_int_equal(tsr__image_save(img, path, &o, NULL, &err), TSR_ERR_LIMIT);
-        assert_msg_has(&err, path);
-        assert_msg_has(&err, "larger than WebP allows (16383 pixels a side)");
+        tu_assert_msg_has(&err, path);
+        tu_assert_msg_has(&err, "larger than WebP allows (16383 pixels a side)");
         assert_int_equal(access(path, F_OK), -1);
         assert_int_equal(tmpdir_entries(), before);
         void *buf = NULL;
@@ -695,7 +689,7 @@ static void cancel_stops(void **state)
                 fail_msg("decode, lossless %d, cancel at look %d: %s (%s)", lossless, at,
                          tsr_status_str(rc), err.msg);
             assert_null(out);
-            assert_msg_has(&err, "cancelled while decoding");
+            tu_assert_msg_has(&err, "cancelled while decoding");
 
             at = enc_at[k];
             ctl_state se = {.cancel_at = at};
@@ -707,7 +701,7 @@ static void cancel_stops(void **state)
             if (rc != TSR_ERR_CANCELLED)
                 fail_msg("encode, lossless %d, cancel at look %d: %s (%s)", lossless, at,
                          tsr_status_str(rc), err.msg);
-            assert_msg_has(&err, "cancelled while encoding");
+            tu_assert_msg_has(&err, "cancelled while encoding");
             assert_int_equal(access(path, F_OK), -1);
             assert_int_equal(tmpdir_entries(), before);
         }

@@ -117,12 +117,6 @@ static int hidden_count(const char *dir)
     return n;
 }
 
-static void assert_msg_has(const tsr__err *err, const char *text)
-{
-    if (!strstr(err->msg, text))
-        fail_msg("message '%s' lacks '%s'", err->msg, text);
-}
-
 /* ---------------------------------------------------------------------------------------------
  * A recording tsr__io_ctl */
 
@@ -372,7 +366,7 @@ static void jpeg_decode_cancel(void **state)
     assert_int_equal(tsr__image_load(base, 0, NULL, &ctl, &img, &err), TSR_ERR_CANCELLED);
     assert_cancelled(&r);
     assert_true(r.last_done > 0);
-    assert_msg_has(&err, "cancelled while decoding '");
+    tu_assert_msg_has(&err, "cancelled while decoding '");
 
     /* Progressive: more looks than output bands (the scans are read first), and a cancel at
      * the second look stops before any row came out. */

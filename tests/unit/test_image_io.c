@@ -205,12 +205,6 @@ static int file_is(const char *path, const char *content)
     return same;
 }
 
-static void assert_msg_has(const tsr__err *err, const char *needle)
-{
-    if (!strstr(err->msg, needle))
-        fail_msg("message \"%s\" does not contain \"%s\"", err->msg, needle);
-}
-
 /* ---------------------------------------------------------------------------------------------
  * PNG decoding */
 
@@ -325,13 +319,13 @@ static void invalid_pngs_refused(void **state)
         if (rc != TSR_ERR_DECODE)
             fail_msg("%s: got %s (%s), expected a decode error", name, tsr_status_str(rc), err.msg);
         assert_null(img);
-        assert_msg_has(&err, path);
+        tu_assert_msg_has(&err, path);
         size_t len;
         unsigned char *buf = tu_slurp(path, &len);
         tsr__err_clear(&err);
         assert_int_equal(tsr__image_decode(buf, len, name, 0, NULL, NULL, &img, &err),
                          TSR_ERR_DECODE);
-        assert_msg_has(&err, name);
+        tu_assert_msg_has(&err, name);
         free(buf);
         n++;
     }
@@ -388,11 +382,11 @@ static void truncated_files_refused(void **state)
             if (rc != TSR_ERR_DECODE)
                 fail_msg("%s cut to %zu bytes: %s (%s)", files[f], cuts[c], tsr_status_str(rc),
                          err.msg);
-            assert_msg_has(&err, path);
+            tu_assert_msg_has(&err, path);
             if (cuts[c] == 0)
-                assert_msg_has(&err, "empty file");
+                tu_assert_msg_has(&err, "empty file");
             else
-                assert_msg_has(&err, "truncated");
+                tu_assert_msg_has(&err, "truncated");
         }
         free(buf);
     }
@@ -451,8 +445,8 @@ static void not_images_refused(void **state)
     const char *txt = tmp_path("notes.png");
     write_all(txt, "hello, this is text\n", 20);
     assert_int_equal(load(txt, 0, &img, &err), TSR_ERR_DECODE);
-    assert_msg_has(&err, txt);
-    assert_msg_has(&err, "not a PNG, JPEG, WebP or TIFF file");
+    tu_assert_msg_has(&err, txt);
+    tu_assert_msg_has(&err, "not a PNG, JPEG, WebP or TIFF file");
     /* Format comes from the bytes: a PNG named .jpg loads. */
     size_t len;
     unsigned char *buf = tu_slurp(tu_shared("testdata/pngsuite/basn2c08.png"), &len);
@@ -463,14 +457,14 @@ static void not_images_refused(void **state)
     tsr_image_free(img);
     /* Missing files and directories are I/O errors. */
     assert_int_equal(load(tmp_path("missing.png"), 0, &img, &err), TSR_ERR_IO);
-    assert_msg_has(&err, "missing.png");
-    assert_msg_has(&err, strerror(ENOENT));
+    tu_assert_msg_has(&err, "missing.png");
+    tu_assert_msg_has(&err, strerror(ENOENT));
     assert_int_equal(load(tmpdir, 0, &img, &err), TSR_ERR_IO);
-    assert_msg_has(&err, tmpdir);
+    tu_assert_msg_has(&err, tmpdir);
     tsr__err_clear(&err);
     assert_int_equal(tsr__image_decode(NULL, 0, "nothing", 0, NULL, NULL, &img, &err),
                      TSR_ERR_DECODE);
-    assert_msg_has(&err, "nothing: empty file");
+    tu_assert_msg_has(&err, "nothing: empty file");
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -587,8 +581,8 @@ static void jpeg_unsupported_refused(void **state)
     const char *path = tu_shared("testdata/libjpeg-turbo/monkey12.jpg");
     assert_int_equal(load(path, 0, &img, &err), TSR_ERR_UNSUPPORTED);
     assert_null(img);
-    assert_msg_has(&err, path);
-    assert_msg_has(&err, "12");
+    tu_assert_msg_has(&err, path);
+    tu_assert_msg_has(&err, "12");
     tsr_port_info info;
     tsr__err_clear(&err);
     assert_int_equal(tsr__image_probe(path, 0, NULL, &info, &err), TSR_ERR_UNSUPPORTED);
@@ -596,7 +590,7 @@ static void jpeg_unsupported_refused(void **state)
     /* A libjpeg built without arithmetic decoding refuses the file cleanly. */
     path = tu_shared("testdata/libjpeg-turbo/testimgari.jpg");
     assert_int_equal(load(path, 0, &img, &err), TSR_ERR_UNSUPPORTED);
-    assert_msg_has(&err, path);
+    tu_assert_msg_has(&err, path);
 #endif
 }
 
@@ -630,14 +624,14 @@ static void pixel_limit(void **state)
     const char *png = tu_shared("testdata/pngsuite/basn2c08.png"); /* 32x32 */
     assert_int_equal(load(png, 1023, &img, &err), TSR_ERR_LIMIT);
     assert_null(img);
-    assert_msg_has(&err, png);
-    assert_msg_has(&err, "1024 pixels");
+    tu_assert_msg_has(&err, png);
+    tu_assert_msg_has(&err, "1024 pixels");
     assert_int_equal(tsr__image_probe(png, 1023, NULL, &info, &err), TSR_ERR_LIMIT);
     assert_int_equal(load(png, 1024, &img, &err), TSR_OK);
     tsr_image_free(img);
     const char *jpg = tu_shared("testdata/libjpeg-turbo/testorig.jpg"); /* 227x149 */
     assert_int_equal(load(jpg, 227 * 149 - 1, &img, &err), TSR_ERR_LIMIT);
-    assert_msg_has(&err, jpg);
+    tu_assert_msg_has(&err, jpg);
     assert_int_equal(load(jpg, 227 * 149, &img, &err), TSR_OK);
     tsr_image_free(img);
 
@@ -660,7 +654,7 @@ static void pixel_limit(void **state)
     tsr__err_clear(&err);
     assert_int_equal(tsr__image_decode(bomb, sizeof bomb, "bomb.png", 0, NULL, NULL, &img, &err),
                      TSR_ERR_LIMIT);
-    assert_msg_has(&err, "bomb.png");
+    tu_assert_msg_has(&err, "bomb.png");
     /* The same file claiming 100x100 gets past the header and fails on the missing data. */
     put32(bomb + 16, 100);
     put32(bomb + 20, 100);
@@ -668,7 +662,7 @@ static void pixel_limit(void **state)
     tsr__err_clear(&err);
     assert_int_equal(tsr__image_decode(bomb, sizeof bomb, "small.png", 0, NULL, NULL, &img, &err),
                      TSR_ERR_DECODE);
-    assert_msg_has(&err, "small.png");
+    tu_assert_msg_has(&err, "small.png");
 
     size_t len;
     unsigned char *buf = tu_slurp(GOLDEN "gray.jpg", &len);
@@ -682,7 +676,7 @@ static void pixel_limit(void **state)
     tsr__err_clear(&err);
     assert_int_equal(tsr__image_decode(buf, len, "bomb.jpg", 0, NULL, NULL, &img, &err),
                      TSR_ERR_LIMIT);
-    assert_msg_has(&err, "65000x65000");
+    tu_assert_msg_has(&err, "65000x65000");
     free(buf);
 }
 
@@ -1001,7 +995,7 @@ static void save_bad_options(void **state)
         tsr__err err;
         tsr__err_clear(&err);
         assert_int_equal(tsr__image_save(img, dst, &o, NULL, &err), cases[i].rc);
-        assert_msg_has(&err, dst);
+        tu_assert_msg_has(&err, dst);
         assert_true(file_is(dst, "old"));
     }
     /* Explicit format wins over the extension. */
@@ -1030,8 +1024,8 @@ static void save_failures_leave_nothing(void **state)
     /* Unknown extension. */
     const char *bmp = tmp_path("out.bmp");
     assert_int_equal(tsr__image_save(img, bmp, NULL, NULL, &err), TSR_ERR_UNSUPPORTED);
-    assert_msg_has(&err, bmp);
-    assert_msg_has(&err, ".bmp");
+    tu_assert_msg_has(&err, bmp);
+    tu_assert_msg_has(&err, ".bmp");
     assert_int_equal(access(bmp, F_OK), -1);
     assert_int_equal(tsr__image_save(img, tmp_path("noext"), NULL, NULL, &err),
                      TSR_ERR_UNSUPPORTED);
@@ -1039,9 +1033,9 @@ static void save_failures_leave_nothing(void **state)
     /* Missing directory. */
     const char *missing = tmp_path("no/such/dir/out.png");
     assert_int_equal(tsr__image_save(img, missing, NULL, NULL, &err), TSR_ERR_IO);
-    assert_msg_has(&err, missing);
-    assert_msg_has(&err, "no/such/dir'");
-    assert_msg_has(&err, strerror(ENOENT));
+    tu_assert_msg_has(&err, missing);
+    tu_assert_msg_has(&err, "no/such/dir'");
+    tu_assert_msg_has(&err, strerror(ENOENT));
 
     /* The destination is a directory: the encode succeeds, the rename fails, and the temporary
      * file must go. */
@@ -1049,7 +1043,7 @@ static void save_failures_leave_nothing(void **state)
     assert_int_equal(mkdir(dir, 0755), 0);
     write_all(tmp_path("adir.png/inside"), "x", 1);
     assert_int_equal(tsr__image_save(img, dir, NULL, NULL, &err), TSR_ERR_IO);
-    assert_msg_has(&err, dir);
+    tu_assert_msg_has(&err, dir);
     assert_true(file_is(tmp_path("adir.png/inside"), "x"));
     assert_int_equal(hidden_entries(tmpdir), 0);
 

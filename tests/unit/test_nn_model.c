@@ -15,12 +15,6 @@
 #define MODELS "models/"
 #define UPCONV "waifu2x-upconv_7_anime_style_art_rgb/scale2.0x_model"
 
-static void assert_msg_has(const tsr__err *err, const char *s)
-{
-    if (!strstr(err->msg, s))
-        fail_msg("error message lacks \"%s\": %s", s, err->msg);
-}
-
 static tsr_nn_model *load_ok(const char *rel)
 {
     char path[4096];
@@ -274,17 +268,17 @@ static void load_from_folder(void **state)
     snprintf(path, sizeof path, "%s", tu_shared(MODELS "realcugan-se"));
     assert_int_equal(tsr__nn_load(path, &m, &err), TSR_ERR_INVALID);
     assert_null(m);
-    assert_msg_has(&err, "up2x-no-denoise.param");
-    assert_msg_has(&err, "up3x-no-denoise.param");
-    assert_msg_has(&err, "up4x-no-denoise.param");
-    assert_msg_has(&err, "3 .param files");
+    tu_assert_msg_has(&err, "up2x-no-denoise.param");
+    tu_assert_msg_has(&err, "up3x-no-denoise.param");
+    tu_assert_msg_has(&err, "up4x-no-denoise.param");
+    tu_assert_msg_has(&err, "3 .param files");
 
     snprintf(path, sizeof path, "%s", tu_shared(MODELS "README.md"));
     assert_int_equal(tsr__nn_load(path, &m, &err), TSR_ERR_INVALID);
-    assert_msg_has(&err, "not a .param");
+    tu_assert_msg_has(&err, "not a .param");
     snprintf(path, sizeof path, "%s", tu_shared(MODELS "no-such.param"));
     assert_int_equal(tsr__nn_load(path, &m, &err), TSR_ERR_IO);
-    assert_msg_has(&err, "no-such.param");
+    tu_assert_msg_has(&err, "no-such.param");
 }
 
 /* ---- fp16 and one known weight -----------------------------------------------------------------
@@ -416,11 +410,11 @@ static void shape_fails(const tsr_nn_layer *L, const tsr_nn_shape *in, const cha
     tsr__err_clear(&err);
     tsr_nn_shape out[4];
     assert_int_equal(tsr__nn_layer_shape(L, in, out, &err), TSR_ERR_INVALID);
-    assert_msg_has(&err, "layer 'L'");
+    tu_assert_msg_has(&err, "layer 'L'");
     if (s1)
-        assert_msg_has(&err, s1);
+        tu_assert_msg_has(&err, s1);
     if (s2)
-        assert_msg_has(&err, s2);
+        tu_assert_msg_has(&err, s2);
 }
 
 static void layer_shapes(void **state)
@@ -681,8 +675,8 @@ static void named_errors(void **state)
                                 "conv2_conv2_relu_layer 0=64",
                                 &err),
                      TSR_ERR_UNSUPPORTED);
-    assert_msg_has(&err, "m.param:5: layer 'conv2_layer' (Frobnicate)");
-    assert_msg_has(&err, "unknown layer type 'Frobnicate'");
+    tu_assert_msg_has(&err, "m.param:5: layer 'conv2_layer' (Frobnicate)");
+    tu_assert_msg_has(&err, "unknown layer type 'Frobnicate'");
 
     /* conv2 reading conv3's output, which line 6 makes. */
     assert_int_equal(parse_edit(&f, 5,
@@ -690,37 +684,37 @@ static void named_errors(void **state)
                                 "conv2_conv2_relu_layer 0=32 1=3 5=1 6=4608",
                                 &err),
                      TSR_ERR_INVALID);
-    assert_msg_has(&err, "m.param:5: layer 'conv2_layer' (Convolution)");
-    assert_msg_has(&err, "'conv3_conv3_relu_layer' is not produced by an earlier layer");
+    tu_assert_msg_has(&err, "m.param:5: layer 'conv2_layer' (Convolution)");
+    tu_assert_msg_has(&err, "'conv3_conv3_relu_layer' is not produced by an earlier layer");
 
     /* One fp32 short: the last layer's bias (3 floats) lacks 4 bytes. */
     assert_int_equal(parse(f.param, f.param_len, f.bin, f.bin_len - 4, &err), TSR_ERR_INVALID);
-    assert_msg_has(&err, "m.bin");
-    assert_msg_has(&err, "layer 'conv7_layer' (Deconvolution, m.param:10)");
-    assert_msg_has(&err, "bias needs 12 bytes");
-    assert_msg_has(&err, "only 8 available");
+    tu_assert_msg_has(&err, "m.bin");
+    tu_assert_msg_has(&err, "layer 'conv7_layer' (Deconvolution, m.param:10)");
+    tu_assert_msg_has(&err, "bias needs 12 bytes");
+    tu_assert_msg_has(&err, "only 8 available");
 
     /* Four bytes too many. */
     unsigned char *longer = calloc(f.bin_len + 4, 1);
     assert_non_null(longer);
     memcpy(longer, f.bin, f.bin_len);
     assert_int_equal(parse(f.param, f.param_len, longer, f.bin_len + 4, &err), TSR_ERR_INVALID);
-    assert_msg_has(&err, "m.bin: 4 bytes left over after the last layer");
+    tu_assert_msg_has(&err, "m.bin: 4 bytes left over after the last layer");
     free(longer);
 
     /* Header errors. */
     assert_int_equal(parse_edit(&f, 1, "7767518", &err), TSR_ERR_INVALID);
-    assert_msg_has(&err, "m.param:1: bad magic '7767518'");
+    tu_assert_msg_has(&err, "m.param:1: bad magic '7767518'");
     assert_int_equal(parse_edit(&f, 2, "9 8", &err), TSR_ERR_INVALID);
-    assert_msg_has(&err, "m.param:2: layer count mismatch");
-    assert_msg_has(&err, "says 9 layers, the file has 8");
+    tu_assert_msg_has(&err, "m.param:2: layer count mismatch");
+    tu_assert_msg_has(&err, "says 9 layers, the file has 8");
     assert_int_equal(parse_edit(&f, 2, "8 9", &err), TSR_ERR_INVALID);
-    assert_msg_has(&err, "blob count mismatch");
+    tu_assert_msg_has(&err, "blob count mismatch");
     assert_int_equal(parse_edit(&f, 2, "8 7", &err), TSR_ERR_INVALID);
-    assert_msg_has(&err, "m.param:10: layer 'conv7_layer'");
-    assert_msg_has(&err, "the 7 blobs the header declares");
+    tu_assert_msg_has(&err, "m.param:10: layer 'conv7_layer'");
+    tu_assert_msg_has(&err, "the 7 blobs the header declares");
     assert_int_equal(parse(f.param, 0, f.bin, f.bin_len, &err), TSR_ERR_INVALID);
-    assert_msg_has(&err, "m.param:0: the file ends before the magic number");
+    tu_assert_msg_has(&err, "m.param:0: the file ends before the magic number");
 
     /* Layer-line errors, each with its line and layer. */
     static const struct {
@@ -818,7 +812,7 @@ static void named_errors(void **state)
     /* Control bytes are refused with their line. */
     char *ctl = replace_line(f.param, 7, "Convolution conv4_layer\x01");
     assert_int_equal(parse(ctl, strlen(ctl), f.bin, f.bin_len, &err), TSR_ERR_INVALID);
-    assert_msg_has(&err, "m.param:7: byte 0x01");
+    tu_assert_msg_has(&err, "m.param:7: byte 0x01");
     free(ctl);
     /* New-style arrays and blank lines are accepted: the same model loads. */
     char *alt = replace_line(f.param, 4,
@@ -833,10 +827,10 @@ static void named_errors(void **state)
     memcpy(b, f.bin, f.bin_len);
     memcpy(b, "\x38\x4B\x0D\x00", 4);
     assert_int_equal(parse(f.param, f.param_len, b, f.bin_len, &err), TSR_ERR_UNSUPPORTED);
-    assert_msg_has(&err, "layer 'conv1_layer' (Convolution, m.param:4): int8 weights");
+    tu_assert_msg_has(&err, "layer 'conv1_layer' (Convolution, m.param:4): int8 weights");
     memcpy(b, "\0\0\0\0", 4);
     assert_int_not_equal(parse(f.param, f.param_len, b, f.bin_len, &err), TSR_OK);
-    assert_msg_has(&err, "m.bin");
+    tu_assert_msg_has(&err, "m.bin");
     free(b);
     free_files(&f);
 }
@@ -854,7 +848,7 @@ static void weight_encodings(void **state)
     memcpy(bin, "\x47\x6B\x30\x01\x00\x3C\x00\xC0", 8); /* fp16 1, -2 */
     memcpy(bin + 8, "\x00\x00\x00\x3F", 4);             /* bias 0.5 */
     assert_int_equal(parse(param, strlen(param), bin, 12, &err), TSR_ERR_INVALID);
-    assert_msg_has(&err, "has 1 channels, expected 2");
+    tu_assert_msg_has(&err, "has 1 channels, expected 2");
 
     static const char param2[] = "7767517\n2 2\nInput in 0 1 data 2=2\n"
                                  "Convolution c 1 1 data out 0=1 1=1 5=1 6=2\n";
@@ -890,7 +884,7 @@ static void weight_encodings(void **state)
         tsr__nn_free(m);
         /* One byte short anywhere in the layer is an error naming it. */
         assert_int_equal(parse(param2, strlen(param2), bin, n + 3, &err), TSR_ERR_INVALID);
-        assert_msg_has(&err, "layer 'c' (Convolution, m.param:4)");
+        tu_assert_msg_has(&err, "layer 'c' (Convolution, m.param:4)");
     }
 }
 
@@ -1134,17 +1128,17 @@ static void large_graph(void **state)
     assert_int_equal(tsr__nn_parse(t.p, t.len, NULL, 0, "big.param", "big.bin", &m, &err),
                      TSR_ERR_INVALID);
     n = snprintf(line, sizeof line, "big.param:%d: layer 's%d' (Split)", N + 2, N - 1);
-    assert_msg_has(&err, line);
+    tu_assert_msg_has(&err, line);
     unsigned char one = 0;
     t.p[t.len - 9] = '8';
     assert_int_equal(tsr__nn_parse(t.p, t.len, &one, 1, "big.param", "big.bin", &m, &err),
                      TSR_ERR_INVALID);
-    assert_msg_has(&err, "big.bin: 1 bytes left over");
+    tu_assert_msg_has(&err, "big.bin: 1 bytes left over");
     /* One layer too many is refused from the header, before anything is built. */
     memcpy(t.p + 8, "100001", 6);
     assert_int_equal(tsr__nn_parse(t.p, t.len, NULL, 0, "big.param", "big.bin", &m, &err),
                      TSR_ERR_INVALID);
-    assert_msg_has(&err, "big.param:2: bad header");
+    tu_assert_msg_has(&err, "big.param:2: bad header");
     free(t.p);
 }
 
