@@ -294,6 +294,10 @@ tsr_status tsr__cl_open(const char *device, const char *cache_dir, tsr__cl **out
     cl->platform = list[idx].platform;
     cl->device = list[idx].device;
     cl->info = list[idx].info;
+    cl_device_type type = 0;
+    cl->is_cpu =
+        clGetDeviceInfo(cl->device, CL_DEVICE_TYPE, sizeof type, &type, NULL) == CL_SUCCESS &&
+        (type & CL_DEVICE_TYPE_CPU) != 0;
     cl_int st;
     cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)cl->platform, 0};
     cl->ctx = clCreateContext(props, 1, &cl->device, NULL, NULL, &st);

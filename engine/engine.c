@@ -289,9 +289,7 @@ tsr_status tsr_engine_new(const tsr_engine_options *opt, tsr_engine **out, char 
             rc = set_fault(e);
         if (rc)
             goto fail;
-        cl_device_type type = 0;
-        if (clGetDeviceInfo(e->cl->device, CL_DEVICE_TYPE, sizeof type, &type, NULL) == CL_SUCCESS)
-            e->host_device = (type & CL_DEVICE_TYPE_CPU) != 0;
+        e->host_device = e->cl->is_cpu;
         e->ctx0.queue = e->cl->queue;
     }
     *out = e;

@@ -467,6 +467,7 @@ typedef struct tsr__cl {
     cl_command_queue queue;
     tsr_device_info info;
     size_t max_wg;          /* CL_DEVICE_MAX_WORK_GROUP_SIZE */
+    int is_cpu;             /* CL_DEVICE_TYPE_CPU: its buffers are host memory */
     char *cache_dir;        /* NULL: no disk cache */
     tsr__program *programs; /* linked list, one per kernel file built; guarded by mu */
     void *mu;               /* pthread_mutex_t *: programs, counters, shared kernels */

@@ -206,11 +206,8 @@ static tsr_status oom(tsr__pool *p, tsr__err *err, const char *fmt, size_t a, si
 static cl_int touch(tsr__pool *p, cl_mem m, size_t size)
 {
 #ifdef MADV_POPULATE_WRITE
-    cl_device_type type = 0;
     size_t page = 4096;
-    if (size >= ((size_t)8 << 20) &&
-        clGetDeviceInfo(p->cl->device, CL_DEVICE_TYPE, sizeof type, &type, NULL) == CL_SUCCESS &&
-        (type & CL_DEVICE_TYPE_CPU)) {
+    if (size >= ((size_t)8 << 20) && p->cl->is_cpu) {
         cl_int e;
         char *h = clEnqueueMapBuffer(p->cl->queue, m, CL_TRUE, CL_MAP_WRITE_INVALIDATE_REGION, 0,
                                      size, 0, NULL, NULL, &e);
